@@ -1,0 +1,364 @@
+"""Errors raised by the Shopkeep SDK, one class per kind of outcome a game reacts to.
+
+Every API error body ``{"error": {"code", "message", "details", "request_id"}}`` becomes an
+instance of the class that :data:`ERROR_CODES` maps its ``code`` to; a code this SDK does not
+know yet falls back to a class chosen by the HTTP status. Network failures have ``status None``.
+
+Hierarchy::
+
+    ShopkeepError
+    ├── ConnectionError             no response: refused, reset, DNS, ... (status None)
+    │   └── Timeout                 connect / read / write / pool timeout
+    ├── BadRequest                  400 bad_request, idempotency_key_missing, idempotency_key_invalid
+    │   ├── PayloadTooLarge         413 payload_too_large
+    │   └── UnsupportedMediaType    415 unsupported_media_type
+    ├── AuthenticationError         401 unauthenticated
+    ├── PermissionDenied            403 forbidden
+    ├── NotFound                    404 not_found
+    ├── BusinessRejection           409: final refusals, stored with the idempotency key
+    │   ├── InsufficientFunds       insufficient_funds
+    │   ├── SoldOut                 sold_out
+    │   ├── PurchaseLimitReached    purchase_limit_reached
+    │   ├── ItemUnavailable         item_unavailable
+    │   ├── PriceChanged            price_changed (.current_price)
+    │   ├── BalanceCapExceeded      balance_cap_exceeded
+    │   └── NotEnoughItems          not_enough_items
+    ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
+    ├── PreconditionFailed          412 precondition_failed
+    │   └── PreconditionRequired    428 precondition_required
+    ├── ValidationError             422 validation_failed (.fields)
+    ├── RateLimited                 429 rate_limited (.retry_after)
+    └── ServerError                 500 internal_error, other 5xx
+        └── ServiceUnavailable      503 unavailable (.retry_after)
+
+A :class:`BusinessRejection` is final: retrying the same request (same idempotency key) gets
+the same answer, so the SDK never retries it; a new attempt needs a new call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Amount
+
+__all__ = [
+    "ERROR_CODES",
+    "AuthenticationError",
+    "BadRequest",
+    "BalanceCapExceeded",
+    "BusinessRejection",
+    "ConnectionError",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "ItemUnavailable",
+    "NotEnoughItems",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "PriceChanged",
+    "PurchaseLimitReached",
+    "RateLimited",
+    "ServerError",
+    "ServiceUnavailable",
+    "ShopkeepError",
+    "SoldOut",
+    "Timeout",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "error_from_body",
+]
+
+
+class ShopkeepError(Exception):
+    """Base of every error the SDK raises for a failed call."""
+
+    status: int | None
+    code: str | None
+    message: str
+    details: dict[str, Any]
+    request_id: str | None
+    retry_after: float | None
+    idempotency_key: str | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details = dict(details or {})
+        self.request_id = request_id
+        self.retry_after = retry_after
+        # Lets a game that gave up after a network failure re-send the very same request later.
+        self.idempotency_key = idempotency_key
+
+    def __str__(self) -> str:
+        head = f"{self.code}: {self.message}" if self.code else self.message
+        extra = [f"status={self.status}"] if self.status is not None else []
+        if self.request_id:
+            extra.append(f"request_id={self.request_id}")
+        return f"{head} ({', '.join(extra)})" if extra else head
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+
+# Shadows the builtin on purpose: `shopkeep.ConnectionError` is the name callers expect.
+class ConnectionError(ShopkeepError):
+    """The request got no response: connection refused or reset, DNS failure, and so on."""
+
+
+class Timeout(ConnectionError):
+    """The request timed out (connect, read, write or waiting for a pooled connection)."""
+
+
+class BadRequest(ShopkeepError):
+    """The server could not read the request (400); a bug in the caller or the SDK."""
+
+
+class PayloadTooLarge(BadRequest):
+    """The request body is larger than the server accepts (413)."""
+
+
+class UnsupportedMediaType(BadRequest):
+    """The request body is not JSON (415)."""
+
+
+class AuthenticationError(ShopkeepError):
+    """The token is missing, malformed, expired, or signed with the wrong key (401)."""
+
+
+class PermissionDenied(ShopkeepError):
+    """The token's role may not make this call (403)."""
+
+
+class NotFound(ShopkeepError):
+    """No such item, purchase or player in this game (404)."""
+
+
+class BusinessRejection(ShopkeepError):
+    """The store refused the operation for a business reason (409); final for its key."""
+
+
+class InsufficientFunds(BusinessRejection):
+    """The player's balance does not cover the price."""
+
+
+class SoldOut(BusinessRejection):
+    """The limited item has no stock left."""
+
+
+class PurchaseLimitReached(BusinessRejection):
+    """The player already bought as many as the item allows (durables: one)."""
+
+
+class ItemUnavailable(BusinessRejection):
+    """The item is outside its sale window (``available_from`` / ``available_until``)."""
+
+
+class PriceChanged(BusinessRejection):
+    """The price is no longer the ``expected_price`` the player saw."""
+
+    @property
+    def current_price(self) -> Amount | None:
+        """The unit price the store charges now, from ``details["current"]``."""
+        return _amount(self.details.get("current"))
+
+    @property
+    def expected_price(self) -> Amount | None:
+        """The unit price the request expected, from ``details["expected"]``."""
+        return _amount(self.details.get("expected"))
+
+    @property
+    def catalog_version(self) -> int | None:
+        """The live catalog version that holds :attr:`current_price`, when the server says."""
+        version = self.details.get("catalog_version")
+        return version if isinstance(version, int) else None
+
+
+class BalanceCapExceeded(BusinessRejection):
+    """A credit would take a balance above its currency's ``max_balance``."""
+
+
+class NotEnoughItems(BusinessRejection):
+    """The player does not own enough of the item (consume, or a refund of a spent grant)."""
+
+
+class IdempotencyConflict(ShopkeepError):
+    """The idempotency key is in flight (409, retried) or was used for another request (422)."""
+
+
+class PreconditionFailed(ShopkeepError):
+    """``If-Match`` no longer matches (412): someone else changed the resource."""
+
+
+class PreconditionRequired(PreconditionFailed):
+    """The call needs ``If-Match`` (428)."""
+
+
+class ValidationError(ShopkeepError):
+    """The request is well formed but its values are not valid (422)."""
+
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        """Field path -> messages, as the server's ``details`` gives them."""
+        return {
+            str(k): [str(m) for m in v] if isinstance(v, list) else [str(v)]
+            for k, v in self.details.items()
+        }
+
+
+class RateLimited(ShopkeepError):
+    """Too many requests (429); ``retry_after`` says how many seconds to wait."""
+
+
+class ServerError(ShopkeepError):
+    """The server failed (5xx); a keyed request may be re-sent safely."""
+
+
+class ServiceUnavailable(ServerError):
+    """The server is overloaded or starting (503); ``retry_after`` says when to come back."""
+
+
+# Exactly the codes of API.md's error table: a test compares these keys with the server's.
+ERROR_CODES: dict[str, type[ShopkeepError]] = {
+    "bad_request": BadRequest,
+    "idempotency_key_missing": BadRequest,
+    "idempotency_key_invalid": BadRequest,
+    "unauthenticated": AuthenticationError,
+    "forbidden": PermissionDenied,
+    "not_found": NotFound,
+    "insufficient_funds": InsufficientFunds,
+    "sold_out": SoldOut,
+    "purchase_limit_reached": PurchaseLimitReached,
+    "item_unavailable": ItemUnavailable,
+    "price_changed": PriceChanged,
+    "balance_cap_exceeded": BalanceCapExceeded,
+    "not_enough_items": NotEnoughItems,
+    "idempotency_key_in_use": IdempotencyConflict,
+    "precondition_failed": PreconditionFailed,
+    "precondition_required": PreconditionRequired,
+    "payload_too_large": PayloadTooLarge,
+    "unsupported_media_type": UnsupportedMediaType,
+    "validation_failed": ValidationError,
+    "idempotency_key_reused": IdempotencyConflict,
+    "rate_limited": RateLimited,
+    "internal_error": ServerError,
+    "unavailable": ServiceUnavailable,
+}
+
+_BY_STATUS: dict[int, type[ShopkeepError]] = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    # A 409 code newer than this SDK is most likely a new kind of business refusal.
+    409: BusinessRejection,
+    412: PreconditionFailed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: ValidationError,
+    428: PreconditionRequired,
+    429: RateLimited,
+    503: ServiceUnavailable,
+}
+
+
+def class_for(code: str | None, status: int | None) -> type[ShopkeepError]:
+    """The class for an error ``code``, or by ``status`` when the code is unknown."""
+    if code is not None and code in ERROR_CODES:
+        return ERROR_CODES[code]
+    if status is None:
+        return ConnectionError
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500:
+        return ServerError
+    if 400 <= status < 500:
+        return BadRequest
+    return ShopkeepError
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header; the HTTP-date form is ignored (never sent)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative: meaningless, ignore it
+        return None
+    return seconds
+
+
+def error_from_body(
+    status: int,
+    body: bytes | str | Mapping[str, Any] | None,
+    *,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    idempotency_key: str | None = None,
+) -> ShopkeepError:
+    """Build the error for an HTTP error response from its status and (raw or parsed) body.
+
+    A body that is not the API's error shape (a proxy's HTML page, say) still gives an error of
+    the status's class, with the start of the body as its message.
+    """
+    parsed: Any = body
+    if isinstance(body, bytes | str):
+        try:
+            parsed = json.loads(body) if body else None
+        except (ValueError, UnicodeDecodeError):
+            parsed = None
+    error = parsed.get("error") if isinstance(parsed, Mapping) else None
+    code: str | None = None
+    details: Mapping[str, Any] = {}
+    if isinstance(error, Mapping):
+        raw_code = error.get("code")
+        code = raw_code if isinstance(raw_code, str) else None
+        message = str(error.get("message") or code or f"HTTP {status}")
+        raw_details = error.get("details")
+        details = raw_details if isinstance(raw_details, Mapping) else {}
+        request_id = str(error.get("request_id") or request_id or "") or None
+    else:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+        message = f"HTTP {status}" + (f": {text.strip()[:200]}" if text.strip() else "")
+    cls = class_for(code, status)
+    return cls(
+        message,
+        status=status,
+        code=code,
+        details=details,
+        request_id=request_id,
+        retry_after=retry_after,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _amount(value: Any) -> Amount | None:
+    from .models import Amount
+
+    if isinstance(value, Mapping):
+        try:
+            return Amount.from_wire(value)
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None

@@ -1,0 +1,451 @@
+"""Typed, immutable results of the SDK's calls.
+
+Amounts: the catalog carries each currency's ``scale``, so everything read from the catalog
+(prices, bundle contents, ``max_balance``) is a :class:`~shopkeep.money.Money` that formats
+itself. Everything else (balances, ledger deltas, what a purchase charged and granted) is an
+:class:`Amount`: the wire's integer count of minor units plus the currency code, exactly as the
+server sent it. Turn one into Money with ``catalog.money(amount)`` (or ``amount.to_money(scale)``)
+when you need to show it; the SDK never guesses a scale and never fetches the catalog behind
+your back to learn one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from .money import Money, check_currency_code, check_minor
+
+__all__ = [
+    "Amount",
+    "Catalog",
+    "Currency",
+    "Grant",
+    "GrantResult",
+    "Granted",
+    "Inventory",
+    "Item",
+    "ItemQuantity",
+    "LedgerEntry",
+    "Page",
+    "Purchase",
+    "PurchaseResult",
+    "StockLevel",
+    "Wallet",
+]
+
+T = TypeVar("T")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp of the API (``2026-11-21T14:47:37.123456Z``) as an aware datetime."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected an RFC 3339 string, got {type(value).__name__}")
+    return datetime.fromisoformat(value)
+
+
+def _required_time(value: Any) -> datetime:
+    parsed = parse_time(value)
+    if parsed is None:
+        raise ValueError("missing timestamp")
+    return parsed
+
+
+def _int(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what}: expected an integer, got {value!r}")
+    return value
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    return None if value is None else _int(value, what)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Amount:
+    """An amount as the wire carries it: ``amount`` integer minor units of ``currency``."""
+
+    currency: str
+    amount: int
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Amount:
+        """Parse ``{"currency", "amount"}``."""
+        return cls(
+            currency=check_currency_code(data["currency"]),
+            amount=check_minor(data["amount"]),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The API's ``{currency, amount}`` object."""
+        return {"currency": self.currency, "amount": self.amount}
+
+    def to_money(self, scale: int) -> Money:
+        """This amount as :class:`Money`, given its currency's ``scale``."""
+        return Money.from_minor(self.amount, self.currency, scale=scale)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ItemQuantity:
+    """``quantity`` units of the item ``sku``."""
+
+    sku: str
+    quantity: int
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ItemQuantity:
+        """Parse ``{"sku", "quantity"}``."""
+        return cls(sku=str(data["sku"]), quantity=_int(data["quantity"], "quantity"))
+
+
+# What a purchase or grant gave: units of an item, or an amount of a currency.
+Granted = ItemQuantity | Amount
+
+
+def parse_granted(entries: Any) -> tuple[Granted, ...]:
+    """Parse a ``granted`` list: ``{sku, quantity}`` and ``{currency, amount}`` entries."""
+    return tuple(
+        ItemQuantity.from_wire(e) if "sku" in e else Amount.from_wire(e) for e in entries or ()
+    )
+
+
+def _amounts(entries: Any) -> tuple[Amount, ...]:
+    return tuple(Amount.from_wire(e) for e in entries or ())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Currency:
+    """A currency of the catalog; ``scale`` digits after the point."""
+
+    code: str
+    name: str
+    scale: int
+    max_balance: Money | None
+
+    def money(self, minor: int) -> Money:
+        """``minor`` units of this currency as :class:`Money`."""
+        return Money.from_minor(minor, self.code, scale=self.scale)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Item:
+    """An item of the live catalog."""
+
+    sku: str
+    name: str
+    description: str
+    kind: str
+    prices: tuple[Money, ...]
+    contents: tuple[ItemQuantity | Money, ...]
+    stock: int | None
+    per_player_limit: int | None
+    available_from: datetime | None
+    available_until: datetime | None
+    tags: tuple[str, ...]
+    metadata: dict[str, Any] = dataclasses.field(hash=False)
+
+    def price(self, currency: str | None = None) -> Money:
+        """The unit price in ``currency``; without one, the item's only price.
+
+        Raises ``KeyError`` when the item is not sold in ``currency``, and ``ValueError`` when
+        no currency is named but the item has several prices.
+        """
+        if currency is None:
+            if len(self.prices) != 1:
+                raise ValueError(f"{self.sku} has {len(self.prices)} prices; name a currency")
+            return self.prices[0]
+        for price in self.prices:
+            if price.currency == currency:
+                return price
+        raise KeyError(f"{self.sku} is not sold for {currency}")
+
+    def on_sale(self, at: datetime) -> bool:
+        """Whether ``at`` (an aware datetime) is inside the item's sale window."""
+        if self.available_from is not None and at < self.available_from:
+            return False
+        return self.available_until is None or at < self.available_until
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Catalog:
+    """The live catalog: its ``version``, currencies and items, and the ``etag`` it came with."""
+
+    version: int
+    currencies: tuple[Currency, ...]
+    items: tuple[Item, ...]
+    etag: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], *, etag: str | None = None) -> Catalog:
+        """Parse the body of ``GET /v1/catalog``."""
+        scales: dict[str, int] = {}
+        currencies = []
+        for c in data.get("currencies") or ():
+            code = check_currency_code(c["code"])
+            scale = _int(c["scale"], "scale")
+            scales[code] = scale
+            cap = _opt_int(c.get("max_balance"), "max_balance")
+            currencies.append(
+                Currency(
+                    code=code,
+                    name=str(c.get("name") or code),
+                    scale=scale,
+                    max_balance=None if cap is None else Money.from_minor(cap, code, scale=scale),
+                )
+            )
+
+        def money(entry: Mapping[str, Any]) -> Money:
+            code = entry["currency"]
+            if code not in scales:
+                raise ValueError(f"catalog amount in {code!r}, which is not among its currencies")
+            return Money.from_minor(entry["amount"], code, scale=scales[code])
+
+        items = []
+        for i in data.get("items") or ():
+            contents: list[ItemQuantity | Money] = [
+                ItemQuantity.from_wire(e) if "sku" in e else money(e) for e in i.get("contents") or ()
+            ]
+            items.append(
+                Item(
+                    sku=str(i["sku"]),
+                    name=str(i.get("name") or i["sku"]),
+                    description=str(i.get("description") or ""),
+                    kind=str(i["kind"]),
+                    prices=tuple(money(p) for p in i["prices"]),
+                    contents=tuple(contents),
+                    stock=_opt_int(i.get("stock"), "stock"),
+                    per_player_limit=_opt_int(i.get("per_player_limit"), "per_player_limit"),
+                    available_from=parse_time(i.get("available_from")),
+                    available_until=parse_time(i.get("available_until")),
+                    tags=tuple(str(t) for t in i.get("tags") or ()),
+                    metadata=dict(i.get("metadata") or {}),
+                )
+            )
+        return cls(
+            version=_int(data["version"], "version"),
+            currencies=tuple(currencies),
+            items=tuple(items),
+            etag=etag,
+        )
+
+    def item(self, sku: str) -> Item:
+        """The item ``sku``; ``KeyError`` if the catalog has none."""
+        for item in self.items:
+            if item.sku == sku:
+                return item
+        raise KeyError(sku)
+
+    def currency(self, code: str) -> Currency:
+        """The currency ``code``; ``KeyError`` if the catalog has none."""
+        for currency in self.currencies:
+            if currency.code == code:
+                return currency
+        raise KeyError(code)
+
+    def money(self, amount: Amount) -> Money:
+        """An :class:`Amount` from another result as :class:`Money`, with this catalog's scale."""
+        return amount.to_money(self.currency(amount.currency).scale)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StockLevel:
+    """Units of a limited item left to sell."""
+
+    sku: str
+    remaining: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Wallet:
+    """A player's balances: every currency of the catalog, zeros included."""
+
+    balances: tuple[Amount, ...]
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Wallet:
+        """Parse ``{"balances": [...]}``."""
+        return cls(balances=_amounts(data["balances"]))
+
+    def balance(self, currency: str) -> int:
+        """The balance of ``currency`` in minor units (0 for a currency the wallet lacks)."""
+        for b in self.balances:
+            if b.currency == currency:
+                return b.amount
+        return 0
+
+    def __iter__(self) -> Iterator[Amount]:
+        return iter(self.balances)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Inventory:
+    """Items a player owns (only those with a quantity above zero)."""
+
+    items: tuple[ItemQuantity, ...]
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Inventory:
+        """Parse ``{"items": [...]}``."""
+        return cls(items=tuple(ItemQuantity.from_wire(e) for e in data["items"]))
+
+    def quantity(self, sku: str) -> int:
+        """How many of ``sku`` the player owns (0 if none)."""
+        for entry in self.items:
+            if entry.sku == sku:
+                return entry.quantity
+        return 0
+
+    def __contains__(self, sku: object) -> bool:
+        return any(entry.sku == sku and entry.quantity > 0 for entry in self.items)
+
+    def __iter__(self) -> Iterator[ItemQuantity]:
+        return iter(self.items)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One balance change of the append-only ledger."""
+
+    id: str
+    currency: str
+    delta: int
+    balance_after: int
+    kind: str
+    reference: str
+    created_at: datetime
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> LedgerEntry:
+        """Parse one entry of ``GET /v1/wallet/ledger``."""
+        return cls(
+            # An opaque id: kept as str whatever JSON type the server uses for it.
+            id=str(data["id"]),
+            currency=check_currency_code(data["currency"]),
+            delta=check_minor(data["delta"], "delta"),
+            balance_after=check_minor(data["balance_after"], "balance_after"),
+            kind=str(data["kind"]),
+            reference=str(data["reference"]),
+            created_at=_required_time(data["created_at"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Purchase:
+    """A purchase: ``price`` is the total charged, ``unit_price`` the price of one unit."""
+
+    id: str
+    player_id: str
+    sku: str
+    quantity: int
+    price: Amount
+    unit_price: Amount
+    catalog_version: int
+    status: str
+    granted: tuple[Granted, ...]
+    created_at: datetime
+    refunded_at: datetime | None
+    refund_reason: str | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Purchase:
+        """Parse a ``purchase`` object."""
+        price = Amount.from_wire(data["price"])
+        unit = data.get("unit_price")
+        quantity = _int(data["quantity"], "quantity")
+        return cls(
+            id=str(data["id"]),
+            player_id=str(data.get("player_id") or ""),
+            sku=str(data["sku"]),
+            quantity=quantity,
+            price=price,
+            # The total divides exactly by the quantity (the server's CHECK), should a server
+            # ever omit the unit price.
+            unit_price=Amount.from_wire(unit)
+            if unit is not None
+            else Amount(price.currency, price.amount // quantity),
+            catalog_version=_int(data["catalog_version"], "catalog_version"),
+            status=str(data["status"]),
+            granted=parse_granted(data.get("granted")),
+            created_at=_required_time(data["created_at"]),
+            refunded_at=parse_time(data.get("refunded_at")),
+            refund_reason=data.get("refund_reason"),
+        )
+
+    @property
+    def refunded(self) -> bool:
+        """Whether the purchase has been refunded."""
+        return self.status == "refunded"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PurchaseResult:
+    """What ``purchase()`` returns: the purchase, the balances after it, and what it granted.
+
+    ``replayed`` is true when the server answered from its idempotency record (the purchase
+    had already happened, e.g. before a dropped response or a crash); ``idempotency_key`` is the
+    key the purchase was made with.
+    """
+
+    purchase: Purchase
+    balances: tuple[Amount, ...]
+    granted: tuple[Granted, ...]
+    replayed: bool
+    idempotency_key: str
+    request_id: str | None
+
+    def balance(self, currency: str) -> int:
+        """The balance of ``currency`` after the purchase, in minor units."""
+        return Wallet(self.balances).balance(currency)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Grant:
+    """A grant of currency or items to a player by the studio's backend."""
+
+    id: str
+    player_id: str
+    reason: str
+    granted: tuple[Granted, ...]
+    created_at: datetime
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Grant:
+        """Parse a ``grant`` object."""
+        return cls(
+            id=str(data["id"]),
+            player_id=str(data["player_id"]),
+            reason=str(data.get("reason") or ""),
+            granted=parse_granted(data.get("granted")),
+            created_at=_required_time(data["created_at"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GrantResult:
+    """What ``grant()`` returns: the grant and the player's balances and inventory after it."""
+
+    grant: Grant
+    balances: tuple[Amount, ...]
+    inventory: Inventory
+    replayed: bool
+    idempotency_key: str
+    request_id: str | None
+
+    def balance(self, currency: str) -> int:
+        """The balance of ``currency`` after the grant, in minor units."""
+        return Wallet(self.balances).balance(currency)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list; pass ``next_cursor`` back for the next (``None``: last page)."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)

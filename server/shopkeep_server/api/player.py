@@ -1,0 +1,139 @@
+"""What a game client calls with a player token (and the reads a service may share)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import Blueprint
+
+from ..store import catalog, players
+from . import schemas
+from .common import (
+    IDEMPOTENCY_HEADER,
+    idempotent_request,
+    json_response,
+    outcome_label,
+    outcome_response,
+    principal,
+    requires,
+    services,
+    with_connection,
+)
+
+blp = Blueprint("player", __name__, url_prefix="/v1", description="Catalog, wallet and purchases")
+
+
+@blp.route("/catalog", methods=["GET"])
+@requires("player", "service", "studio")
+@blp.response(200, schemas.LiveCatalogSchema)
+@blp.alt_response(304, description="Not modified: the If-None-Match ETag is the live version")
+def get_catalog() -> Response:
+    """The live catalog version, with an ETag."""
+    live = with_connection(
+        lambda conn: catalog.live_catalog(conn, principal().game, cache=services().catalog_cache)
+    )
+    if live.etag in request.if_none_match:
+        return Response(status=304, headers={"ETag": live.etag})
+    return Response(live.body, mimetype="application/json", headers={"ETag": live.etag})
+
+
+@blp.route("/stock", methods=["GET"])
+@requires("player", "service", "studio")
+@blp.arguments(schemas.StockQuerySchema, location="query")
+@blp.response(200, schemas.StockSchema)
+def get_stock(query: dict[str, Any]) -> dict[str, Any]:
+    """Remaining units of limited items (all of them without `sku`)."""
+    skus = query.get("sku") or None
+    return {"stock": with_connection(lambda conn: catalog.stock(conn, principal().game, skus))}
+
+
+@blp.route("/wallet", methods=["GET"])
+@requires("player")
+@blp.response(200, schemas.BalancesSchema)
+def get_wallet() -> dict[str, Any]:
+    """The player's balances in every currency of the catalog, zeros included."""
+    who = principal()
+    return with_connection(lambda conn: players.wallet(conn, who.game, who.subject))
+
+
+@blp.route("/wallet/ledger", methods=["GET"])
+@requires("player")
+@blp.arguments(schemas.PageQuerySchema, location="query")
+@blp.response(200, schemas.LedgerPageSchema)
+def get_ledger(query: dict[str, Any]) -> dict[str, Any]:
+    """Every change of the player's balances, newest first."""
+    who = principal()
+    return with_connection(
+        lambda conn: players.ledger(
+            conn, who.game, who.subject, limit=query["limit"], cursor=query.get("cursor")
+        )
+    )
+
+
+@blp.route("/inventory", methods=["GET"])
+@requires("player")
+@blp.response(200, schemas.InventorySchema)
+def get_inventory() -> dict[str, Any]:
+    """What the player owns."""
+    who = principal()
+    return with_connection(lambda conn: players.inventory(conn, who.game, who.subject))
+
+
+@blp.route("/purchases", methods=["POST"])
+@requires("player", idempotent=True)
+@blp.arguments(schemas.PurchaseRequestSchema)
+@blp.response(201, schemas.PurchaseResultSchema)
+@blp.alt_response(409, schema=schemas.ErrorSchema, description="A final business rejection")
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+def create_purchase(body: dict[str, Any]) -> Response:
+    """Buys an item, exactly once per Idempotency-Key."""
+    idem = idempotent_request()
+    outcome = with_connection(lambda conn: players.purchase(conn, idem, **body))
+    services().metrics.purchases.labels(outcome_label(outcome)).inc()
+    return outcome_response(outcome)
+
+
+@blp.route("/purchases", methods=["GET"])
+@requires("player")
+@blp.arguments(schemas.PageQuerySchema, location="query")
+@blp.response(200, schemas.PurchasePageSchema)
+def list_purchases(query: dict[str, Any]) -> dict[str, Any]:
+    """The player's purchases, newest first."""
+    who = principal()
+    return with_connection(
+        lambda conn: players.purchases(
+            conn, who.game, who.subject, limit=query["limit"], cursor=query.get("cursor")
+        )
+    )
+
+
+@blp.route("/purchases/<uuid:purchase_id>", methods=["GET"])
+@requires("player", "service")
+@blp.response(200, schemas.PurchaseEnvelopeSchema)
+def get_purchase(purchase_id: uuid.UUID) -> dict[str, Any]:
+    """One purchase: a player sees only its own, a service any of its game."""
+    who = principal()
+    owner = who.subject if who.role == "player" else None
+    return with_connection(
+        lambda conn: players.get_purchase(conn, who.game, str(purchase_id), player=owner)
+    )
+
+
+@blp.route("/inventory/<string:sku>/consume", methods=["POST"])
+@requires("player", idempotent=True)
+@blp.arguments(schemas.ConsumeRequestSchema)
+@blp.response(200, schemas.ConsumeResultSchema)
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+def consume(body: dict[str, Any], sku: str) -> Response:
+    """Uses up owned units of a consumable; answers with what is left."""
+    idem = idempotent_request()
+    return outcome_response(
+        with_connection(
+            lambda conn: players.consume(conn, idem, sku=sku, quantity=body["quantity"])
+        )
+    )
+
+
+__all__ = ["blp", "json_response"]

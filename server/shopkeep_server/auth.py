@@ -1,0 +1,157 @@
+"""Bearer tokens (PyJWT): per-game keys picked by ``kid``, pinned algorithms, aud/iss/exp checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+import jwt
+
+from .db import Database
+from .errors import Unauthenticated
+from .store import games
+from .store.games import GameKey
+from .store.rules import ACCOUNT_ID
+
+AUDIENCE = "shopkeep"
+ROLES = ("player", "service", "studio")
+LEEWAY_SECONDS = 10
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an account (`sub`) of one game, in one role."""
+
+    game: str
+    subject: str
+    role: str
+
+
+def mint_token(key: GameKey, *, role: str, subject: str, ttl: int = 3600) -> str:
+    """Signs a token with a game's HS256 key (dev tools, the demo and tests)."""
+    if key.secret is None:
+        raise ValueError("only HS256 keys can sign here")
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "game": key.game_id,
+        "role": role,
+        "aud": AUDIENCE,
+        "iss": key.issuer,
+        "iat": now,
+        "exp": now + ttl,
+    }
+    return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid})
+
+
+class Authenticator:
+    """Verifies tokens against the game's keys, cached per process for a short while."""
+
+    def __init__(self, db: Database, *, cache_seconds: int) -> None:
+        self._db = db
+        self._cache_seconds = cache_seconds
+        self._keys: dict[str, tuple[float, GameKey | None]] = {}
+        self._jwks: dict[str, tuple[float, list[GameKey]]] = {}
+        self._jwks_clients: dict[str, jwt.PyJWKClient] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated("missing Authorization: Bearer token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("malformed token") from exc
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm.lower() == "none":
+            raise Unauthenticated("unsigned tokens are refused")
+        claims = self._verify(token, header)
+        role = claims.get("role")
+        subject = claims.get("sub")
+        if role not in ROLES:
+            raise Unauthenticated("the token's role must be player, service or studio")
+        if not isinstance(subject, str) or not ACCOUNT_ID.match(subject):
+            raise Unauthenticated("the token's sub is not a valid account id")
+        return Principal(game=claims["game"], subject=subject, role=role)
+
+    def _verify(self, token: str, header: dict[str, Any]) -> dict[str, Any]:
+        kid = header.get("kid")
+        key = self._key_by_kid(kid) if isinstance(kid, str) else None
+        if key is not None:
+            return self._decode(token, key, key.secret or key.public_key)
+        # No key of ours by that kid: the game may trust an identity provider's JWKS.
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("malformed token") from exc
+        game = unverified.get("game")
+        if isinstance(game, str):
+            for candidate in self._jwks_keys(game):
+                assert candidate.jwks_url is not None
+                try:
+                    signing = self._jwks_client(candidate.jwks_url).get_signing_key_from_jwt(token)
+                except jwt.PyJWTError:
+                    continue
+                return self._decode(token, candidate, signing.key)
+        raise Unauthenticated("no key of this game signed the token")
+
+    def _decode(self, token: str, key: GameKey, material: Any) -> dict[str, Any]:
+        try:
+            claims = jwt.decode(
+                token,
+                material,
+                algorithms=[key.algorithm],
+                audience=AUDIENCE,
+                issuer=key.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the token has expired") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated("the token is not for this audience") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the token is not valid") from exc
+        if claims.get("game") != key.game_id:
+            raise Unauthenticated("the token's game does not match its key")
+        return claims
+
+    def _key_by_kid(self, kid: str) -> GameKey | None:
+        now = time.monotonic()
+        cached = self._keys.get(kid)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self._db.connection() as conn:
+            key = games.key_by_kid(conn, kid)
+        with self._lock:
+            if len(self._keys) > 10_000:  # forged kids must not grow this without bound
+                self._keys.clear()
+            self._keys[kid] = (now + self._cache_seconds, key)
+        return key
+
+    def _jwks_keys(self, game: str) -> list[GameKey]:
+        now = time.monotonic()
+        cached = self._jwks.get(game)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self._db.connection() as conn:
+            keys = games.jwks_keys(conn, game)
+        with self._lock:
+            if len(self._jwks) > 10_000:
+                self._jwks.clear()
+            self._jwks[game] = (now + self._cache_seconds, keys)
+        return keys
+
+    def _jwks_client(self, url: str) -> jwt.PyJWKClient:
+        with self._lock:
+            client = self._jwks_clients.get(url)
+            if client is None:
+                client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+                self._jwks_clients[url] = client
+            return client

@@ -1,0 +1,114 @@
+"""Configuration: one frozen object built from the environment at start-up and passed down."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import platformdirs
+
+# Every variable the server reads, with its default and meaning; the README's table mirrors this.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "SHOPKEEP_DATABASE_URL": ("(unset)", "PostgreSQL to use; unset starts an embedded PostgreSQL"),
+    "SHOPKEEP_DATA_DIR": (
+        "the user data dir (e.g. ~/.local/share/shopkeep)",
+        "where the embedded PostgreSQL keeps its data",
+    ),
+    "SHOPKEEP_POOL_MIN": ("1", "connections each process keeps open"),
+    "SHOPKEEP_POOL_MAX": ("threads per worker + 2", "most connections one process opens"),
+    "SHOPKEEP_POOL_TIMEOUT": ("5", "seconds a request waits for a connection before 503"),
+    "SHOPKEEP_STATEMENT_TIMEOUT_MS": ("10000", "longest any statement may run"),
+    "SHOPKEEP_IDEMPOTENCY_TTL": ("86400", "seconds an idempotency key is kept (at least 24 h)"),
+    "SHOPKEEP_IDEMPOTENCY_WAIT_MS": (
+        "5000",
+        "how long a duplicate waits for its in-flight twin before 409 idempotency_key_in_use",
+    ),
+    "SHOPKEEP_TOKEN_ISSUER": ("shopkeep", "`iss` of tokens minted by `shopkeep-server token`"),
+    "SHOPKEEP_KEY_CACHE_SECONDS": ("30", "how long a process caches a game's signing keys"),
+    "SHOPKEEP_RATE_LIMIT": (
+        "100/second",
+        "requests per principal (game, sub) per process, `limits` notation; `none` disables",
+    ),
+    "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
+    "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog draft body for PUT draft"),
+    "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
+    "SHOPKEEP_THREADS": ("8", "threads per gunicorn worker"),
+    "SHOPKEEP_LOG_LEVEL": ("INFO", "log level of the server"),
+}
+
+MIN_IDEMPOTENCY_TTL = 24 * 3600
+
+
+class ConfigError(ValueError):
+    """A variable of the environment has a value the server cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("shopkeep", appauthor=False))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    """Settings of one server process."""
+
+    database_url: str | None = None
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    pool_min: int = 1
+    pool_max: int = 10
+    pool_timeout: float = 5.0
+    statement_timeout_ms: int = 10_000
+    idempotency_ttl: int = MIN_IDEMPOTENCY_TTL
+    idempotency_wait_ms: int = 5_000
+    token_issuer: str = "shopkeep"
+    key_cache_seconds: int = 30
+    rate_limit: str | None = "100/second"
+    max_body_bytes: int = 65_536
+    max_catalog_bytes: int = 1_048_576
+    stock_buckets: int = 16
+    threads: int = 8
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        threads = _int(env, "SHOPKEEP_THREADS", 8, minimum=1)
+        rate_limit = env.get("SHOPKEEP_RATE_LIMIT", "100/second").strip()
+        data_dir = env.get("SHOPKEEP_DATA_DIR")
+        return cls(
+            database_url=env.get("SHOPKEEP_DATABASE_URL") or None,
+            data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
+            pool_min=_int(env, "SHOPKEEP_POOL_MIN", 1, minimum=0),
+            pool_max=_int(env, "SHOPKEEP_POOL_MAX", threads + 2, minimum=1),
+            pool_timeout=float(_int(env, "SHOPKEEP_POOL_TIMEOUT", 5, minimum=1)),
+            statement_timeout_ms=_int(env, "SHOPKEEP_STATEMENT_TIMEOUT_MS", 10_000, minimum=100),
+            idempotency_ttl=_int(
+                env, "SHOPKEEP_IDEMPOTENCY_TTL", MIN_IDEMPOTENCY_TTL, minimum=MIN_IDEMPOTENCY_TTL
+            ),
+            idempotency_wait_ms=_int(env, "SHOPKEEP_IDEMPOTENCY_WAIT_MS", 5_000, minimum=0),
+            token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
+            key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
+            rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,
+            max_body_bytes=_int(env, "SHOPKEEP_MAX_BODY_BYTES", 65_536, minimum=1024),
+            max_catalog_bytes=_int(env, "SHOPKEEP_MAX_CATALOG_BYTES", 1_048_576, minimum=1024),
+            stock_buckets=_int(env, "SHOPKEEP_STOCK_BUCKETS", 16, minimum=1),
+            threads=threads,
+            log_level=env.get("SHOPKEEP_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

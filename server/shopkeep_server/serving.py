@@ -1,0 +1,60 @@
+"""Serving with gunicorn: workers fork from a master that owns the (embedded) database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .config import Config
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class StoreServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn running create_app in each worker (after the fork, so every worker has its own
+    connection pool)."""
+
+    def __init__(self, config: Config, *, host: str, port: int, workers: int) -> None:
+        self.store_config = config
+        self.options = {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": config.threads,
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "keepalive": 5,
+            "loglevel": config.log_level.lower(),
+            "accesslog": None,
+            "child_exit": _child_exit,
+            "proc_name": "shopkeep-server",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        from .app import create_app
+
+        return create_app(self.store_config)
+
+
+def serve(config: Config, *, host: str, port: int, workers: int) -> None:
+    """Serves until SIGINT/SIGTERM. The metrics of all workers are summed through a
+    multiprocess directory made for this run."""
+    metrics_dir = tempfile.mkdtemp(prefix="shopkeep-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        StoreServer(config, host=host, port=port, workers=workers).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

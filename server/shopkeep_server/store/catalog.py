@@ -1,0 +1,361 @@
+"""Catalogs: one editable draft per game, published as numbered immutable versions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ..errors import NotFound, PreconditionFailed, ValidationFailed
+from . import rules
+from .rules import MAX_AMOUNT, CatalogSchema
+
+_catalog_schema = CatalogSchema()
+
+
+def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str, Any]:
+    """Checks every field and every reference of a catalog; returns it normalized (all
+    optional fields present, timestamps in UTC). Raises validation_failed with field paths."""
+    data = rules.load(_catalog_schema, raw)
+    errors: dict[str, list[str]] = {}
+
+    def fail(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    codes: dict[str, int] = {}
+    for index, currency in enumerate(data["currencies"]):
+        if currency["code"] in codes:
+            fail(f"currencies.{index}.code", f"{currency['code']} appears twice")
+        codes[currency["code"]] = currency["scale"]
+    published_scales = dict(
+        conn.execute(
+            "SELECT DISTINCT ON (cc.code) cc.code, cc.scale FROM catalog_currencies cc"
+            " JOIN catalog_versions v ON v.id = cc.version_id WHERE v.game_id = %s"
+            " ORDER BY cc.code, v.version DESC",
+            (game,),
+        ).fetchall()
+    )
+    for index, currency in enumerate(data["currencies"]):
+        was = published_scales.get(currency["code"])
+        if was is not None and was != currency["scale"]:
+            # Stored balances are minor units of the old scale: changing it would change money.
+            fail(f"currencies.{index}.scale", f"a published currency keeps its scale ({was})")
+
+    kinds: dict[str, str] = {}
+    for index, item in enumerate(data["items"]):
+        if item["sku"] in kinds:
+            fail(f"items.{index}.sku", f"{item['sku']} appears twice")
+        kinds[item["sku"]] = item["kind"]
+    for index, item in enumerate(data["items"]):
+        for p_index, price in enumerate(item["prices"]):
+            if price["currency"] not in codes:
+                fail(f"items.{index}.prices.{p_index}.currency", "not a currency of this catalog")
+        for c_index, content in enumerate(item["contents"]):
+            path = f"items.{index}.contents.{c_index}"
+            if "sku" in content:
+                kind = kinds.get(content["sku"])
+                if kind is None:
+                    fail(f"{path}.sku", "not an item of this catalog")
+                elif kind == "bundle":
+                    fail(f"{path}.sku", "a bundle cannot hold another bundle")
+            elif content["currency"] not in codes:
+                fail(f"{path}.currency", "not a currency of this catalog")
+    if errors:
+        raise ValidationFailed(details=errors)
+    return _normalized(data)
+
+
+def _normalized(data: dict[str, Any]) -> dict[str, Any]:
+    items = []
+    for item in data["items"]:
+        items.append(
+            {
+                **item,
+                "available_from": rules.format_timestamp(item["available_from"]),
+                "available_until": rules.format_timestamp(item["available_until"]),
+            }
+        )
+    return {"currencies": data["currencies"], "items": items}
+
+
+# ---------------------------------------------------------------------------------------------
+# Draft
+# ---------------------------------------------------------------------------------------------
+
+
+def draft_etag(revision: int) -> str:
+    return f'"draft-{revision}"'
+
+
+def get_draft(conn: psycopg.Connection, game: str) -> tuple[dict[str, Any], str]:
+    row = conn.execute("SELECT draft, draft_revision FROM games WHERE id = %s", (game,)).fetchone()
+    if row is None:
+        raise NotFound("no such game")
+    return row[0], draft_etag(row[1])
+
+
+def put_draft(
+    conn: psycopg.Connection, game: str, raw: Any, *, if_match: str
+) -> tuple[dict[str, Any], str]:
+    """Replaces the whole draft when ``if_match`` is its current ETag (or ``*``)."""
+    content = validate_catalog(conn, game, raw)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT draft_revision FROM games WHERE id = %s FOR UPDATE", (game,)
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such game")
+        if if_match.strip() != "*" and draft_etag(row[0]) not in _etags(if_match):
+            raise PreconditionFailed(
+                "the draft was changed since you read it", details={"etag": draft_etag(row[0])}
+            )
+        revision = conn.execute(
+            "UPDATE games SET draft = %s, draft_revision = draft_revision + 1,"
+            " draft_updated_at = now() WHERE id = %s RETURNING draft_revision",
+            (Jsonb(content), game),
+        ).fetchone()
+    assert revision is not None
+    return content, draft_etag(revision[0])
+
+
+def _etags(header: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in header.split(",")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+# ---------------------------------------------------------------------------------------------
+
+
+def publish(
+    conn: psycopg.Connection,
+    game: str,
+    *,
+    actor: str,
+    notes: str = "",
+    stock_buckets: int,
+    content: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Publishes the draft (or ``content``) as the next version, live at once. The caller's
+    transaction holds it, so a purchase sees the old version or the new one, never a mix."""
+    row = conn.execute("SELECT draft FROM games WHERE id = %s FOR UPDATE", (game,)).fetchone()
+    if row is None:
+        raise NotFound("no such game")
+    content = validate_catalog(conn, game, row[0] if content is None else content)
+    version_row = conn.execute(
+        "INSERT INTO catalog_versions (game_id, version, content, notes, published_by)"
+        " SELECT %(game)s, coalesce(max(version), 0) + 1, %(content)s, %(notes)s, %(actor)s"
+        " FROM catalog_versions WHERE game_id = %(game)s"
+        " RETURNING id, version, published_at",
+        {"game": game, "content": Jsonb(content), "notes": notes, "actor": actor},
+    ).fetchone()
+    assert version_row is not None
+    version_id, version, published_at = version_row
+    conn.execute(
+        "INSERT INTO catalog_currencies (version_id, code, scale, max_balance)"
+        " SELECT %s, c.code, c.scale, c.max_balance FROM jsonb_to_recordset(%s)"
+        " AS c(code text, scale smallint, max_balance bigint)",
+        (version_id, Jsonb(content["currencies"])),
+    )
+    conn.execute(
+        "INSERT INTO catalog_items (version_id, sku, kind, prices, contents, stock,"
+        " per_player_limit, available_from, available_until)"
+        " SELECT %s, i.sku, i.kind, i.prices, i.contents, i.stock, i.per_player_limit,"
+        " i.available_from, i.available_until FROM jsonb_to_recordset(%s) AS i(sku text,"
+        " kind text, prices jsonb, contents jsonb, stock bigint, per_player_limit bigint,"
+        " available_from timestamptz, available_until timestamptz)",
+        (version_id, Jsonb(content["items"])),
+    )
+    # Stock is live state: created the first time a limited sku is published, then only
+    # changed by purchases and restocks; a later version's `stock` does not reset it.
+    conn.execute(
+        "WITH new_levels AS ("
+        "  INSERT INTO stock_levels (game_id, sku, initial, buckets)"
+        "  SELECT %(game)s, sku, stock, least(%(buckets)s, greatest(stock, 1))"
+        "  FROM catalog_items WHERE version_id = %(version_id)s AND stock IS NOT NULL"
+        "  ON CONFLICT DO NOTHING RETURNING game_id, sku, initial, buckets)"
+        " INSERT INTO stock_buckets (game_id, sku, bucket, remaining)"
+        " SELECT game_id, sku, b, initial / buckets + (b < initial %% buckets)::int"
+        " FROM new_levels, generate_series(0, buckets - 1) AS b",
+        {"game": game, "buckets": stock_buckets, "version_id": version_id},
+    )
+    conn.execute("UPDATE games SET live_version_id = %s WHERE id = %s", (version_id, game))
+    return {
+        "version": version,
+        "notes": notes,
+        "published_by": actor,
+        "published_at": rules.format_timestamp(published_at),
+    }
+
+
+def rollback(
+    conn: psycopg.Connection, game: str, *, version: int, actor: str, stock_buckets: int
+) -> dict[str, Any]:
+    """Publishes an earlier version's content as a new version. The draft is left as it is."""
+    row = conn.execute(
+        "SELECT content FROM catalog_versions WHERE game_id = %s AND version = %s",
+        (game, version),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no version {version}")
+    return publish(
+        conn,
+        game,
+        actor=actor,
+        notes=f"rollback to version {version}",
+        stock_buckets=stock_buckets,
+        content=row[0],
+    )
+
+
+def list_versions(conn: psycopg.Connection, game: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT v.version, v.notes, v.published_by, v.published_at, v.id = g.live_version_id"
+        " FROM catalog_versions v JOIN games g ON g.id = v.game_id"
+        " WHERE v.game_id = %s ORDER BY v.version DESC",
+        (game,),
+    ).fetchall()
+    return [
+        {
+            "version": version,
+            "notes": notes,
+            "published_by": by,
+            "published_at": rules.format_timestamp(at),
+            "live": live,
+        }
+        for version, notes, by, at, live in rows
+    ]
+
+
+def get_version(conn: psycopg.Connection, game: str, version: int) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT v.version, v.notes, v.published_by, v.published_at, v.id = g.live_version_id,"
+        " v.content FROM catalog_versions v JOIN games g ON g.id = v.game_id"
+        " WHERE v.game_id = %s AND v.version = %s",
+        (game, version),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no version {version}")
+    number, notes, by, at, live, content = row
+    return {
+        "version": number,
+        "notes": notes,
+        "published_by": by,
+        "published_at": rules.format_timestamp(at),
+        "live": live,
+        **content,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The live catalog, cached per process by version
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveCatalog:
+    """A published version as served: rendered once, reused by every request."""
+
+    version_id: int
+    version: int
+    content: dict[str, Any]
+    body: bytes
+    etag: str
+
+
+class CatalogCache:
+    """Versions are immutable, so a version id (unique, never reused) is a perfect cache key;
+    the only per-request cost is reading which version is live."""
+
+    def __init__(self, *, size: int = 256) -> None:
+        self._size = size
+        self._entries: OrderedDict[int, LiveCatalog] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version_id: int) -> LiveCatalog | None:
+        with self._lock:
+            entry = self._entries.get(version_id)
+            if entry is not None:
+                self._entries.move_to_end(version_id)
+            return entry
+
+    def put(self, entry: LiveCatalog) -> None:
+        with self._lock:
+            self._entries[entry.version_id] = entry
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def live_version(conn: psycopg.Connection, game: str) -> tuple[int, int] | None:
+    row = conn.execute(
+        "SELECT g.live_version_id, v.version FROM games g"
+        " JOIN catalog_versions v ON v.id = g.live_version_id WHERE g.id = %s",
+        (game,),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) -> LiveCatalog:
+    live = live_version(conn, game)
+    if live is None:
+        raise NotFound("this game has no published catalog")
+    version_id, version = live
+    entry = cache.get(version_id)
+    if entry is None:
+        row = conn.execute(
+            "SELECT content FROM catalog_versions WHERE id = %s", (version_id,)
+        ).fetchone()
+        assert row is not None
+        content = {"version": version, **row[0]}
+        body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        entry = LiveCatalog(version_id, version, content, body, f'"v{version_id}"')
+        cache.put(entry)
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# Limited stock
+# ---------------------------------------------------------------------------------------------
+
+
+def stock(conn: psycopg.Connection, game: str, skus: list[str] | None) -> list[dict[str, Any]]:
+    """Remaining units of the live catalog's limited items (all of them when skus is None)."""
+    rows = conn.execute(
+        "SELECT i.sku, sk_stock_remaining(g.id, i.sku) FROM games g"
+        " JOIN catalog_items i ON i.version_id = g.live_version_id"
+        " WHERE g.id = %s AND i.stock IS NOT NULL AND (%s::text[] IS NULL OR i.sku = ANY(%s))"
+        " ORDER BY i.sku",
+        (game, skus, skus),
+    ).fetchall()
+    return [{"sku": sku, "remaining": remaining} for sku, remaining in rows]
+
+
+def restock(
+    conn: psycopg.Connection, game: str, sku: str, *, add: int, actor: str
+) -> dict[str, Any]:
+    """Adds units to a limited item, spread evenly over its buckets."""
+    if not 1 <= add <= MAX_AMOUNT:
+        raise ValidationFailed(details={"add": [f"must be between 1 and {MAX_AMOUNT}"]})
+    level = conn.execute(
+        "SELECT buckets FROM stock_levels WHERE game_id = %s AND sku = %s FOR UPDATE", (game, sku)
+    ).fetchone()
+    if level is None:
+        raise NotFound(f"{sku} is not a published limited item")
+    buckets = level[0]
+    conn.execute(
+        "UPDATE stock_buckets SET remaining = remaining + %(add)s / %(n)s"
+        " + (bucket < %(add)s %% %(n)s)::int WHERE game_id = %(game)s AND sku = %(sku)s",
+        {"add": add, "n": buckets, "game": game, "sku": sku},
+    )
+    conn.execute(
+        "INSERT INTO stock_restocks (game_id, sku, added, added_by) VALUES (%s, %s, %s, %s)",
+        (game, sku, add, actor),
+    )
+    remaining = conn.execute("SELECT sk_stock_remaining(%s, %s)", (game, sku)).fetchone()
+    assert remaining is not None
+    return {"sku": sku, "remaining": remaining[0]}

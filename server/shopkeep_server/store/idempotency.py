@@ -1,0 +1,140 @@
+"""Exactly-once execution of state-changing requests, keyed by (game, subject, key).
+
+The outcome (status and the exact response body) is stored in the transaction that made the
+effects, so it exists exactly when the effects do. Money operations run entirely inside
+PostgreSQL (``sk_idempotent``: one round trip); studio operations use :func:`run_once`,
+which uses the same SQL functions to claim and finish the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from ..errors import STORED_REJECTIONS, StoreError, error_body, from_database
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """A final outcome: replayed byte for byte when the same key comes again."""
+
+    status: int
+    body: str
+    replayed: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    """Who sent which key for what: everything the idempotency record needs."""
+
+    game: str
+    subject: str
+    key: str
+    fingerprint: str
+    request_id: str
+    ttl_seconds: int
+    wait_ms: int
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """sha256 of method, path and the canonical JSON of the body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
+
+
+def render(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turns the errors the SQL functions raise into the domain's error classes."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        error = from_database(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def run_operation(
+    conn: psycopg.Connection, request: Request, operation: str, args: dict[str, Any]
+) -> Outcome:
+    """Runs one of the SQL money operations (purchase, grant, refund, consume) once per key,
+    in a single statement: one transaction, one round trip."""
+    with domain_errors():
+        row = conn.execute(
+            "SELECT status, body, replayed FROM sk_idempotent(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                request.game,
+                request.subject,
+                request.key,
+                request.fingerprint,
+                request.ttl_seconds,
+                request.wait_ms,
+                request.request_id,
+                operation,
+                json.dumps(args),
+            ),
+        ).fetchone()
+    assert row is not None
+    return Outcome(status=row[0], body=row[1], replayed=row[2])
+
+
+def run_once(
+    conn: psycopg.Connection,
+    request: Request,
+    work: Callable[[psycopg.Connection], tuple[int, Any]],
+) -> Outcome:
+    """Runs ``work`` once per key in one transaction with its stored outcome. A business
+    rejection (a 409) is stored and its effects rolled back; any other error stores nothing."""
+    with domain_errors(), conn.transaction():
+        row = conn.execute(
+            "SELECT status, body FROM sk_idempotency_begin(%s, %s, %s, %s, %s, %s)",
+            (
+                request.game,
+                request.subject,
+                request.key,
+                request.fingerprint,
+                request.ttl_seconds,
+                request.wait_ms,
+            ),
+        ).fetchone()
+        assert row is not None
+        if row[0] is not None:
+            return Outcome(status=row[0], body=row[1], replayed=True)
+        try:
+            with conn.transaction():
+                status, payload = work(conn)
+            body = render(payload)
+        except StoreError as exc:
+            if exc.code not in STORED_REJECTIONS:
+                raise
+            status = exc.status
+            body = render(error_body(exc.code, exc.message, exc.details, request.request_id))
+        conn.execute(
+            "SELECT sk_idempotency_finish(%s, %s, %s, %s, %s)",
+            (request.game, request.subject, request.key, status, body),
+        )
+    return Outcome(status=status, body=body, replayed=False)
+
+
+def purge_expired(conn: psycopg.Connection, *, batch: int = 10_000) -> int:
+    """Deletes expired keys in batches (short transactions); returns how many."""
+    total = 0
+    while True:
+        cur = conn.execute(
+            "DELETE FROM idempotency_keys WHERE ctid IN ("
+            " SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT %s)",
+            (batch,),
+        )
+        total += cur.rowcount
+        if cur.rowcount < batch:
+            return total

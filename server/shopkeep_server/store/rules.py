@@ -1,0 +1,218 @@
+"""Field rules shared by every way into the store (API, CLI, studio page): one set of
+marshmallow schemas, one set of messages, and field paths like ``items.3.prices.0.amount``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..errors import ValidationFailed
+
+# JSON numbers above 2**53 - 1 lose precision in many clients: no amount may pass it.
+MAX_AMOUNT = 9_007_199_254_740_991
+MAX_QUANTITY = 1000
+SKU_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+CURRENCY_PATTERN = r"^[A-Z][A-Z0-9_]{1,15}$"
+METADATA_MAX_BYTES = 4096
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{16,255}$")
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer and nothing else: no float (even 1.0), no string, no boolean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def amount_field(*, minimum: int = 1, **kwargs: Any) -> StrictInteger:
+    return StrictInteger(validate=validate.Range(min=minimum, max=MAX_AMOUNT), **kwargs)
+
+
+def quantity_field(**kwargs: Any) -> StrictInteger:
+    return StrictInteger(validate=validate.Range(min=1, max=MAX_QUANTITY), **kwargs)
+
+
+def sku_field(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(SKU_PATTERN, error="must match " + SKU_PATTERN), **kwargs
+    )
+
+
+def currency_field(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(CURRENCY_PATTERN, error="must match " + CURRENCY_PATTERN),
+        **kwargs,
+    )
+
+
+def reason_field(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=500), **kwargs)
+
+
+class RFC3339(fields.AwareDateTime):
+    """An RFC 3339 timestamp with its offset, kept in UTC."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(dt.UTC)
+
+
+def format_timestamp(value: dt.datetime | None) -> str | None:
+    """The one timestamp format of the API (the SQL function sk_ts writes the same)."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class MoneySchema(Schema):
+    currency = currency_field(required=True)
+    amount = amount_field(minimum=0, required=True)
+
+
+class CurrencySchema(Schema):
+    code = currency_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    scale = StrictInteger(required=True, validate=validate.Range(min=0, max=9))
+    max_balance = amount_field(allow_none=True, load_default=None)
+
+
+class ContentSchema(Schema):
+    """One thing a bundle holds: ``{sku, quantity}`` or ``{currency, amount}``."""
+
+    sku = sku_field()
+    quantity = quantity_field()
+    currency = currency_field()
+    amount = amount_field()
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
+        has_item = "sku" in data or "quantity" in data
+        has_money = "currency" in data or "amount" in data
+        if has_item == has_money:
+            raise ValidationError("give either sku and quantity, or currency and amount")
+        if has_item and not ("sku" in data and "quantity" in data):
+            raise ValidationError("an item needs both sku and quantity")
+        if has_money and not ("currency" in data and "amount" in data):
+            raise ValidationError("money needs both currency and amount")
+
+
+class ItemSchema(Schema):
+    sku = sku_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["consumable", "durable", "bundle"])
+    )
+    prices = fields.List(
+        fields.Nested(MoneySchema), required=True, validate=validate.Length(min=1, max=10)
+    )
+    contents = fields.List(
+        fields.Nested(ContentSchema), load_default=list, validate=validate.Length(max=50)
+    )
+    stock = StrictInteger(
+        allow_none=True, load_default=None, validate=validate.Range(min=0, max=MAX_AMOUNT)
+    )
+    per_player_limit = StrictInteger(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=MAX_AMOUNT)
+    )
+    available_from = RFC3339(allow_none=True, load_default=None)
+    available_until = RFC3339(allow_none=True, load_default=None)
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=50)),
+        load_default=list,
+        validate=validate.Length(max=20),
+    )
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+
+    @validates_schema
+    def _item_rules(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        currencies = [p["currency"] for p in data["prices"]]
+        if len(set(currencies)) != len(currencies):
+            errors["prices"] = ["each currency may have one price only"]
+        if data["kind"] == "bundle" and not data["contents"]:
+            errors["contents"] = ["a bundle must contain something"]
+        if data["kind"] != "bundle" and data["contents"]:
+            errors["contents"] = ["only a bundle has contents"]
+        if data["kind"] == "durable" and data["per_player_limit"] not in (None, 1):
+            errors["per_player_limit"] = ["a durable item is owned at most once: use null or 1"]
+        start, end = data["available_from"], data["available_until"]
+        if start is not None and end is not None and start >= end:
+            errors["available_until"] = ["must be after available_from"]
+        if len(json.dumps(data["metadata"]).encode()) > METADATA_MAX_BYTES:
+            errors["metadata"] = [f"must be at most {METADATA_MAX_BYTES} bytes of JSON"]
+        if errors:
+            raise ValidationError(errors)
+
+
+class CatalogSchema(Schema):
+    currencies = fields.List(
+        fields.Nested(CurrencySchema), required=True, validate=validate.Length(max=50)
+    )
+    items = fields.List(
+        fields.Nested(ItemSchema), required=True, validate=validate.Length(max=5000)
+    )
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict as {"items.3.prices.0.amount": [messages]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if key == "_schema":
+                path = prefix or "_schema"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for sub_path, sub_messages in flatten_errors(value, path).items():
+                flat.setdefault(sub_path, []).extend(sub_messages)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for value in messages:
+            for sub_path, sub_messages in flatten_errors(value, prefix).items():
+                flat.setdefault(sub_path, []).extend(sub_messages)
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    """Loads with a schema, raising the API's validation_failed with flat field paths."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=flatten_errors(exc.messages)) from exc
+
+
+def check_idempotency_key(key: str | None) -> str:
+    from ..errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
+
+    if key is None:
+        raise IdempotencyKeyMissing()
+    if not KEY_PATTERN.match(key):
+        raise IdempotencyKeyInvalid()
+    return key
+
+
+# Account ids (a token's `sub`, a player id in a path): what a studio's ids look like in practice.
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+
+def check_player_id(player_id: str) -> str:
+    if not ACCOUNT_ID.match(player_id):
+        raise ValidationFailed(details={"player_id": ["must match ^[A-Za-z0-9_.:@-]{1,128}$"]})
+    return player_id

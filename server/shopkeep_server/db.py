@@ -82,7 +82,10 @@ class SingleConnectionDatabase:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        yield self.conn
+        # A savepoint per unit of work: a failed statement undoes only its own unit, as it
+        # would on an autocommit connection, and the test's transaction stays usable.
+        with self.conn.transaction():
+            yield self.conn
 
     def close(self) -> None:
         """The fixture owns the connection."""

@@ -108,10 +108,12 @@ CHECKS: list[tuple[str, str]] = [
 
 def audit(conn: psycopg.Connection) -> list[str]:
     """Every violation found, as readable lines; an empty list means the books balance.
-    Runs in one REPEATABLE READ snapshot so a busy store is audited at one instant."""
+    Runs in one REPEATABLE READ snapshot (when not inside a transaction already) so a busy store is audited at one instant."""
     violations: list[str] = []
+    fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if fresh:  # inside a caller's transaction, the caller's snapshot is the one we get
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for title, query in CHECKS:
             for (line,) in conn.execute(query):  # type: ignore[arg-type]
                 violations.append(f"{title}: {line}")

@@ -42,17 +42,18 @@ def quantity_field(**kwargs: Any) -> StrictInteger:
     return StrictInteger(validate=validate.Range(min=1, max=MAX_QUANTITY), **kwargs)
 
 
+def _must_match(pattern: str) -> validate.Regexp:
+    # marshmallow formats the message with str.format: the pattern's braces must be doubled.
+    message = "must match " + pattern.replace("{", "{{").replace("}", "}}")
+    return validate.Regexp(pattern, error=message)
+
+
 def sku_field(**kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=validate.Regexp(SKU_PATTERN, error="must match " + SKU_PATTERN), **kwargs
-    )
+    return fields.String(validate=_must_match(SKU_PATTERN), **kwargs)
 
 
 def currency_field(**kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=validate.Regexp(CURRENCY_PATTERN, error="must match " + CURRENCY_PATTERN),
-        **kwargs,
-    )
+    return fields.String(validate=_must_match(CURRENCY_PATTERN), **kwargs)
 
 
 def reason_field(**kwargs: Any) -> fields.String:

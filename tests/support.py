@@ -79,7 +79,8 @@ def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
         "grants": rows("SELECT count(*) FROM grants WHERE game_id = %(g)s"),
         "keys": rows("SELECT count(*) FROM idempotency_keys WHERE game_id = %(g)s"),
         "counts": rows(
-            "SELECT player_id, sku, purchased FROM player_item_counts WHERE game_id = %(g)s ORDER BY 1, 2"
+            "SELECT player_id, sku, purchased FROM player_item_counts"
+            " WHERE game_id = %(g)s ORDER BY 1, 2"
         ),
         "catalog": rows("SELECT draft_revision, live_version_id FROM games WHERE id = %(g)s"),
     }

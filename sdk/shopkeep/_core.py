@@ -21,8 +21,8 @@ import httpx
 from ._version import __version__
 from .errors import (
     ConnectionError,
-    ShopkeepError,
     ServerError,
+    ShopkeepError,
     Timeout,
     error_from_body,
     parse_retry_after,
@@ -101,10 +101,7 @@ def is_unsettled(error: ShopkeepError) -> bool:
     """
     status = error.status
     return (
-        status is None
-        or status == 429
-        or status >= 500
-        or error.code == "idempotency_key_in_use"
+        status is None or status == 429 or status >= 500 or error.code == "idempotency_key_in_use"
     )
 
 

@@ -9,7 +9,7 @@ Hierarchy::
     ShopkeepError
     ├── ConnectionError             no response: refused, reset, DNS, ... (status None)
     │   └── Timeout                 connect / read / write / pool timeout
-    ├── BadRequest                  400 bad_request, idempotency_key_missing, idempotency_key_invalid
+    ├── BadRequest                  400 bad_request, idempotency_key_missing / _invalid
     │   ├── PayloadTooLarge         413 payload_too_large
     │   └── UnsupportedMediaType    415 unsupported_media_type
     ├── AuthenticationError         401 unauthenticated

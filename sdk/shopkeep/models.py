@@ -207,7 +207,8 @@ class Catalog:
         items = []
         for i in data.get("items") or ():
             contents: list[ItemQuantity | Money] = [
-                ItemQuantity.from_wire(e) if "sku" in e else money(e) for e in i.get("contents") or ()
+                ItemQuantity.from_wire(e) if "sku" in e else money(e)
+                for e in i.get("contents") or ()
             ]
             items.append(
                 Item(

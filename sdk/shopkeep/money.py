@@ -114,7 +114,7 @@ class Money:
         return cls(currency=currency, minor=0, scale=scale)
 
     def to_decimal(self) -> Decimal:
-        """The value in major units, exactly: 150 minor units at scale 4 is ``Decimal("0.0150")``."""
+        """The value in major units, exactly: 150 at scale 4 is ``Decimal("0.0150")``."""
         return Decimal(self.minor).scaleb(-self.scale)
 
     def to_wire(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Bearer tokens (PyJWT): per-game keys picked by ``kid``, pinned algorithms, aud/iss/exp checked."""
+"""Bearer tokens (PyJWT): per-game keys picked by ``kid``, pinned algorithms, aud/iss/exp."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input gets its code and changes nothing: balances, ledger, stock compared before and after."""
+"""Bad input gets its code and changes nothing: balances, ledger, stock, before and after."""
 
 from __future__ import annotations
 

@@ -108,7 +108,8 @@ CHECKS: list[tuple[str, str]] = [
 
 def audit(conn: psycopg.Connection) -> list[str]:
     """Every violation found, as readable lines; an empty list means the books balance.
-    Runs in one REPEATABLE READ snapshot (when not inside a transaction already) so a busy store is audited at one instant."""
+    Runs in one REPEATABLE READ snapshot (unless already inside a transaction), so a busy
+    store is audited at one instant."""
     violations: list[str] = []
     fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,19 +36,23 @@ from shopkeep_server.store.games import GameKey
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _admin_url(tmp_root: Path) -> str:
+def _admin_url() -> str:
     url = os.environ.get("SHOPKEEP_TEST_DATABASE_URL")
     if url:
         return url
     from shopkeep_server import embedded
 
-    return embedded.start(tmp_root / "pg", database="postgres")
+    # Not under pytest's tmp dirs: those are pruned by other pytest runs on the machine, and
+    # the server runs as another user when we are root. It deletes its directory on exit.
+    return embedded.start(
+        Path(tempfile.mkdtemp(prefix="shopkeep-test-pg-")), database="postgres", throwaway=True
+    )
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url() -> str:
     """A freshly created and migrated database for this test session."""
-    admin = _admin_url(tmp_path_factory.mktemp("db"))
+    admin = _admin_url()
     name = f"shopkeep_test_{os.getpid()}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(

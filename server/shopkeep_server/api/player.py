@@ -34,9 +34,12 @@ def get_catalog() -> Response:
     live = with_connection(
         lambda conn: catalog.live_catalog(conn, principal().game, cache=services().catalog_cache)
     )
-    if live.etag in request.if_none_match:
-        return Response(status=304, headers={"ETag": live.etag})
-    return Response(live.body, mimetype="application/json", headers={"ETag": live.etag})
+    if request.if_none_match.contains(live.etag):
+        response = Response(status=304)
+    else:
+        response = Response(live.body, mimetype="application/json")
+    response.set_etag(live.etag)
+    return response
 
 
 @blp.route("/stock", methods=["GET"])

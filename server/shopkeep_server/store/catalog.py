@@ -265,7 +265,7 @@ class LiveCatalog:
     version: int
     content: dict[str, Any]
     body: bytes
-    etag: str
+    etag: str  # unquoted; the response quotes it
 
 
 class CatalogCache:
@@ -313,7 +313,7 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
         assert row is not None
         content = {"version": version, **row[0]}
         body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-        entry = LiveCatalog(version_id, version, content, body, f'"v{version_id}"')
+        entry = LiveCatalog(version_id, version, content, body, f"v{version_id}")
         cache.put(entry)
     return entry
 

@@ -71,7 +71,7 @@ def _with_database(url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
-def test_config(url: str | None = None, **changes: Any) -> Config:
+def make_config(url: str | None = None, **changes: Any) -> Config:
     """The configuration tests run with: no rate limit unless a test asks for one."""
     return Config(database_url=url, rate_limit=None, key_cache_seconds=0).replace(**changes)
 
@@ -94,7 +94,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def app(conn: psycopg.Connection):  # type: ignore[no-untyped-def]
-    return create_app(test_config(), database=db.SingleConnectionDatabase(conn))
+    return create_app(make_config(), database=db.SingleConnectionDatabase(conn))
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ class StoreServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "child_exit": _child_exit,
             "proc_name": "shopkeep-server",
+            # Several stores may run on one machine (tests, load tests): no shared control socket.
+            "control_socket_disable": True,
         }
         super().__init__()
 

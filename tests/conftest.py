@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.auth import mint_token

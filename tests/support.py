@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import psycopg
+
 from conftest import Game
 
 

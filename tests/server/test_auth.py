@@ -15,10 +15,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from support import buy, grant, new_key, post, snapshot
 
 from conftest import Game, make_game
 from shopkeep_server.store import games
+from support import buy, grant, new_key, post, snapshot
 
 
 def _claims(owner: Game, **changes) -> dict:

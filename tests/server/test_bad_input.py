@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import Game
 from shopkeep_server.store.audit import audit
 from support import grant, new_key, snapshot

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-from support import buy, grant, post, snapshot
 
 from conftest import Game
+from support import buy, grant, post, snapshot
 
 
 def _studio(game: Game, **extra: str) -> dict[str, str]:

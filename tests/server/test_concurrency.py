@@ -9,6 +9,7 @@ import uuid
 import httpx
 import psycopg
 import pytest
+
 from conftest import LiveServer
 from shopkeep_server.store.audit import audit
 

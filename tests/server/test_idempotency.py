@@ -7,6 +7,7 @@ import threading
 
 import httpx
 import psycopg
+
 from conftest import Game, LiveServer
 from support import balances, buy, grant, new_key, post, snapshot
 

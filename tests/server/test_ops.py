@@ -7,13 +7,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support import buy, grant
 
 from conftest import Game, make_config
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.errors import ERROR_TABLE
 from shopkeep_server.store.audit import audit
+from support import buy, grant
 
 
 def test_request_id_is_echoed_or_made(client, game: Game) -> None:

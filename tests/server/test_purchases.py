@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import psycopg
+
 from conftest import Game, make_game
 from support import balances, buy, grant, inventory, snapshot
 

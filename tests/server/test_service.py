@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from support import balances, buy, grant, inventory, new_key, post, snapshot
-
 from conftest import Game
+from support import balances, buy, grant, inventory, new_key, post, snapshot
 
 
 def _service(game: Game) -> dict[str, str]:

@@ -522,6 +522,10 @@ BEGIN
       FROM jsonb_array_elements(v_purchase.granted) e WHERE e ? 'currency';
     PERFORM sk_lock_wallets(p_game, v_purchase.player_id,
                             array_append(coalesce(v_currencies, '{}'), v_purchase.currency));
+    -- A refunded purchase no longer counts against the per-player limit. Same lock order as
+    -- a purchase: wallets, then this count, then inventory.
+    UPDATE player_item_counts SET purchased = purchased - v_purchase.quantity
+     WHERE game_id = p_game AND player_id = v_purchase.player_id AND sku = v_purchase.sku;
     -- Take back what was granted: items (sku order), then currencies (code order).
     FOR g IN SELECT e->>'sku' AS sku, (e->>'quantity')::bigint AS quantity
                FROM jsonb_array_elements(v_purchase.granted) e WHERE e ? 'sku' ORDER BY 1 LOOP
@@ -545,9 +549,6 @@ BEGIN
         PERFORM sk_wallet_change(p_game, v_purchase.player_id, v_purchase.currency,
                                  v_purchase.total_price, v_cap, 'refund', v_reference);
     END IF;
-    -- A refunded purchase no longer counts against the per-player limit.
-    UPDATE player_item_counts SET purchased = purchased - v_purchase.quantity
-     WHERE game_id = p_game AND player_id = v_purchase.player_id AND sku = v_purchase.sku;
     UPDATE purchases SET status = 'refunded', refunded_at = now(), refund_reason = p_args->>'reason'
      WHERE game_id = p_game AND player_id = v_purchase.player_id AND seq = v_purchase.seq
     RETURNING * INTO v_purchase;

@@ -192,7 +192,12 @@ def _idempotent(key: str | None, body: dict[str, Any]) -> Request:
     )
 
 
-def _run_once(key: str | None, body: dict[str, Any], status: int, work: Callable) -> Outcome:
+def _run_once(
+    key: str | None,
+    body: dict[str, Any],
+    status: int,
+    work: Callable[[psycopg.Connection], Any],
+) -> Outcome:
     """Publish, rollback and restock, exactly like api/studio.py runs them."""
     idem = _idempotent(key, body)
     return with_connection(lambda conn: run_once(conn, idem, lambda c: (status, work(c))))
@@ -208,20 +213,20 @@ def _outcome_payload(outcome: Outcome) -> tuple[bool, dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
-@blp.app_template_filter("money")
-def _money(amount: Any, currency: str, scales: dict[str, int] | None = None) -> str:
+def money(amount: Any, currency: str, scales: dict[str, int] | None = None) -> str:
     """``150`` USD with scale 4 as ``0.0150 USD``: exact (Decimal), never a float."""
     scale = (scales or {}).get(currency, 0)
     if not isinstance(amount, int) or isinstance(amount, bool):
         return f"{amount} {currency}"
     if scale <= 0:
-        return f"{amount:,} {currency}".replace(",", "\u202f")
+        return f"{amount} {currency}"
     return f"{Decimal(amount).scaleb(-scale):.{scale}f} {currency}"
 
 
-@blp.app_template_filter("field_value")
-def _field_value(value: Any, field: str) -> str:
-    return format_value(field, value)
+@blp.context_processor
+def _helpers() -> dict[str, Any]:
+    """What every studio template may call (only this blueprint's templates see them)."""
+    return {"money": money, "field_value": format_value}
 
 
 def _scales(*catalogs: dict[str, Any] | None) -> dict[str, int]:
@@ -438,7 +443,7 @@ def reset_draft() -> Response:
 # ---------------------------------------------------------------------------------------------
 
 
-@blp.route("/items/new", methods=["GET", "POST"], endpoint="new_item")
+@blp.route("/new-item", methods=["GET", "POST"], endpoint="new_item")
 @blp.route("/items/<sku>", methods=["GET", "POST"])
 def edit_item(sku: str | None = None) -> Response:
     draft, etag = _current_draft()
@@ -451,11 +456,11 @@ def edit_item(sku: str | None = None) -> Response:
     form = ItemForm.from_request(request.form)
     item, own_errors = form.to_item()
     sent_etag = request.form.get("etag", "")
-    if own_errors:
-        errors = {k: [f"items.{index}.{k}: {m}" for m in v] for k, v in own_errors.items()}
-        return _item_page(form, draft, sent_etag, sku=sku, errors=errors, status=422)
     items = list(draft["items"])
     position = index if index is not None else len(items)
+    if own_errors:
+        errors = {k: [f"items.{position}.{k}: {m}" for m in v] for k, v in own_errors.items()}
+        return _item_page(form, draft, sent_etag, sku=sku, errors=errors, status=422)
     if index is None:
         items.append(item)
     else:
@@ -498,7 +503,7 @@ def _item_page(
     )
 
 
-@blp.route("/currencies/new", methods=["GET", "POST"], endpoint="new_currency")
+@blp.route("/new-currency", methods=["GET", "POST"], endpoint="new_currency")
 @blp.route("/currencies/<code>", methods=["GET", "POST"])
 def edit_currency(code: str | None = None) -> Response:
     draft, etag = _current_draft()
@@ -788,8 +793,10 @@ def refund(player_id: str) -> Response:
         )
     purchase = payload["purchase"]
     price = purchase["price"]
+    scales = with_connection(lambda conn: _scales(_live(conn, game)))
     return _done(
         "studio_web.player_page",
-        f"Refunded {purchase['sku']} ({price['amount']} {price['currency']} returned).",
+        f"Refunded {purchase['sku']}: {money(price['amount'], price['currency'], scales)}"
+        " returned to the player.",
         id=player_id,
     )

@@ -5,15 +5,19 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jwt
+import psycopg
 
 from .db import Database
 from .errors import Unauthenticated
 from .store import games
 from .store.games import GameKey
 from .store.rules import ACCOUNT_ID
+
+T = TypeVar("T")
 
 AUDIENCE = "shopkeep"
 ROLES = ("player", "service", "studio")
@@ -123,30 +127,30 @@ class Authenticator:
         return claims
 
     def _key_by_kid(self, kid: str) -> GameKey | None:
-        now = time.monotonic()
-        cached = self._keys.get(kid)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        with self._db.connection() as conn:
-            key = games.key_by_kid(conn, kid)
-        with self._lock:
-            if len(self._keys) > 10_000:  # forged kids must not grow this without bound
-                self._keys.clear()
-            self._keys[kid] = (now + self._cache_seconds, key)
-        return key
+        return self._cached(self._keys, kid, games.key_by_kid)
 
     def _jwks_keys(self, game: str) -> list[GameKey]:
+        return self._cached(self._jwks, game, games.jwks_keys)
+
+    def _cached(
+        self,
+        cache: dict[str, tuple[float, T]],
+        name: str,
+        load: Callable[[psycopg.Connection, str], T],
+    ) -> T:
+        """A short-lived per-process cache: keys are read once per ``cache_seconds``, so auth
+        costs no round trip, and a revoked key stops working within that time."""
         now = time.monotonic()
-        cached = self._jwks.get(game)
+        cached = cache.get(name)
         if cached is not None and cached[0] > now:
             return cached[1]
         with self._db.connection() as conn:
-            keys = games.jwks_keys(conn, game)
+            value = load(conn, name)
         with self._lock:
-            if len(self._jwks) > 10_000:
-                self._jwks.clear()
-            self._jwks[game] = (now + self._cache_seconds, keys)
-        return keys
+            if len(cache) > 10_000:  # forged kids and game ids must not grow this without bound
+                cache.clear()
+            cache[name] = (now + self._cache_seconds, value)
+        return value
 
     def _jwks_client(self, url: str) -> jwt.PyJWKClient:
         with self._lock:

@@ -96,22 +96,33 @@ def _cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
+def _page(
+    conn: psycopg.Connection, query: str, params: tuple[Any, ...], *, limit: int
+) -> tuple[list[Any], str | None]:
+    """One keyset page: ``query`` selects (position, json) newest first, taking the last
+    parameter as its LIMIT; one row more than asked tells whether another page follows."""
+    rows = conn.execute(query, (*params, limit + 1)).fetchall()  # type: ignore[arg-type]
+    page = rows[:limit]
+    next_cursor = str(page[-1][0]) if len(rows) > limit else None
+    return [document for _, document in page], next_cursor
+
+
 def ledger(
     conn: psycopg.Connection, game: str, player: str, *, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """Ledger entries, newest first, keyset-paginated by entry id."""
     before = _cursor(cursor)
-    rows = conn.execute(
+    entries, next_cursor = _page(
+        conn,
         "SELECT id, jsonb_build_object('id', id, 'currency', currency, 'delta', delta,"
         " 'balance_after', balance_after, 'kind', kind, 'reference', reference,"
         " 'created_at', sk_ts(created_at)) FROM ledger_entries"
         " WHERE game_id = %s AND player_id = %s AND (%s::bigint IS NULL OR id < %s)"
         " ORDER BY id DESC LIMIT %s",
-        (game, player, before, before, limit + 1),
-    ).fetchall()
-    page = rows[:limit]
-    next_cursor = str(page[-1][0]) if len(rows) > limit else None
-    return {"entries": [entry for _, entry in page], "next_cursor": next_cursor}
+        (game, player, before, before),
+        limit=limit,
+    )
+    return {"entries": entries, "next_cursor": next_cursor}
 
 
 def purchases(
@@ -119,15 +130,15 @@ def purchases(
 ) -> dict[str, Any]:
     """A player's purchases, newest first, keyset-paginated."""
     before = _cursor(cursor)
-    rows = conn.execute(
+    found, next_cursor = _page(
+        conn,
         "SELECT p.seq, sk_purchase_json(p) FROM purchases p"
         " WHERE p.game_id = %s AND p.player_id = %s AND (%s::bigint IS NULL OR p.seq < %s)"
         " ORDER BY p.seq DESC LIMIT %s",
-        (game, player, before, before, limit + 1),
-    ).fetchall()
-    page = rows[:limit]
-    next_cursor = str(page[-1][0]) if len(rows) > limit else None
-    return {"purchases": [p for _, p in page], "next_cursor": next_cursor}
+        (game, player, before, before),
+        limit=limit,
+    )
+    return {"purchases": found, "next_cursor": next_cursor}
 
 
 def get_purchase(

@@ -146,11 +146,12 @@ def _body(response: httpx.Response) -> Any:
 
 
 def _replayed(response: httpx.Response) -> bool:
-    return response.headers.get("Idempotent-Replayed", "").lower() == "true"
+    return bool(response.headers.get("Idempotent-Replayed", "").lower() == "true")
 
 
 def _request_id(response: httpx.Response) -> str | None:
-    return response.headers.get("X-Request-Id")
+    value: str | None = response.headers.get("X-Request-Id")
+    return value
 
 
 def _page(parse: Callable[[Mapping[str, Any]], T], key: str) -> Callable[[httpx.Response], Page[T]]:
@@ -484,7 +485,7 @@ class Engine:
         return Step(error=error, delay=delay)
 
     def after_exception(
-        self, request: Request, exc: httpx.TransportError, elapsed: float, attempt: int
+        self, request: Request, exc: httpx.RequestError, elapsed: float, attempt: int
     ) -> Step:
         """Decide on an attempt that got no response; the journal entry stays."""
         if isinstance(exc, httpx.TimeoutException):
@@ -496,7 +497,8 @@ class Engine:
             error = ConnectionError(
                 f"{type(exc).__name__}: {exc}", idempotency_key=request.idempotency_key
             )
-            # A malformed URL or an unsupported scheme fails the same way every time.
+            # A bad URL, an unsupported scheme or an undecodable body fails the same way every
+            # time; only a broken connection may go better on the next attempt.
             transient = isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError)
         error.__cause__ = exc
         self._hook(request, None, elapsed, error)

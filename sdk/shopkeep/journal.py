@@ -115,11 +115,21 @@ class PendingJournal:
             return [PendingPurchase.from_json(e) for e in self._read()]
 
     def add(self, entry: PendingPurchase) -> None:
-        """Record ``entry``; an entry with the same key is kept as it was first written."""
+        """Record ``entry``; an entry with the same key is kept as it was first written.
+
+        Raises ``ValueError`` if the key is journaled for a different purchase: sending it
+        would be refused (``idempotency_key_reused``) and settle, i.e. lose, the pending one.
+        """
         with self._lock:
             entries = self._read()
-            if any(e["idempotency_key"] == entry.idempotency_key for e in entries):
-                return
+            for existing in entries:
+                if existing["idempotency_key"] == entry.idempotency_key:
+                    if existing["body"] != entry.body:
+                        raise ValueError(
+                            f"idempotency key {entry.idempotency_key!r} is pending for "
+                            f"another purchase ({existing['body']})"
+                        )
+                    return
             entries.append(entry.to_json())
             self._write(entries)
 

@@ -26,11 +26,13 @@ def _sdk_importable() -> bool:
 if not _sdk_importable():
     sys.modules.pop("shopkeep", None)
     sys.path.insert(0, str(_HERE.parents[1] / "sdk"))
-# sdk_fakes sits next to this file; make it importable under any pytest import mode.
+# sdk_fakes sits next to this file; make it importable under any pytest import mode. Appended,
+# not prepended: this directory must never shadow tests/conftest.py, which tests/server imports.
 if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
+    sys.path.append(str(_HERE))
 
 from sdk_fakes import FakeStore  # noqa: E402
+
 from shopkeep import StoreClient  # noqa: E402
 
 BASE_URL = "http://shop.test"

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from sdk_fakes import Crash
+
 from shopkeep import (
     Amount,
     AsyncStoreClient,

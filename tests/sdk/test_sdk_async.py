@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from sdk_fakes import Crash, FakeStore, faulty
+
 from shopkeep import AsyncStoreClient, InsufficientFunds, Timeout
 
 T = TypeVar("T")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from sdk_fakes import FakeStore
+
 from shopkeep import Handle, InsufficientFunds, PurchaseResult, StoreClient
 from shopkeep.background import CancelledError
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-import shopkeep
 from sdk_fakes import CREATED_AT, FakeStore, purchase_json
+
+import shopkeep
 from shopkeep import (
     Amount,
     Catalog,

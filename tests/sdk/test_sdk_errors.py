@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-import shopkeep
 from sdk_fakes import error_response
+
+import shopkeep
 from shopkeep import StoreClient
 from shopkeep.errors import (
     ERROR_CODES,

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sdk_fakes import Crash, FakeStore, error_response, faulty
+
 from shopkeep import ConnectionError, ServiceUnavailable, SoldOut, StoreClient
 from shopkeep.journal import PendingJournal, PendingPurchase
 

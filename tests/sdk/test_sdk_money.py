@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from sdk_fakes import DEMO_CATALOG
+
 from shopkeep import Amount, Catalog, Money
 from shopkeep.money import MAX_AMOUNT
 

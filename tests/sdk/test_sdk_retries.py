@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from sdk_fakes import FakeStore, error_response, faulty
+
 from shopkeep import (
     ConnectionError,
     IdempotencyConflict,

@@ -1,0 +1,117 @@
+"""Shopkeep SDK: buy and manage in-game items from a Shopkeep store server.
+
+::
+
+    from shopkeep import StoreClient, InsufficientFunds
+
+    with StoreClient("http://127.0.0.1:8000", token) as client:
+        catalog = client.catalog()
+        bought = client.purchase("sword", expected_price=catalog.item("sword").price())
+
+Purchases are exactly-once (an idempotency key per call, reused by every retry); amounts are
+integers of a currency's minor unit (:class:`Money` formats them); errors are the classes of
+:mod:`shopkeep.errors`; ``client.background()`` never blocks a frame loop; a ``pending_path``
+journal lets a purchase survive a crash. httpx is the only dependency.
+"""
+
+from ._version import __version__
+from .aio import AsyncStoreClient
+from .background import Background, Handle
+from .client import StoreClient
+from .errors import (
+    ERROR_CODES,
+    AuthenticationError,
+    BadRequest,
+    BalanceCapExceeded,
+    BusinessRejection,
+    ConnectionError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    ItemUnavailable,
+    NotEnoughItems,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    PreconditionFailed,
+    PreconditionRequired,
+    PriceChanged,
+    PurchaseLimitReached,
+    RateLimited,
+    ServerError,
+    ServiceUnavailable,
+    ShopkeepError,
+    SoldOut,
+    Timeout,
+    UnsupportedMediaType,
+    ValidationError,
+)
+from .journal import PendingOutcome, PendingPurchase
+from .models import (
+    Amount,
+    Catalog,
+    Currency,
+    Grant,
+    Granted,
+    GrantResult,
+    Inventory,
+    Item,
+    ItemQuantity,
+    LedgerEntry,
+    Page,
+    Purchase,
+    PurchaseResult,
+    StockLevel,
+    Wallet,
+)
+from .money import Money
+
+__all__ = [
+    "ERROR_CODES",
+    "Amount",
+    "AsyncStoreClient",
+    "AuthenticationError",
+    "Background",
+    "BadRequest",
+    "BalanceCapExceeded",
+    "BusinessRejection",
+    "Catalog",
+    "ConnectionError",
+    "Currency",
+    "Grant",
+    "GrantResult",
+    "Granted",
+    "Handle",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "Inventory",
+    "Item",
+    "ItemQuantity",
+    "ItemUnavailable",
+    "LedgerEntry",
+    "Money",
+    "NotEnoughItems",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "PendingOutcome",
+    "PendingPurchase",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "PriceChanged",
+    "Purchase",
+    "PurchaseLimitReached",
+    "PurchaseResult",
+    "RateLimited",
+    "ServerError",
+    "ServiceUnavailable",
+    "ShopkeepError",
+    "SoldOut",
+    "StockLevel",
+    "StoreClient",
+    "Timeout",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "Wallet",
+    "__version__",
+]

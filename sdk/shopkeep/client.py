@@ -1,0 +1,379 @@
+"""The blocking client, :class:`StoreClient`; see :mod:`shopkeep.background` for frame loops."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+import httpx
+
+from ._core import (
+    USER_AGENT,
+    CatalogCache,
+    Engine,
+    Jitter,
+    Operation,
+    Request,
+    RequestHook,
+    check_idempotency_key,
+    is_unsettled,
+    op_consume,
+    op_get_purchase,
+    op_grant,
+    op_inventory,
+    op_ledger_page,
+    op_purchase_body,
+    op_purchases_page,
+    op_refund,
+    op_stock,
+    op_wallet,
+    parse,
+    purchase_body,
+)
+from .errors import ShopkeepError
+from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
+from .models import (
+    Amount,
+    Catalog,
+    GrantResult,
+    Inventory,
+    ItemQuantity,
+    LedgerEntry,
+    Page,
+    Purchase,
+    PurchaseResult,
+    StockLevel,
+    Wallet,
+)
+from .money import Money
+
+if TYPE_CHECKING:
+    from .background import Background
+
+__all__ = ["StoreClient"]
+
+T = TypeVar("T")
+
+
+class StoreClient:
+    """A blocking client of one Shopkeep server, for one token (a player, or the service).
+
+    ``base_url`` is the server's root (``http://127.0.0.1:8000``); ``token`` is a JWT, or a
+    callable that returns the current one (asked on every attempt, so it may refresh).
+    Keyword options:
+
+    - ``timeout``: seconds per attempt (or an ``httpx.Timeout``).
+    - ``max_retries``: re-sends after the first attempt of a GET or keyed POST that failed in a
+      way that may pass: no response, timeout, 429, 5xx, ``idempotency_key_in_use``.
+    - ``jitter``: a ``random.Random``, or ``f(ceiling) -> seconds`` mapping the exponential
+      backoff ceiling (``backoff * 2**attempt``, at most ``max_backoff``) to the delay slept;
+      a ``Retry-After`` from the server is a floor under it.
+    - ``sleep``: the function that sleeps between attempts (tests pass a recorder).
+    - ``transport``: an ``httpx`` transport (tests pass ``httpx.MockTransport``).
+    - ``on_request``: ``f(method, path, status, elapsed_seconds, error)`` after every HTTP
+      attempt, on the thread that made it; its exceptions are logged, never raised.
+    - ``pending_path``: a JSON file journaling purchases until their outcome is known; see
+      :meth:`resume_pending`.
+
+    Use it as a context manager, or call :meth:`close`. Thread-safe; :meth:`background` runs
+    calls on worker threads for games that must not block a frame.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | Callable[[], str],
+        *,
+        timeout: float | httpx.Timeout = 10.0,
+        max_retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        on_request: RequestHook | None = None,
+        pending_path: str | os.PathLike[str] | None = None,
+        jitter: Jitter | random.Random | None = None,
+        sleep: Callable[[float], object] | None = None,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        pending_max_age: float = DEFAULT_MAX_AGE_SECONDS,
+        background_workers: int = 2,
+    ) -> None:
+        if isinstance(timeout, float | int) and not isinstance(timeout, bool):
+            timeout = float(timeout)
+        self._engine = Engine(
+            token=token,
+            max_retries=max_retries,
+            jitter=jitter,
+            on_request=on_request,
+            pending_path=pending_path,
+            backoff=backoff,
+            max_backoff=max_backoff,
+        )
+        self._sleep = sleep or time.sleep
+        self._pending_max_age = pending_max_age
+        self._catalog = CatalogCache()
+        self._http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._background_workers = background_workers
+        self._background: Background | None = None
+        self._background_lock = threading.Lock()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _send(self, request: Request) -> httpx.Response:
+        self._engine.before(request)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = self._http.request(
+                    request.method,
+                    request.path,
+                    params=request.params or None,
+                    json=request.body,
+                    headers=self._engine.headers(request),
+                )
+            except httpx.RequestError as exc:
+                step = self._engine.after_exception(
+                    request, exc, time.perf_counter() - started, attempt
+                )
+            else:
+                step = self._engine.after_response(
+                    request, response, time.perf_counter() - started, attempt
+                )
+            if step.response is not None:
+                return step.response
+            assert step.error is not None
+            if step.delay is None:
+                raise step.error
+            self._sleep(step.delay)
+            attempt += 1
+
+    def _run(self, operation: Operation[T]) -> T:
+        return parse(operation, self._send(operation.request))
+
+    def _pages(self, make: Callable[[str | None], Operation[Page[T]]]) -> Iterator[T]:
+        cursor: str | None = None
+        while True:
+            page = self._run(make(cursor))
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # --- player calls ---------------------------------------------------------------------------
+
+    @property
+    def cached_catalog(self) -> Catalog | None:
+        """The catalog last returned by :meth:`catalog`, without a request (``None`` before)."""
+        return self._catalog.catalog
+
+    def catalog(self) -> Catalog:
+        """The live catalog; an unchanged catalog costs a 304 and returns the cached one."""
+        return self._run(self._catalog.operation())
+
+    def stock(self, skus: Iterable[str]) -> list[StockLevel]:
+        """Remaining units of the limited items ``skus``."""
+        return self._run(op_stock(skus))
+
+    def wallet(self) -> Wallet:
+        """The player's balances, every currency of the catalog, zeros included."""
+        return self._run(op_wallet())
+
+    def ledger(self, *, limit: int | None = None) -> Iterator[LedgerEntry]:
+        """The player's ledger, newest first, fetched lazily ``limit`` entries per page."""
+        return self._pages(lambda cursor: op_ledger_page(None, limit, cursor))
+
+    def ledger_page(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[LedgerEntry]:
+        """One page of the player's ledger; pass ``page.next_cursor`` for the next."""
+        return self._run(op_ledger_page(None, limit, cursor))
+
+    def inventory(self) -> Inventory:
+        """The items the player owns."""
+        return self._run(op_inventory())
+
+    def purchase(
+        self,
+        sku: str,
+        *,
+        quantity: int = 1,
+        currency: str | None = None,
+        expected_price: Money | Amount | None = None,
+        idempotency_key: str | None = None,
+    ) -> PurchaseResult:
+        """Buy ``quantity`` of ``sku``, exactly once however often the request is re-sent.
+
+        ``currency`` picks the price of an item sold in several currencies. ``expected_price``
+        is the unit price the player saw (``catalog.item(sku).price()``); if the store's price
+        differs, :class:`~shopkeep.errors.PriceChanged` is raised and nothing is charged. The
+        idempotency key is made once here (or is ``idempotency_key``) and reused by every retry.
+        """
+        key = check_idempotency_key(idempotency_key)
+        return self._run(
+            op_purchase_body(purchase_body(sku, quantity, currency, expected_price), key)
+        )
+
+    def purchases(self, *, limit: int | None = None) -> Iterator[Purchase]:
+        """The player's purchases, newest first, fetched lazily ``limit`` per page."""
+        return self._pages(lambda cursor: op_purchases_page(None, limit, cursor))
+
+    def purchases_page(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Purchase]:
+        """One page of the player's purchases."""
+        return self._run(op_purchases_page(None, limit, cursor))
+
+    def get_purchase(self, purchase_id: str) -> Purchase:
+        """One purchase by id."""
+        return self._run(op_get_purchase(purchase_id))
+
+    def consume(
+        self, sku: str, quantity: int, *, idempotency_key: str | None = None
+    ) -> ItemQuantity:
+        """Use up ``quantity`` of a consumable; returns how many are left."""
+        return self._run(op_consume(sku, quantity, check_idempotency_key(idempotency_key)))
+
+    # --- service calls --------------------------------------------------------------------------
+
+    def grant(
+        self,
+        player_id: str,
+        *,
+        currency: str | None = None,
+        amount: int | Money | None = None,
+        sku: str | None = None,
+        quantity: int | None = None,
+        reason: str,
+        idempotency_key: str | None = None,
+    ) -> GrantResult:
+        """Give a player ``amount`` of ``currency`` (int minor units, or Money) or items."""
+        key = check_idempotency_key(idempotency_key)
+        return self._run(
+            op_grant(
+                player_id,
+                currency=currency,
+                amount=amount,
+                sku=sku,
+                quantity=quantity,
+                reason=reason,
+                key=key,
+            )
+        )
+
+    def refund(
+        self, purchase_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> Purchase:
+        """Refund a purchase: return its price, take back what it granted (service)."""
+        key = check_idempotency_key(idempotency_key)
+        return self._run(op_refund(purchase_id, reason=reason, key=key))
+
+    def player_wallet(self, player_id: str) -> Wallet:
+        """A player's balances (service)."""
+        return self._run(op_wallet(player_id))
+
+    def player_inventory(self, player_id: str) -> Inventory:
+        """A player's items (service)."""
+        return self._run(op_inventory(player_id))
+
+    def player_ledger(self, player_id: str, *, limit: int | None = None) -> Iterator[LedgerEntry]:
+        """A player's ledger, newest first, fetched lazily (service)."""
+        return self._pages(lambda cursor: op_ledger_page(player_id, limit, cursor))
+
+    def player_ledger_page(
+        self, player_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[LedgerEntry]:
+        """One page of a player's ledger (service)."""
+        return self._run(op_ledger_page(player_id, limit, cursor))
+
+    def player_purchases(self, player_id: str, *, limit: int | None = None) -> Iterator[Purchase]:
+        """A player's purchases, newest first, fetched lazily (service)."""
+        return self._pages(lambda cursor: op_purchases_page(player_id, limit, cursor))
+
+    def player_purchases_page(
+        self, player_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Purchase]:
+        """One page of a player's purchases (service)."""
+        return self._run(op_purchases_page(player_id, limit, cursor))
+
+    # --- the pending journal --------------------------------------------------------------------
+
+    def pending(self) -> list[PendingPurchase]:
+        """Journaled purchases whose outcome is not known yet (empty without a journal)."""
+        journal = self._engine.journal
+        return journal.entries() if journal is not None else []
+
+    def resume_pending(self) -> list[PendingOutcome]:
+        """Re-send every journaled purchase with its own key and report each outcome.
+
+        Call it at start-up (and when the network is back). A purchase that had gone through
+        before the crash comes back ``completed`` with ``result.replayed`` true; nothing is
+        charged twice. After a failure with no response, the remaining entries are not tried
+        this time (the network is likely down) and are reported ``pending``.
+        """
+        journal = self._engine.journal
+        if journal is None:
+            return []
+        outcomes: list[PendingOutcome] = []
+        offline: ShopkeepError | None = None
+        for entry in journal.entries():
+            if is_expired(entry, self._pending_max_age):
+                journal.remove(entry.idempotency_key)
+                outcomes.append(PendingOutcome(entry, "expired"))
+            elif offline is not None:
+                outcomes.append(PendingOutcome(entry, "pending", error=offline))
+            else:
+                try:
+                    result = self._run(op_purchase_body(entry.body, entry.idempotency_key))
+                except ShopkeepError as error:
+                    unsettled = is_unsettled(error)
+                    if error.status is None:
+                        offline = error
+                    outcomes.append(
+                        PendingOutcome(entry, "pending" if unsettled else "rejected", error=error)
+                    )
+                else:
+                    outcomes.append(PendingOutcome(entry, "completed", result=result))
+        return outcomes
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def background(self) -> Background:
+        """The non-blocking face of this client, for frame loops (one per client).
+
+        Its methods return a :class:`~shopkeep.background.Handle` at once; call
+        ``background().poll()`` once per frame to run finished calls' callbacks on your thread.
+        """
+        with self._background_lock:
+            if self._background is None:
+                from .background import Background
+
+                self._background = Background(self, workers=self._background_workers)
+            return self._background
+
+    def close(self) -> None:
+        """Finish background calls already running, cancel queued ones, close connections."""
+        with self._background_lock:
+            background, self._background = self._background, None
+        if background is not None:
+            background.shutdown()
+        self._http.close()
+
+    def __enter__(self) -> StoreClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -14,8 +14,12 @@ from .common import services, with_connection
 blp = Blueprint("ops", __name__, url_prefix="/", description="Health and metrics")
 
 
+PUBLIC = {"security": []}  # no token needed: health checks and scrapers call these
+
+
 @blp.route("/healthz", methods=["GET"])
 @blp.response(200, schemas.StatusSchema)
+@blp.doc(**PUBLIC)
 def healthz() -> dict[str, Any]:
     """The process is up."""
     return {"status": "ok"}
@@ -23,6 +27,7 @@ def healthz() -> dict[str, Any]:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, schemas.StatusSchema)
+@blp.doc(**PUBLIC)
 def readyz() -> dict[str, Any]:
     """The database answers."""
     row = with_connection(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -32,7 +37,7 @@ def readyz() -> dict[str, Any]:
 
 
 @blp.route("/metrics", methods=["GET"])
-@blp.doc(responses={"200": {"description": "Prometheus text format"}})
+@blp.doc(responses={"200": {"description": "Prometheus text format"}}, **PUBLIC)
 def metrics() -> Response:
     """Prometheus metrics of every worker of this server."""
     body, content_type = services().metrics.exposition()

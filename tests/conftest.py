@@ -123,14 +123,10 @@ def make_game(
     game_id = game_id or f"g{uuid.uuid4().hex[:12]}"
     games.create_game(conn, game_id)
     key = games.add_key(conn, game_id, issuer="shopkeep")
+    content = catalog_content if catalog_content is not None else _demo_catalog()
     with conn.transaction():
-        catalog.publish(
-            conn,
-            game_id,
-            actor="fixture",
-            stock_buckets=4,
-            content=catalog_content if catalog_content is not None else _demo_catalog(),
-        )
+        catalog.put_draft(conn, game_id, content, if_match="*")
+        catalog.publish(conn, game_id, actor="fixture", stock_buckets=4)
     return Game(game_id, key)
 
 

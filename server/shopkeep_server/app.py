@@ -15,8 +15,9 @@ from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import __version__
+from . import __version__, web
 from .api import ops, player, service, studio
 from .api.common import RateLimiter, Services
 from .api.schemas import ErrorSchema
@@ -131,6 +132,10 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         database = PooledDatabase(config, config.database_url)
 
     app = Flask(__name__)
+    if config.proxy_hops:
+        # Behind a TLS-terminating proxy: https is what the client used (Secure cookies).
+        hops = config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.json = StrictJSONProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_catalog_bytes,
@@ -167,6 +172,7 @@ def create_app(config: Config | None = None, *, database: Database | None = None
     api = ShopkeepApi(app)
     for blueprint in (player.blp, service.blp, studio.blp, ops.blp):
         api.register_blueprint(blueprint)
+    app.register_blueprint(web.blp)
     app.register_error_handler(Exception, lambda error: render_error(_from_exception(error)))
 
     @app.get("/docs/assets/<path:filename>")
@@ -215,8 +221,8 @@ def _check_body(config: Config) -> None:
     data = request.get_data(cache=True)
     if len(data) > limit:
         raise PayloadTooLarge(f"the body may be at most {limit} bytes")
-    if not data:
-        return
+    if not data or request.blueprint == web.blp.name:
+        return  # the studio page posts HTML forms; the size limit above applies to them too
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
     try:

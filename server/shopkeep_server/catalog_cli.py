@@ -34,7 +34,7 @@ MAX_RETRY_AFTER = 5.0
 
 
 class Exit(enum.IntEnum):
-    """The documented exit codes (docs/studio.md)."""
+    """The documented exit codes (README, "The `shopkeep` command line")."""
 
     OK = 0
     REFUSED = 1  # the catalog or request was refused: validation, a stale draft, not found
@@ -54,7 +54,7 @@ class Failure(click.ClickException):
         click.echo(self.format_message(), err=True)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(eq=False)
 class ApiError(Exception):
     """An error answer of the store: the API's envelope, with the HTTP status."""
 
@@ -208,7 +208,7 @@ def _fail_api(error: ApiError, *, source: CatalogFile | None = None, what: str =
             Exit.AUTH,
         )
     if error.status == 403:
-        raise Failure(f"error: {error.message}: this needs a studio token.", Exit.AUTH)
+        raise Failure(f"error: {error.message} (use a studio token)", Exit.AUTH)
     if error.status == 412:
         now = error.details.get("etag")
         raise Failure(
@@ -262,7 +262,6 @@ class Settings:
 
     server: str
     token: str | None
-    transport: httpx.BaseTransport | None = None  # tests plug a MockTransport in here
 
     @contextmanager
     def client(self) -> Iterator[StudioClient]:
@@ -272,7 +271,7 @@ class Settings:
                 " (`shopkeep-server token --game G --role studio --sub you`).",
                 Exit.AUTH,
             )
-        client = StudioClient(self.server, self.token, transport=self.transport)
+        client = StudioClient(self.server, self.token)
         try:
             yield client
         finally:
@@ -302,10 +301,7 @@ def main(ctx: click.Context, server: str, token: str | None) -> None:
       3  authentication: no token, token refused, or not a studio token
       4  the store cannot be reached or failed (5xx)
     """
-    if ctx.obj is None:
-        ctx.obj = Settings(server=server, token=token)
-    else:  # tests hand in Settings with a transport; the options still apply
-        ctx.obj.server, ctx.obj.token = server, token
+    ctx.obj = Settings(server=server, token=token)
 
 
 @main.group()

@@ -36,6 +36,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
     "SHOPKEEP_THREADS": ("8", "threads per gunicorn worker"),
     "SHOPKEEP_LOG_LEVEL": ("INFO", "log level of the server"),
+    "SHOPKEEP_PROXY_HOPS": (
+        "0",
+        "reverse proxies in front that set X-Forwarded-*; trusted for scheme, host and client",
+    ),
 }
 
 MIN_IDEMPOTENCY_TTL = 24 * 3600
@@ -82,6 +86,7 @@ class Config:
     stock_buckets: int = 16
     threads: int = 8
     log_level: str = "INFO"
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -108,6 +113,7 @@ class Config:
             stock_buckets=_int(env, "SHOPKEEP_STOCK_BUCKETS", 16, minimum=1),
             threads=threads,
             log_level=env.get("SHOPKEEP_LOG_LEVEL", "INFO").upper(),
+            proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),
         )
 
     def replace(self, **changes: object) -> Config:

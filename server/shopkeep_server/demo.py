@@ -153,13 +153,14 @@ def seed_demo(conn: psycopg.Connection, config: Config) -> bool:
         return False
     _signing_key(conn, config)  # the demo's tokens are signed with it
     with conn.transaction():
+        # Through the draft, as a studio would: the draft then matches what is live.
+        catalog.put_draft(conn, DEMO_GAME, demo_catalog(), if_match="*")
         catalog.publish(
             conn,
             DEMO_GAME,
             actor=DEMO_STUDIO,
             notes="demo catalog",
             stock_buckets=config.stock_buckets,
-            content=demo_catalog(),
         )
     for currency, amount in STARTING_FUNDS:
         body = {"currency": currency, "amount": amount, "reason": "demo starting funds"}

@@ -515,10 +515,9 @@ def test_the_async_client(server: Any, game: Any) -> None:
 def test_the_docs_example_runs(
     server: Any, game: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    docs = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
-    if not docs.exists():
-        pytest.skip("docs/sdk.md is not in this checkout")
-    example = docs.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    docs = Path(__file__).resolve().parents[2] / "README.md"
+    section = docs.read_text().split("## Using the SDK in your game", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert "http://127.0.0.1:8000" in example
     game.grant("player-1", "COINS", 1000)
     monkeypatch.setenv("SHOPKEEP_TOKEN", game.token("player", "player-1"))

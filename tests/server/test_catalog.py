@@ -55,9 +55,9 @@ def test_live_catalog_with_etag_and_304(client, game: Game) -> None:
 
 def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     draft, etag = _draft(client, game)
-    assert draft == {"currencies": [], "items": []}  # the fixture published content directly
     content = copy.deepcopy(_live(client, game))
     content.pop("version")
+    assert draft == content  # the fixture published through the draft
     potion = next(i for i in content["items"] if i["sku"] == "potion")
     potion["prices"] = [{"currency": "COINS", "amount": 60}]
     put = _put(client, game, content, etag)
@@ -271,3 +271,27 @@ def test_publish_without_body(client, game: Game) -> None:
     )
     assert response.status_code == 201
     assert response.get_json()["notes"] == ""
+
+
+def test_publish_only_the_reviewed_draft(client, game: Game) -> None:
+    _, etag = _draft(client, game)
+    content = copy.deepcopy(_live(client, game))
+    content.pop("version")
+    content["items"] = content["items"][:3]
+    changed = _put(client, game, content, etag)
+    assert changed.status_code == 200
+    stale = client.post(
+        "/v1/admin/catalog/publish",
+        json={"notes": "what I reviewed"},
+        headers=_studio(game, **{"If-Match": etag, "Idempotency-Key": "r" * 20}),
+    )
+    assert stale.status_code == 412
+    assert stale.get_json()["error"]["details"] == {"etag": changed.headers["ETag"]}
+    assert _live(client, game)["version"] == 1
+    fresh = client.post(
+        "/v1/admin/catalog/publish",
+        json={"notes": "what I reviewed"},
+        headers=_studio(game, **{"If-Match": changed.headers["ETag"], "Idempotency-Key": "s" * 20}),
+    )
+    assert fresh.status_code == 201
+    assert len(_live(client, game)["items"]) == 3

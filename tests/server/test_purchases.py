@@ -254,3 +254,26 @@ def test_free_item_writes_no_ledger_row(client, conn: psycopg.Connection) -> Non
     assert inventory(client, game) == {"gift": 1}
     ledger = client.get("/v1/wallet/ledger", headers=game.headers()).get_json()
     assert ledger == {"entries": [], "next_cursor": None}
+
+
+def test_sold_out_is_said_before_not_enough_coins(client, conn: psycopg.Connection) -> None:
+    game = make_game(
+        conn,
+        {
+            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
+            "items": [
+                {
+                    "sku": "egg",
+                    "name": "Egg",
+                    "kind": "consumable",
+                    "prices": [{"currency": "COINS", "amount": 10}],
+                    "stock": 1,
+                }
+            ],
+        },
+    )
+    grant(client, game, "rich", "COINS", 10)
+    assert buy(client, game, "egg", sub="rich").status_code == 201
+    poor = buy(client, game, "egg", sub="poor")
+    assert poor.status_code == 409
+    assert poor.get_json()["error"]["code"] == "sold_out"

@@ -76,14 +76,26 @@ def _studio_operation(work: Any, status: int) -> Response:
 @requires("studio", idempotent=True)
 @blp.arguments(schemas.PublishRequestSchema)
 @blp.response(201, schemas.VersionSummarySchema)
-@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+@blp.doc(
+    parameters=[
+        IDEMPOTENCY_HEADER,
+        {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"}},
+    ]
+)
 def publish(body: dict[str, Any]) -> Response:
-    """Publishes the draft as the next version; live at once."""
+    """Publishes the draft as the next version; live at once. With If-Match (the draft's
+    ETag), only the draft that was reviewed is published (412 if it changed since)."""
     who = principal()
     buckets = services().config.stock_buckets
+    if_match = request.headers.get("If-Match")
     return _studio_operation(
         lambda conn: catalog.publish(
-            conn, who.game, actor=who.subject, notes=body["notes"], stock_buckets=buckets
+            conn,
+            who.game,
+            actor=who.subject,
+            notes=body["notes"],
+            stock_buckets=buckets,
+            if_match=if_match,
         ),
         201,
     )

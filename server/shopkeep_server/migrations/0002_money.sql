@@ -399,6 +399,15 @@ BEGIN
                                'available_until', sk_ts(v_item.available_until)));
     END IF;
 
+    -- A look at the stock without locking anything: once a drop is gone, buyers hear
+    -- "sold out" (not "not enough coins") and never queue on a wallet. sk_take_stock below
+    -- is what actually guards the stock.
+    IF v_item.stock IS NOT NULL AND sk_stock_remaining(p_game, v_item.sku) < v_quantity THEN
+        PERFORM sk_fail('sold_out', format('%s is sold out', v_item.sku),
+            jsonb_build_object('sku', v_item.sku, 'requested', v_quantity,
+                               'remaining', sk_stock_remaining(p_game, v_item.sku)));
+    END IF;
+
     v_total := v_unit * v_quantity;
     -- Lock order: wallets (by currency), the player's count for this sku, stock, inventory.
     PERFORM sk_lock_wallets(p_game, p_player,

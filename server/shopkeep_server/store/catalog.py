@@ -110,7 +110,7 @@ def put_draft(
         ).fetchone()
         if row is None:
             raise NotFound("no such game")
-        if if_match.strip() != "*" and draft_etag(row[0]) not in _etags(if_match):
+        if not _matches(if_match, row[0]):
             raise PreconditionFailed(
                 "the draft was changed since you read it", details={"etag": draft_etag(row[0])}
             )
@@ -123,8 +123,10 @@ def put_draft(
     return content, draft_etag(revision[0])
 
 
-def _etags(header: str) -> list[str]:
-    return [tag.strip().removeprefix("W/") for tag in header.split(",")]
+def _matches(if_match: str, revision: int) -> bool:
+    """If-Match semantics: ``*`` or any listed tag equal to the draft's ETag."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+    return "*" in tags or draft_etag(revision) in tags
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,12 +142,20 @@ def publish(
     notes: str = "",
     stock_buckets: int,
     content: dict[str, Any] | None = None,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """Publishes the draft (or ``content``) as the next version, live at once. The caller's
-    transaction holds it, so a purchase sees the old version or the new one, never a mix."""
-    row = conn.execute("SELECT draft FROM games WHERE id = %s FOR UPDATE", (game,)).fetchone()
+    transaction holds it, so a purchase sees the old version or the new one, never a mix.
+    With ``if_match`` (the draft's ETag) only that exact draft is published."""
+    row = conn.execute(
+        "SELECT draft, draft_revision FROM games WHERE id = %s FOR UPDATE", (game,)
+    ).fetchone()
     if row is None:
         raise NotFound("no such game")
+    if if_match is not None and not _matches(if_match, row[1]):
+        raise PreconditionFailed(
+            "the draft was changed since you reviewed it", details={"etag": draft_etag(row[1])}
+        )
     content = validate_catalog(conn, game, row[0] if content is None else content)
     version_row = conn.execute(
         "INSERT INTO catalog_versions (game_id, version, content, notes, published_by)"

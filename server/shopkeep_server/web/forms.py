@@ -160,10 +160,8 @@ class ItemForm:
         contents = []
         for c_row in self.contents:
             entry: dict[str, Any] = {}
-            ref_name, number_name = ("sku", "quantity") if c_row.type != "currency" else (
-                "currency",
-                "amount",
-            )
+            is_money = c_row.type == "currency"
+            ref_name, number_name = ("currency", "amount") if is_money else ("sku", "quantity")
             if c_row.ref:
                 entry[ref_name] = c_row.ref
             if c_row.number:
@@ -290,12 +288,14 @@ def field_errors(
     for path, messages in details.items():
         if prefix and (path == prefix or path.startswith(prefix + ".")):
             relative = path[len(prefix) + 1 :].split(".") if path != prefix else []
-            key = _item_field_key(relative) if prefix.startswith("items.") else _currency_key(
-                relative
+            key = (
+                _item_field_key(relative)
+                if prefix.startswith("items.")
+                else _currency_key(relative)
             )
             label = path
         else:
-            key, label = "_other", f"{path} — {describe(path, data)}"
+            key, label = "_other", _label(path, data)
         shown.setdefault(key, []).extend(f"{label}: {message}" for message in messages)
     return shown
 
@@ -309,7 +309,13 @@ def _currency_key(relative: list[str]) -> str:
 def catalog_errors(details: Mapping[str, Iterable[str]], data: Any) -> list[str]:
     """Every error of a whole-catalog change, as ``path — where: message`` lines."""
     return [
-        f"{path} — {describe(path, data)}: {message}"
+        f"{_label(path, data)}: {message}"
         for path, messages in sorted(details.items())
         for message in messages
     ]
+
+
+def _label(path: str, data: Any) -> str:
+    """The store's field path, and where that is in words when it says more."""
+    readable = describe(path, data)
+    return path if readable == path else f"{path} — {readable}"

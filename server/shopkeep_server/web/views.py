@@ -82,21 +82,12 @@ _refund_schema = schemas.RefundRequestSchema()
 # ---------------------------------------------------------------------------------------------
 
 
-@blp.url_value_preprocessor
-def _read_form_first(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Parses a posted form before the app's own before_request hook runs (URL value
-    preprocessors run before every before_request function). That hook refuses a body that is
-    not JSON with 415, which is right for the API and wrong for HTML forms; once the form is
-    parsed the body has been read, so the hook sees none and lets the page's forms through.
-    The app's size limits still apply: the form parser honours MAX_CONTENT_LENGTH."""
-    if request.method == "POST":
-        _ = request.form
-
-
 @blp.before_request
 def _load_session() -> Response | None:
     g.studio_session = None
     g.studio_session_id = request.cookies.get(COOKIE)
+    if request.endpoint == "studio_web.static":
+        return None  # stylesheet and script: no session lookup, no database round trip
     if g.studio_session_id:
         g.studio_session = with_connection(lambda conn: sessions.find(conn, g.studio_session_id))
     if request.endpoint in PUBLIC_ENDPOINTS:
@@ -226,7 +217,12 @@ def money(amount: Any, currency: str, scales: dict[str, int] | None = None) -> s
 @blp.context_processor
 def _helpers() -> dict[str, Any]:
     """What every studio template may call (only this blueprint's templates see them)."""
-    return {"money": money, "field_value": format_value}
+    return {"money": money, "field_value": field_value}
+
+
+def field_value(value: Any, field: str) -> str:
+    """A field's value in a few words (catalog_file.format_value, value first for templates)."""
+    return format_value(field, value)
 
 
 def _scales(*catalogs: dict[str, Any] | None) -> dict[str, int]:
@@ -244,6 +240,7 @@ def _scales(*catalogs: dict[str, Any] | None) -> dict[str, int]:
 
 @blp.get("/")
 def index() -> Response:
+    """The catalog when signed in, else the sign-in form."""
     if g.studio_session is None:
         return redirect(url_for("studio_web.login"), 303)
     return redirect(url_for("studio_web.catalog_page"), 303)
@@ -317,6 +314,7 @@ def _login_form(status: int, error: str | None = None) -> Response:
 
 @blp.post("/logout")
 def logout() -> Response:
+    """Deletes the session row: the cookie opens nothing any more, even if kept."""
     with_connection(lambda conn: sessions.delete(conn, g.studio_session_id))
     response = redirect(url_for("studio_web.login"), 303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH, secure=request.is_secure, httponly=True)
@@ -349,6 +347,7 @@ def _catalog_state(game: str) -> dict[str, Any]:
 
 @blp.get("/catalog")
 def catalog_page() -> Response:
+    """The draft and the live version side by side."""
     return _catalog_page()
 
 
@@ -405,6 +404,7 @@ def _draft_change(content: dict[str, Any], if_match: str, done: str) -> Response
 
 @blp.post("/items/<sku>/remove")
 def remove_item(sku: str) -> Response:
+    """Removes an item from the draft (a bundle still holding it makes the store refuse)."""
     draft, _ = _current_draft()
     items = [item for item in draft["items"] if item["sku"] != sku]
     if len(items) == len(draft["items"]):
@@ -415,6 +415,7 @@ def remove_item(sku: str) -> Response:
 
 @blp.post("/currencies/<code>/remove")
 def remove_currency(code: str) -> Response:
+    """Removes a currency from the draft (an item still priced in it makes the store refuse)."""
     draft, _ = _current_draft()
     currencies = [c for c in draft["currencies"] if c["code"] != code]
     if len(currencies) == len(draft["currencies"]):
@@ -446,6 +447,7 @@ def reset_draft() -> Response:
 @blp.route("/new-item", methods=["GET", "POST"], endpoint="new_item")
 @blp.route("/items/<sku>", methods=["GET", "POST"])
 def edit_item(sku: str | None = None) -> Response:
+    """Adds an item to the draft or edits one: every field, through put_draft."""
     draft, etag = _current_draft()
     index = next((i for i, item in enumerate(draft["items"]) if item["sku"] == sku), None)
     if sku is not None and index is None:
@@ -506,6 +508,7 @@ def _item_page(
 @blp.route("/new-currency", methods=["GET", "POST"], endpoint="new_currency")
 @blp.route("/currencies/<code>", methods=["GET", "POST"])
 def edit_currency(code: str | None = None) -> Response:
+    """Adds a currency to the draft or edits one, through put_draft."""
     draft, etag = _current_draft()
     index = next((i for i, c in enumerate(draft["currencies"]) if c["code"] == code), None)
     if code is not None and index is None:
@@ -565,6 +568,7 @@ def _currency_page(
 
 @blp.get("/diff")
 def diff_page() -> Response:
+    """The draft compared with live, per item and field, with the publish form."""
     return _diff_page()
 
 
@@ -625,6 +629,7 @@ def publish() -> Response:
 
 @blp.get("/versions")
 def versions_page() -> Response:
+    """Every published version, with roll back buttons."""
     game = _session().game
     found = with_connection(lambda conn: catalog.list_versions(conn, game))
     return _page("studio/versions.html", versions=found, new_key=new_key)
@@ -652,11 +657,13 @@ def version_page(version: int) -> Response:
 
 @blp.post("/rollback")
 def rollback() -> Response:
+    """Publishes an earlier version's content as a new version (catalog.rollback, run_once)."""
     who = _session()
     try:
         body = rules.load(_rollback_schema, {"version": number(request.form.get("version", ""))})
     except ValidationFailed as exc:
-        return _done("studio_web.versions_page", "; ".join(catalog_errors(exc.details, None)))
+        message = "; ".join(catalog_errors(exc.details, None))
+        return _done("studio_web.versions_page", message, kind="error")
     buckets = services().config.stock_buckets
     try:
         outcome = _run_once(
@@ -685,6 +692,7 @@ def rollback() -> Response:
 
 @blp.post("/stock/<sku>")
 def restock(sku: str) -> Response:
+    """Adds units to a limited item (catalog.restock, run_once)."""
     who = _session()
     try:
         body = rules.load(_restock_schema, {"add": number(request.form.get("add", ""))})
@@ -698,8 +706,8 @@ def restock(sku: str) -> Response:
             200,
             lambda conn: catalog.restock(conn, who.game, sku, add=body["add"], actor=who.subject),
         )
-    except NotFound as exc:
-        return _catalog_page(404, restock_errors={sku: [exc.message]})
+    except NotFound as exc:  # not a published limited item: it has no restock form to show it
+        return _catalog_page(404, errors=[exc.message])
     ok, payload = _outcome_payload(outcome)
     if not ok:
         return _catalog_page(outcome.status, restock_errors={sku: [payload["error"]["message"]]})
@@ -716,6 +724,7 @@ def restock(sku: str) -> Response:
 
 @blp.get("/players")
 def player_page() -> Response:
+    """Player lookup: balances, inventory, purchases (with refunds) and ledger."""
     player_id = request.args.get("id", "").strip()
     if not player_id:
         return _page("studio/player.html", player_id="", player=None, errors=[])
@@ -751,13 +760,17 @@ def _player_page(
     except ValidationFailed as exc:  # a cursor this page did not give out
         errors = catalog_errors(exc.details, None)
         return _page("studio/player.html", 422, player_id=player_id, player=None, errors=errors)
+    refund_errors = refund_errors or {}
+    # An error about a purchase this page does not list (an older page) is shown on top.
+    listed = {p["id"] for p in player["purchases"]["purchases"]}
+    errors = [m for pid, ms in refund_errors.items() if pid not in listed for m in ms]
     return _page(
         "studio/player.html",
         status,
         player_id=player_id,
         player=player,
-        errors=[],
-        refund_errors=refund_errors or {},
+        errors=errors,
+        refund_errors=refund_errors,
         new_key=new_key,
     )
 

@@ -112,7 +112,10 @@ class StoreClient:
             backoff=backoff,
             max_backoff=max_backoff,
         )
-        self._sleep = sleep or time.sleep
+        # Closing wakes a retry's back-off at once: a game quitting while offline must not hang
+        # for the back-off; the unfinished purchase stays in the journal for resume_pending().
+        self._closing = threading.Event()
+        self._sleep = sleep or self._closing.wait
         self._pending_max_age = pending_max_age
         self._catalog = CatalogCache()
         self._http = httpx.Client(
@@ -154,6 +157,8 @@ class StoreClient:
             if step.delay is None:
                 raise step.error
             self._sleep(step.delay)
+            if self._closing.is_set():
+                raise step.error
             attempt += 1
 
     def _run(self, operation: Operation[T]) -> T:
@@ -360,7 +365,9 @@ class StoreClient:
             return self._background
 
     def close(self) -> None:
-        """Finish background calls already running, cancel queued ones, close connections."""
+        """Cancel queued background calls, stop running ones at their next retry (their last
+        error is raised; a journalled purchase stays pending), close connections."""
+        self._closing.set()
         with self._background_lock:
             background, self._background = self._background, None
         if background is not None:

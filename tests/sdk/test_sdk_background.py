@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sdk_fakes import FakeStore
 
-from shopkeep import Handle, InsufficientFunds, PurchaseResult, StoreClient
+from shopkeep import ConnectionError, Handle, InsufficientFunds, PurchaseResult, StoreClient
 from shopkeep.background import CancelledError
 
 pytestmark = pytest.mark.timeout(60)
@@ -167,3 +167,33 @@ def test_close_cancels_queued_calls(store: FakeStore) -> None:
     assert running.result(timeout=30).balance("COINS") == 1000
     with pytest.raises(RuntimeError):
         shop.wallet()
+
+
+def test_close_while_offline_does_not_wait_out_the_back_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A game quitting while the store is unreachable: close() wakes the retry's back-off, the
+    purchase fails with its network error and stays in the journal for the next start."""
+    attempts = threading.Event()
+
+    def offline(request: httpx.Request) -> httpx.Response:
+        attempts.set()
+        raise httpx.ConnectError("store unreachable", request=request)
+
+    client = StoreClient(
+        "http://shop.test",
+        "t",
+        transport=httpx.MockTransport(offline),
+        max_retries=50,
+        backoff=3600.0,  # an hour: without the wake-up, close() would wait that long
+        max_backoff=3600.0,
+        jitter=lambda ceiling: ceiling,
+        pending_path=tmp_path / "pending.json",
+    )
+    buying = client.background().purchase("potion")
+    assert attempts.wait(timeout=30)
+    closer = threading.Thread(target=client.close)
+    closer.start()
+    closer.join(timeout=30)
+    assert not closer.is_alive()
+    with pytest.raises(ConnectionError):
+        buying.result(timeout=30)
+    assert [p.sku for p in client.pending()] == ["potion"]

@@ -31,6 +31,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "100/second",
         "requests per principal (game, sub) per process, `limits` notation; `none` disables",
     ),
+    "SHOPKEEP_PURGE_INTERVAL": (
+        "3600",
+        "seconds between purges of expired idempotency keys by the server; 0 disables",
+    ),
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
     "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog draft body for PUT draft"),
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
@@ -78,6 +82,7 @@ class Config:
     statement_timeout_ms: int = 10_000
     idempotency_ttl: int = MIN_IDEMPOTENCY_TTL
     idempotency_wait_ms: int = 5_000
+    purge_interval: int = 3600
     token_issuer: str = "shopkeep"
     key_cache_seconds: int = 30
     rate_limit: str | None = "100/second"
@@ -105,6 +110,7 @@ class Config:
                 env, "SHOPKEEP_IDEMPOTENCY_TTL", MIN_IDEMPOTENCY_TTL, minimum=MIN_IDEMPOTENCY_TTL
             ),
             idempotency_wait_ms=_int(env, "SHOPKEEP_IDEMPOTENCY_WAIT_MS", 5_000, minimum=0),
+            purge_interval=_int(env, "SHOPKEEP_PURGE_INTERVAL", 3600, minimum=0),
             token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
             key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
             rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import shutil
 import tempfile
+import threading
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+class Janitor(threading.Thread):
+    """Purges expired idempotency keys every ``interval`` seconds from inside a worker; an
+    advisory lock makes one worker of the whole deployment do it each time."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(name="shopkeep-janitor", daemon=True)
+        self.config = config
+
+    def run(self) -> None:
+        from . import db
+        from .store.idempotency import purge_if_free
+
+        assert self.config.database_url is not None
+        while True:
+            # Spread the workers out so they do not all wake at once.
+            time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
+            try:
+                with db.connect(self.config.database_url) as conn:
+                    purged = purge_if_free(conn)
+                if purged:
+                    log.info("purged %d expired idempotency keys", purged)
+            except Exception:  # a failed purge is retried next time; the worker goes on
+                log.exception("purging expired idempotency keys failed")
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -48,6 +79,8 @@ class StoreServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app
 
+        if self.store_config.purge_interval:
+            Janitor(self.store_config).start()
         return create_app(self.store_config)
 
 

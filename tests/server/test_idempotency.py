@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import httpx
 import psycopg
 
-from conftest import Game, LiveServer
+from conftest import Game, LiveServer, make_game
 from support import balances, buy, grant, new_key, post, snapshot
 
 
@@ -168,3 +169,42 @@ def test_fifty_threads_one_key_make_one_purchase(live_server: LiveServer) -> Non
         ).fetchone()
     assert count == (1,)
     assert balance == (950,)
+
+
+def test_only_one_purger_at_a_time(
+    client, conn: psycopg.Connection, game: Game, database_url
+) -> None:
+    from shopkeep_server.store.idempotency import PURGE_LOCK, purge_if_free
+
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (PURGE_LOCK,))
+        assert purge_if_free(conn) is None  # someone else is purging
+        other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
+    assert purge_if_free(conn) == 0
+
+
+def test_the_server_purges_expired_keys_by_itself(database_url, tmp_path) -> None:
+    from conftest import start_server, stop_server
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        game = make_game(conn)
+        conn.execute(
+            "INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, status,"
+            " response_body, expires_at) VALUES (%s, 'p1', 'expired-key-0000', 'f', 201, '{}',"
+            " now() - interval '1 hour')",
+            (game.id,),
+        )
+        server = start_server(
+            database_url, tmp_path / "server.log", workers=1, env={"SHOPKEEP_PURGE_INTERVAL": "1"}
+        )
+        try:
+            deadline = time.monotonic() + 60
+            left: tuple | None = (1,)
+            while time.monotonic() < deadline and left != (0,):
+                time.sleep(0.2)
+                left = conn.execute(
+                    "SELECT count(*) FROM idempotency_keys WHERE game_id = %s", (game.id,)
+                ).fetchone()
+        finally:
+            stop_server(server)
+    assert left == (0,)

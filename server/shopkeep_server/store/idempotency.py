@@ -126,6 +126,9 @@ def run_once(
     return Outcome(status=status, body=body, replayed=False)
 
 
+PURGE_LOCK = 0x5E0B_0002
+
+
 def purge_expired(conn: psycopg.Connection, *, batch: int = 10_000) -> int:
     """Deletes expired keys in batches (short transactions); returns how many."""
     total = 0
@@ -138,3 +141,15 @@ def purge_expired(conn: psycopg.Connection, *, batch: int = 10_000) -> int:
         total += cur.rowcount
         if cur.rowcount < batch:
             return total
+
+
+def purge_if_free(conn: psycopg.Connection) -> int | None:
+    """Purges unless another process is purging right now (then None): every server worker
+    may call this on a timer, and one does the work."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (PURGE_LOCK,)).fetchone()
+    if not row or not row[0]:
+        return None
+    try:
+        return purge_expired(conn)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))

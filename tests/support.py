@@ -85,3 +85,19 @@ def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
         ),
         "catalog": rows("SELECT draft_revision, live_version_id FROM games WHERE id = %(g)s"),
     }
+
+
+def coins_item(sku: str, price: int, **fields: Any) -> dict[str, Any]:
+    """A consumable priced in COINS, with any field overridden."""
+    return {
+        "sku": sku,
+        "name": sku.capitalize(),
+        "kind": "consumable",
+        "prices": [{"currency": "COINS", "amount": price}],
+        **fields,
+    }
+
+
+def coins_catalog(*items: dict[str, Any]) -> dict[str, Any]:
+    """A catalog with the one currency COINS (scale 0) and these items."""
+    return {"currencies": [{"code": "COINS", "name": "Coins", "scale": 0}], "items": list(items)}

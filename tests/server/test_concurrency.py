@@ -12,6 +12,7 @@ import pytest
 
 from conftest import LiveServer
 from shopkeep_server.store.audit import audit
+from support import coins_catalog, coins_item
 
 pytestmark = pytest.mark.slow
 
@@ -58,19 +59,7 @@ def test_twenty_threads_on_one_wallet_buy_exactly_what_it_affords(live_server: L
 def test_two_hundred_buyers_for_fifty_units(live_server: LiveServer) -> None:
     stock = 50
     game = live_server.new_game(
-        {
-            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
-            "items": [
-                {
-                    "sku": "drop",
-                    "name": "Limited drop",
-                    "kind": "durable",
-                    "prices": [{"currency": "COINS", "amount": 100}],
-                    "stock": stock,
-                    "per_player_limit": 1,
-                }
-            ],
-        }
+        coins_catalog(coins_item("drop", 100, kind="durable", stock=stock, per_player_limit=1))
     )
     buyers = [f"buyer-{n}" for n in range(200)]
     with psycopg.connect(live_server.database_url) as conn:

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 
 from conftest import Game, make_game
-from support import balances, buy, grant, inventory, snapshot
+from support import balances, buy, coins_catalog, coins_item, grant, inventory, snapshot
 
 
 def test_buy_consumable_debits_grants_and_writes_ledger(client, game: Game) -> None:
@@ -145,22 +145,11 @@ def test_item_outside_its_window_is_unavailable(client, game: Game) -> None:
 
 def test_window_that_has_closed(client, conn: psycopg.Connection) -> None:
     past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    game = make_game(
-        conn,
-        {
-            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
-            "items": [
-                {
-                    "sku": "old",
-                    "name": "Old",
-                    "kind": "consumable",
-                    "prices": [{"currency": "COINS", "amount": 1}],
-                    "available_from": past.isoformat(),
-                    "available_until": (past + dt.timedelta(days=1)).isoformat(),
-                }
-            ],
-        },
-    )
+    window = {
+        "available_from": past.isoformat(),
+        "available_until": (past + dt.timedelta(days=1)).isoformat(),
+    }
+    game = make_game(conn, coins_catalog(coins_item("old", 1, **window)))
     grant(client, game, "p1", "COINS", 5)
     response = buy(client, game, "old")
     assert response.status_code == 409
@@ -170,21 +159,7 @@ def test_window_that_has_closed(client, conn: psycopg.Connection) -> None:
 
 
 def test_limited_stock_sells_out(client, conn: psycopg.Connection) -> None:
-    game = make_game(
-        conn,
-        {
-            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
-            "items": [
-                {
-                    "sku": "egg",
-                    "name": "Egg",
-                    "kind": "consumable",
-                    "prices": [{"currency": "COINS", "amount": 10}],
-                    "stock": 3,
-                }
-            ],
-        },
-    )
+    game = make_game(conn, coins_catalog(coins_item("egg", 10, stock=3)))
     grant(client, game, "p1", "COINS", 100)
     assert buy(client, game, "egg", quantity=2).status_code == 201
     too_many = buy(client, game, "egg", quantity=2)
@@ -235,21 +210,7 @@ def test_bundle_over_balance_cap(client, conn: psycopg.Connection) -> None:
 
 
 def test_free_item_writes_no_ledger_row(client, conn: psycopg.Connection) -> None:
-    game = make_game(
-        conn,
-        {
-            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
-            "items": [
-                {
-                    "sku": "gift",
-                    "name": "Daily gift",
-                    "kind": "consumable",
-                    "prices": [{"currency": "COINS", "amount": 0}],
-                    "per_player_limit": 1,
-                }
-            ],
-        },
-    )
+    game = make_game(conn, coins_catalog(coins_item("gift", 0, per_player_limit=1)))
     assert buy(client, game, "gift").status_code == 201
     assert inventory(client, game) == {"gift": 1}
     ledger = client.get("/v1/wallet/ledger", headers=game.headers()).get_json()
@@ -257,21 +218,7 @@ def test_free_item_writes_no_ledger_row(client, conn: psycopg.Connection) -> Non
 
 
 def test_sold_out_is_said_before_not_enough_coins(client, conn: psycopg.Connection) -> None:
-    game = make_game(
-        conn,
-        {
-            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
-            "items": [
-                {
-                    "sku": "egg",
-                    "name": "Egg",
-                    "kind": "consumable",
-                    "prices": [{"currency": "COINS", "amount": 10}],
-                    "stock": 1,
-                }
-            ],
-        },
-    )
+    game = make_game(conn, coins_catalog(coins_item("egg", 10, stock=1)))
     grant(client, game, "rich", "COINS", 10)
     assert buy(client, game, "egg", sub="rich").status_code == 201
     poor = buy(client, game, "egg", sub="poor")

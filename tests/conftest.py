@@ -4,6 +4,9 @@
 - ``committed_url`` / ``committed_game``: tests that commit (threads, processes, the audit);
   each gets a game of its own, so they never see each other's rows.
 - ``live_server``: the real stack (``shopkeep-server serve``, gunicorn) on 127.0.0.1.
+
+Test modules import helpers from here as ``conftest``; a folder under tests/ with a conftest.py
+of its own must be a package (an ``__init__.py``), or its conftest would take that name.
 """
 
 from __future__ import annotations

@@ -59,6 +59,14 @@ class GameRun:
 
 
 @pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where the game's screenshots go: a temporary folder, or SHOPKEEP_SCREENSHOTS (set it to
+    docs/screenshots to refresh the README's pictures) so a test run never edits the repo."""
+    chosen = os.environ.get("SHOPKEEP_SCREENSHOTS")
+    return Path(chosen) if chosen else tmp_path
+
+
+@pytest.fixture
 def start_game(tmp_path: Path) -> Iterator[Callable[..., GameRun]]:
     """``start_game(store_url, player_token, backend_url=None, seed=1)``: a headless game."""
     runs: list[GameRun] = []

@@ -8,11 +8,14 @@ from typing import Any
 from sample_game.scenes import ShopScene
 
 PLAYER = "offline-1"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def test_purchase_survives_an_outage_exactly_once(
-    live_server: Any, fault_proxy: Any, start_game: Any, store_tools: Any
+    live_server: Any,
+    fault_proxy: Any,
+    start_game: Any,
+    store_tools: Any,
+    screenshot_dir: Path,
 ) -> None:
     game = live_server.new_game()
     game.grant(PLAYER, "COINS", 500)
@@ -53,7 +56,7 @@ def test_purchase_survives_an_outage_exactly_once(
     assert session.buying.get("sword") == "pending"
     assert isinstance(app.scene, ShopScene)
     assert session.purchases_made == 0
-    run.driver.screenshot_dir = DOCS
+    run.driver.screenshot_dir = screenshot_dir
     driver.screenshot("game-offline")
 
     # The store comes back: the journaled purchase is re-sent with its key and replayed.

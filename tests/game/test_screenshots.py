@@ -11,7 +11,6 @@ import pygame
 from sample_game.scenes import PlayScene, ShopScene
 from shopkeep_server.demo import demo_catalog
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PLAYER = "screenshot-1"
 
 
@@ -25,7 +24,11 @@ def distinct_colours(path: Path) -> int:
 
 
 def test_screenshots_of_the_game_the_shop_and_an_error(
-    live_server: Any, start_game: Any, studio_backend: Any, store_tools: Any
+    live_server: Any,
+    start_game: Any,
+    studio_backend: Any,
+    store_tools: Any,
+    screenshot_dir: Path,
 ) -> None:
     content = demo_catalog()
     game = live_server.new_game(catalog=content)
@@ -37,7 +40,7 @@ def test_screenshots_of_the_game_the_shop_and_an_error(
     backend = studio_backend(game)
     run = start_game(live_server.url, game.token("player", PLAYER), backend_url=backend.url, seed=7)
     driver, session, app = run.driver, run.session, run.app
-    driver.screenshot_dir = DOCS
+    driver.screenshot_dir = screenshot_dir
 
     driver.wait_idle()
     driver.frames(40)

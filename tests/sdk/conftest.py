@@ -69,9 +69,6 @@ def make_client(sleeps: list[float]) -> Iterator[Callable[..., StoreClient]]:
 
 
 @pytest.fixture
-def server(request: pytest.FixtureRequest) -> Any:
-    """The session's live server (tests/conftest.py's ``live_server``); skip when absent."""
-    try:
-        return request.getfixturevalue("live_server")
-    except pytest.FixtureLookupError:
-        pytest.skip("the live_server fixture (tests/conftest.py) is not available")
+def server(live_server: Any) -> Any:
+    """The session's live server (tests/conftest.py's ``live_server``)."""
+    return live_server

@@ -507,11 +507,11 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class _FlowList(list):  # type: ignore[type-arg]
+class _FlowList(list):
     """A short list of plain values, written on one line: ``tags: [weapon, skin]``."""
 
 
-class _FlowDict(dict):  # type: ignore[type-arg]
+class _FlowDict(dict):
     """A price or a bundle entry, written on one line: ``- {currency: COINS, amount: 50}``."""
 
 
@@ -527,7 +527,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar(_TAG_STR, value, style=style)
 
 
-def _represent_dict(dumper: yaml.SafeDumper, value: dict) -> yaml.MappingNode:  # type: ignore[type-arg]
+def _represent_dict(dumper: yaml.SafeDumper, value: dict) -> yaml.MappingNode:
     return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=False)
 
 

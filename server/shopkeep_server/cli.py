@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .config import Config, ConfigError
+
+if TYPE_CHECKING:  # the commands import the server lazily: `--help` stays fast
+    import psycopg
 
 
 def _config() -> Config:
@@ -24,7 +28,7 @@ def _database_url(config: Config) -> str:
     return resolve_database_url(config.database_url, config.data_dir)
 
 
-def _connect(config: Config):  # type: ignore[no-untyped-def]
+def _connect(config: Config) -> psycopg.Connection:
     from . import db
 
     return db.connect(_database_url(config))
@@ -60,7 +64,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     run(config, host=host, port=port, workers=workers)
 
 
-def _seed_demo(conn, config: Config, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+def _seed_demo(conn: psycopg.Connection, config: Config, host: str, port: int) -> None:
     from .demo import DEMO_GAME, DEMO_PLAYER, demo_tokens, seed_demo
 
     created = seed_demo(conn, config)

@@ -163,7 +163,8 @@ def seed_demo(conn: psycopg.Connection, config: Config) -> bool:
             stock_buckets=config.stock_buckets,
         )
     for currency, amount in STARTING_FUNDS:
-        body = {"currency": currency, "amount": amount, "reason": "demo starting funds"}
+        reason = "demo starting funds"
+        body = {"currency": currency, "amount": amount, "reason": reason}
         request = Request(
             game=DEMO_GAME,
             subject=DEMO_SERVICE,
@@ -173,7 +174,9 @@ def seed_demo(conn: psycopg.Connection, config: Config) -> bool:
             ttl_seconds=config.idempotency_ttl,
             wait_ms=config.idempotency_wait_ms,
         )
-        players.grant(conn, request, player_id=DEMO_PLAYER, **body)
+        players.grant(
+            conn, request, player_id=DEMO_PLAYER, currency=currency, amount=amount, reason=reason
+        )
     return True
 
 

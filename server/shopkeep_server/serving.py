@@ -49,7 +49,7 @@ def _child_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-class StoreServer(BaseApplication):  # type: ignore[misc]
+class StoreServer(BaseApplication):
     """gunicorn running create_app in each worker (after the fork, so every worker has its own
     connection pool)."""
 

@@ -14,7 +14,7 @@ from .common import services, with_connection
 blp = Blueprint("ops", __name__, url_prefix="/", description="Health and metrics")
 
 
-PUBLIC = {"security": []}  # no token needed: health checks and scrapers call these
+PUBLIC: dict[str, Any] = {"security": []}  # no token needed: health checks and scrapers call these
 
 
 @blp.route("/healthz", methods=["GET"])

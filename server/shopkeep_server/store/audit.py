@@ -116,6 +116,6 @@ def audit(conn: psycopg.Connection) -> list[str]:
         if fresh:  # inside a caller's transaction, the caller's snapshot is the one we get
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for title, query in CHECKS:
-            for (line,) in conn.execute(query):  # type: ignore[arg-type]
+            for (line,) in conn.execute(query):
                 violations.append(f"{title}: {line}")
     return violations

@@ -32,7 +32,7 @@ def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str,
         if currency["code"] in codes:
             fail(f"currencies.{index}.code", f"{currency['code']} appears twice")
         codes[currency["code"]] = currency["scale"]
-    published_scales = dict(
+    published_scales: dict[str, int] = dict(
         conn.execute(
             "SELECT DISTINCT ON (cc.code) cc.code, cc.scale FROM catalog_currencies cc"
             " JOIN catalog_versions v ON v.id = cc.version_id WHERE v.game_id = %s"

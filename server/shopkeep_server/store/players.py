@@ -101,7 +101,7 @@ def _page(
 ) -> tuple[list[Any], str | None]:
     """One keyset page: ``query`` selects (position, json) newest first, taking the last
     parameter as its LIMIT; one row more than asked tells whether another page follows."""
-    rows = conn.execute(query, (*params, limit + 1)).fetchall()  # type: ignore[arg-type]
+    rows = conn.execute(query, (*params, limit + 1)).fetchall()
     page = rows[:limit]
     next_cursor = str(page[-1][0]) if len(rows) > limit else None
     return [document for _, document in page], next_cursor

@@ -122,15 +122,15 @@ class ItemForm:
             )
             if row.currency or row.amount:
                 prices.append(row)
-        contents = []
+        contents: list[ContentRow] = []
         for index in range(MAX_CONTENT_ROWS + 5):
-            row = ContentRow(
+            content = ContentRow(
                 form.get(f"contents-{index}-type", "item"),
                 form.get(f"contents-{index}-ref", "").strip(),
                 form.get(f"contents-{index}-number", "").strip(),
             )
-            if row.ref or row.number:
-                contents.append(row)
+            if content.ref or content.number:
+                contents.append(content)
         return cls(
             sku=form.get("sku", "").strip(),
             name=form.get("name", "").strip(),

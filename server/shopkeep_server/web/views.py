@@ -35,6 +35,7 @@ from flask import (
     url_for,
 )
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WebResponse  # what redirect() returns too
 
 from ..api import schemas
 from ..api.common import services, with_connection
@@ -83,7 +84,7 @@ _refund_schema = schemas.RefundRequestSchema()
 
 
 @blp.before_request
-def _load_session() -> Response | None:
+def _load_session() -> WebResponse | None:
     g.studio_session = None
     g.studio_session_id = request.cookies.get(COOKIE)
     if request.endpoint == "studio_web.static":
@@ -106,7 +107,7 @@ def _load_session() -> Response | None:
 
 
 @blp.after_request
-def _headers(response: Response) -> Response:
+def _headers(response: WebResponse) -> WebResponse:
     # The page shows money and players: no caching, no framing, no scripts but our own file.
     response.headers.setdefault(
         "Content-Security-Policy",
@@ -122,7 +123,7 @@ def _headers(response: Response) -> Response:
 
 
 @blp.errorhandler(Exception)
-def _error_page(error: Exception) -> Response:
+def _error_page(error: Exception) -> WebResponse:
     """Errors on the page are pages, not the API's JSON."""
     if isinstance(error, HTTPException) and (error.code or 500) < 500:
         return _page(
@@ -139,7 +140,7 @@ def _error_page(error: Exception) -> Response:
     )
 
 
-def _page(template: str, status: int = 200, **context: Any) -> Response:
+def _page(template: str, status: int = 200, **context: Any) -> WebResponse:
     session = g.get("studio_session")
     flash = None
     if session is not None and status == 200 and request.method == "GET":
@@ -148,7 +149,7 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
     return Response(body, status=status, mimetype="text/html")
 
 
-def _done(endpoint: str, text: str, *, kind: str = "ok", **values: Any) -> Response:
+def _done(endpoint: str, text: str, *, kind: str = "ok", **values: Any) -> WebResponse:
     """Post/redirect/get: the message waits in the session row for the next page."""
     with_connection(
         lambda conn: sessions.set_flash(conn, g.studio_session_id, {"kind": kind, "text": text})
@@ -239,7 +240,7 @@ def _scales(*catalogs: dict[str, Any] | None) -> dict[str, int]:
 
 
 @blp.get("/")
-def index() -> Response:
+def index() -> WebResponse:
     """The catalog when signed in, else the sign-in form."""
     if g.studio_session is None:
         return redirect(url_for("studio_web.login"), 303)
@@ -247,7 +248,7 @@ def index() -> Response:
 
 
 @blp.route("/login", methods=["GET", "POST"])
-def login() -> Response:
+def login() -> WebResponse:
     """Sign in with a studio token. The form carries a one-time value also set as a cookie
     (double submit), so another site cannot sign a browser in to an account of its choosing."""
     if request.method == "GET":
@@ -272,7 +273,7 @@ def login() -> Response:
             f"shopkeep-server token --game {principal.game} --role studio --sub you",
         )
     # The authenticator has just verified the signature: reading exp without it is safe.
-    expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]  # required by auth
     token_expiry = dt.datetime.fromtimestamp(int(expires), dt.UTC)
     session_id, session = with_connection(
         lambda conn: sessions.create(
@@ -297,7 +298,7 @@ def login() -> Response:
     return response
 
 
-def _login_form(status: int, error: str | None = None) -> Response:
+def _login_form(status: int, error: str | None = None) -> WebResponse:
     value = secrets.token_urlsafe(24)
     response = _page("studio/login.html", status, login_csrf=value, error=error)
     response.set_cookie(
@@ -313,7 +314,7 @@ def _login_form(status: int, error: str | None = None) -> Response:
 
 
 @blp.post("/logout")
-def logout() -> Response:
+def logout() -> WebResponse:
     """Deletes the session row: the cookie opens nothing any more, even if kept."""
     with_connection(lambda conn: sessions.delete(conn, g.studio_session_id))
     response = redirect(url_for("studio_web.login"), 303)
@@ -346,7 +347,7 @@ def _catalog_state(game: str) -> dict[str, Any]:
 
 
 @blp.get("/catalog")
-def catalog_page() -> Response:
+def catalog_page() -> WebResponse:
     """The draft and the live version side by side."""
     return _catalog_page()
 
@@ -357,7 +358,7 @@ def _catalog_page(
     errors: list[str] | None = None,
     restock_errors: dict[str, list[str]] | None = None,
     conflict: bool = False,
-) -> Response:
+) -> WebResponse:
     state = _catalog_state(_session().game)
     return _page(
         "studio/catalog.html",
@@ -391,7 +392,7 @@ CONFLICT = (
 )
 
 
-def _draft_change(content: dict[str, Any], if_match: str, done: str) -> Response:
+def _draft_change(content: dict[str, Any], if_match: str, done: str) -> WebResponse:
     """A change of the whole draft from the catalog page (remove, reset)."""
     try:
         _put_draft(content, if_match)
@@ -403,7 +404,7 @@ def _draft_change(content: dict[str, Any], if_match: str, done: str) -> Response
 
 
 @blp.post("/items/<sku>/remove")
-def remove_item(sku: str) -> Response:
+def remove_item(sku: str) -> WebResponse:
     """Removes an item from the draft (a bundle still holding it makes the store refuse)."""
     draft, _ = _current_draft()
     items = [item for item in draft["items"] if item["sku"] != sku]
@@ -414,7 +415,7 @@ def remove_item(sku: str) -> Response:
 
 
 @blp.post("/currencies/<code>/remove")
-def remove_currency(code: str) -> Response:
+def remove_currency(code: str) -> WebResponse:
     """Removes a currency from the draft (an item still priced in it makes the store refuse)."""
     draft, _ = _current_draft()
     currencies = [c for c in draft["currencies"] if c["code"] != code]
@@ -425,7 +426,7 @@ def remove_currency(code: str) -> Response:
 
 
 @blp.post("/draft/reset")
-def reset_draft() -> Response:
+def reset_draft() -> WebResponse:
     """Makes the draft a copy of the live version (to start editing from what players see)."""
     game = _session().game
     live = with_connection(lambda conn: _live(conn, game))
@@ -446,7 +447,7 @@ def reset_draft() -> Response:
 
 @blp.route("/new-item", methods=["GET", "POST"], endpoint="new_item")
 @blp.route("/items/<sku>", methods=["GET", "POST"])
-def edit_item(sku: str | None = None) -> Response:
+def edit_item(sku: str | None = None) -> WebResponse:
     """Adds an item to the draft or edits one: every field, through put_draft."""
     draft, etag = _current_draft()
     index = next((i for i, item in enumerate(draft["items"]) if item["sku"] == sku), None)
@@ -488,7 +489,7 @@ def _item_page(
     errors: dict[str, list[str]] | None = None,
     conflict: bool = False,
     status: int = 200,
-) -> Response:
+) -> WebResponse:
     codes = [c["code"] for c in draft["currencies"]]
     skus = [i["sku"] for i in draft["items"] if i["kind"] != "bundle" and i["sku"] != sku]
     return _page(
@@ -507,7 +508,7 @@ def _item_page(
 
 @blp.route("/new-currency", methods=["GET", "POST"], endpoint="new_currency")
 @blp.route("/currencies/<code>", methods=["GET", "POST"])
-def edit_currency(code: str | None = None) -> Response:
+def edit_currency(code: str | None = None) -> WebResponse:
     """Adds a currency to the draft or edits one, through put_draft."""
     draft, etag = _current_draft()
     index = next((i for i, c in enumerate(draft["currencies"]) if c["code"] == code), None)
@@ -549,7 +550,7 @@ def _currency_page(
     errors: dict[str, list[str]] | None = None,
     conflict: bool = False,
     status: int = 200,
-) -> Response:
+) -> WebResponse:
     return _page(
         "studio/currency.html",
         status,
@@ -567,12 +568,14 @@ def _currency_page(
 
 
 @blp.get("/diff")
-def diff_page() -> Response:
+def diff_page() -> WebResponse:
     """The draft compared with live, per item and field, with the publish form."""
     return _diff_page()
 
 
-def _diff_page(status: int = 200, *, errors: list[str] | None = None, notes: str = "") -> Response:
+def _diff_page(
+    status: int = 200, *, errors: list[str] | None = None, notes: str = ""
+) -> WebResponse:
     state = _catalog_state(_session().game)
     return _page(
         "studio/diff.html",
@@ -585,7 +588,7 @@ def _diff_page(status: int = 200, *, errors: list[str] | None = None, notes: str
 
 
 @blp.post("/publish")
-def publish() -> Response:
+def publish() -> WebResponse:
     """Publishes exactly the draft the person reviewed: the form's ETag must still be the
     draft's, checked in the transaction that publishes it."""
     who = _session()
@@ -628,7 +631,7 @@ def publish() -> Response:
 
 
 @blp.get("/versions")
-def versions_page() -> Response:
+def versions_page() -> WebResponse:
     """Every published version, with roll back buttons."""
     game = _session().game
     found = with_connection(lambda conn: catalog.list_versions(conn, game))
@@ -636,7 +639,7 @@ def versions_page() -> Response:
 
 
 @blp.get("/versions/<int:version>")
-def version_page(version: int) -> Response:
+def version_page(version: int) -> WebResponse:
     """What rolling back to this version would change on the live store."""
     game = _session().game
 
@@ -656,7 +659,7 @@ def version_page(version: int) -> Response:
 
 
 @blp.post("/rollback")
-def rollback() -> Response:
+def rollback() -> WebResponse:
     """Publishes an earlier version's content as a new version (catalog.rollback, run_once)."""
     who = _session()
     try:
@@ -691,7 +694,7 @@ def rollback() -> Response:
 
 
 @blp.post("/stock/<sku>")
-def restock(sku: str) -> Response:
+def restock(sku: str) -> WebResponse:
     """Adds units to a limited item (catalog.restock, run_once)."""
     who = _session()
     try:
@@ -723,7 +726,7 @@ def restock(sku: str) -> Response:
 
 
 @blp.get("/players")
-def player_page() -> Response:
+def player_page() -> WebResponse:
     """Player lookup: balances, inventory, purchases (with refunds) and ledger."""
     player_id = request.args.get("id", "").strip()
     if not player_id:
@@ -733,7 +736,7 @@ def player_page() -> Response:
 
 def _player_page(
     player_id: str, status: int = 200, *, refund_errors: dict[str, list[str]] | None = None
-) -> Response:
+) -> WebResponse:
     game = _session().game
     try:
         rules.check_player_id(player_id)
@@ -776,7 +779,7 @@ def _player_page(
 
 
 @blp.post("/players/<player_id>/refund")
-def refund(player_id: str) -> Response:
+def refund(player_id: str) -> WebResponse:
     """A refund through store.players.refund, the API's own money path."""
     game = _session().game
     purchase_id = request.form.get("purchase_id", "")

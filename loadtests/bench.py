@@ -45,7 +45,7 @@ import httpx
 import psutil
 
 from .common import COMMON_ITEMS, CURRENCY, DROP_SKU, SEED_ENV, load_catalog
-from .seed import SERVICE_SUB, STUDIO_SUB, parse_game_create, plan, publish_catalog, seed_store
+from .seed import create_and_seed, plan, publish_catalog
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
 
 BENCH_DROP = "bench_drop"
@@ -491,32 +491,24 @@ def _run_cases(
     info: dict[str, Any],
 ) -> list[Result]:
     game = f"bench{uuid.uuid4().hex[:10]}"
-    created = parse_game_create(store.cli("game", "create", game).stdout)
-    tokens = {
-        role: store.cli("token", "--game", game, "--role", role, "--sub", sub).stdout.strip()
-        for role, sub in (("service", SERVICE_SUB), ("studio", STUDIO_SUB))
-    }
-    roster = seed_store(
+    made = create_and_seed(
+        store.cli,
         store.url,
         game=game,
-        kid=created["kid"],
-        secret=created["secret"],
-        issuer=created["issuer"],
-        service_token=tokens["service"],
-        studio_token=tokens["studio"],
         players=args.players,
         stock=1,
         start_coins=1_000_000_000,
+        ttl=3600,
     )
-    publish_catalog(store.url, tokens["studio"], bench_catalog(), notes="bench")
-    player_tokens = [t for _, t in roster]
+    publish_catalog(store.url, made.studio_token, bench_catalog(), notes="bench")
+    player_tokens = [t for _, t in made.roster]
     # The Locust generator reads tokens from a seed file like the load test's.
     plan(
         host=store.url,
         game=game,
-        service_token=tokens["service"],
-        studio_token=tokens["studio"],
-        roster=roster,
+        service_token=made.service_token,
+        studio_token=made.studio_token,
+        roster=made.roster,
         stock=1,
         start_in=0,
         baseline_seconds=0,

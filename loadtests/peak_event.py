@@ -75,14 +75,7 @@ from .common import (
 )
 from .faultproxy import FaultProxy, ProxyStats
 from .metrics import ServerView, difference, scrape
-from .seed import (
-    SERVICE_SUB,
-    STUDIO_SUB,
-    announce_drop,
-    parse_game_create,
-    plan,
-    seed_store,
-)
+from .seed import announce_drop, create_and_seed, plan
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -745,38 +738,21 @@ def run(args: argparse.Namespace) -> int:
 def seed_private(store: PrivateStore, args: argparse.Namespace, out: Path) -> Seed:
     """Make the game and its tokens with the CLI, seed through the API, announce the drop."""
     game = f"lt{uuid.uuid4().hex[:12]}"
-    created = parse_game_create(store.cli("game", "create", game).stdout)
-    tokens = {
-        role: store.cli(
-            "token", "--game", game, "--role", role, "--sub", sub, "--ttl", "21600"
-        ).stdout.strip()
-        for role, sub in (("service", SERVICE_SUB), ("studio", STUDIO_SUB))
-    }
     print(f"seeding game {game}: {args.players} players, drop of {args.stock}", flush=True)
-    roster = seed_store(
-        store.url,
-        game=game,
-        kid=created["kid"],
-        secret=created["secret"],
-        issuer=created["issuer"],
-        service_token=tokens["service"],
-        studio_token=tokens["studio"],
-        players=args.players,
-        stock=args.stock,
-    )
+    made = create_and_seed(store.cli, store.url, game=game, players=args.players, stock=args.stock)
     seed = plan(
         host=store.url,
         game=game,
-        service_token=tokens["service"],
-        studio_token=tokens["studio"],
-        roster=roster,
+        service_token=made.service_token,
+        studio_token=made.studio_token,
+        roster=made.roster,
         stock=args.stock,
         start_in=LOCUST_STARTUP,
         baseline_seconds=max(2.0, args.duration / 4),
         duration=args.duration,
         client_timeout=args.timeout,
     )
-    announce_drop(store.url, tokens["studio"], stock=args.stock, drop_at=seed.drop_at)
+    announce_drop(store.url, made.studio_token, stock=args.stock, drop_at=seed.drop_at)
     seed.save(out / "seed.json")
     return seed
 

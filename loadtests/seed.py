@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import math
 import ssl
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +183,49 @@ def seed_store(
     ]
     grant_start_coins(host, service_token, game, [p for p, _ in roster], amount=start_coins)
     return roster
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SeededGame:
+    """A game made with the CLI and seeded through the API: its tokens and funded players."""
+
+    game: str
+    service_token: str
+    studio_token: str
+    roster: list[tuple[str, str]]
+
+
+def create_and_seed(
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+    host: str,
+    *,
+    game: str,
+    players: int,
+    stock: int,
+    start_coins: int = START_COINS,
+    ttl: int = 21_600,
+) -> SeededGame:
+    """`shopkeep-server game create` and `token` (through ``cli``) for the game, its service
+    and its studio, then :func:`seed_store` through the API: what the runner and the bench
+    both do to a private store."""
+    created = parse_game_create(cli("game", "create", game).stdout)
+    service, studio = (
+        cli("token", "--game", game, "--role", role, "--sub", sub, "--ttl", str(ttl)).stdout.strip()
+        for role, sub in (("service", SERVICE_SUB), ("studio", STUDIO_SUB))
+    )
+    roster = seed_store(
+        host,
+        game=game,
+        kid=created["kid"],
+        secret=created["secret"],
+        issuer=created["issuer"],
+        service_token=service,
+        studio_token=studio,
+        players=players,
+        stock=stock,
+        start_coins=start_coins,
+    )
+    return SeededGame(game, service, studio, roster)
 
 
 def announce_drop(host: str, studio_token: str, *, stock: int, drop_at: float) -> int:

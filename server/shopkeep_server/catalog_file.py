@@ -36,21 +36,9 @@ from .store import rules
 
 Format = Literal["yaml", "json"]
 
-CURRENCY_FIELDS = ("code", "name", "scale", "max_balance")
-ITEM_FIELDS = (
-    "sku",
-    "name",
-    "description",
-    "kind",
-    "prices",
-    "contents",
-    "stock",
-    "per_player_limit",
-    "available_from",
-    "available_until",
-    "tags",
-    "metadata",
-)
+CURRENCY_FIELDS = tuple(rules.CurrencySchema().fields)
+# The store's own field list, in its declaration order (the order a written file uses).
+ITEM_FIELDS = tuple(rules.ItemSchema().fields)
 # What the store fills in for a field left out (store/rules.py's load_default): a written file
 # leaves these out, and a comparison fills them in, so leaving one out is never a difference.
 CURRENCY_DEFAULTS: dict[str, Any] = {"max_balance": None}

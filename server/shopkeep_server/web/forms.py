@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..catalog_file import describe
+from ..catalog_file import ITEM_FIELDS, describe
 
 MAX_PRICE_ROWS = 10
 MAX_CONTENT_ROWS = 50
@@ -242,20 +242,7 @@ class CurrencyForm:
 # The store's field paths, next to the form's fields
 # ---------------------------------------------------------------------------------------------
 
-_ITEM_FIELDS = {
-    "sku",
-    "name",
-    "description",
-    "kind",
-    "stock",
-    "per_player_limit",
-    "available_from",
-    "available_until",
-    "tags",
-    "metadata",
-    "prices",
-    "contents",
-}
+_ITEM_FIELDS = frozenset(ITEM_FIELDS)
 
 
 def _item_field_key(relative: list[str]) -> str:

@@ -33,22 +33,23 @@ import yaml
 
 from .errors import ValidationFailed
 from .store.catalog import check_catalog
-
-# The comparison of two catalogs, for `shopkeep catalog diff` (its home is store/catalog_diff.py).
 from .store.catalog_diff import CatalogDiff, describe, describe_entry, format_value, short_timestamp
-from .store.catalog_diff import diff_catalogs as diff_catalogs
-
-# What the store fills in for a field left out (the schemas' load_default): a written file
-# leaves these out, in the schemas' field order.
+from .store.catalog_diff import diff_catalogs as diff_catalogs  # for `shopkeep catalog diff`
 from .store.rules import (
     CURRENCY_DEFAULTS,
     CURRENCY_FIELDS,
     ITEM_DEFAULTS,
     ITEM_FIELDS,
     TIMESTAMP_FIELDS,
+    ContentSchema,
 )
 
 Format = Literal["yaml", "json"]
+
+# A written file lists fields in the schemas' order and leaves out those at the value the store
+# fills in (the schemas' load_default): all of it read from store/rules.py, none stated here.
+# A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
+ENTRY_FIELDS = tuple(ContentSchema().fields)
 
 YAML_HEADER = (
     "# Shopkeep catalog. Amounts are integers in each currency's minor unit.\n"
@@ -414,9 +415,8 @@ def _ordered(entry: Mapping[str, Any], fields: tuple[str, ...], defaults: dict[s
 def _money_or_content(entry: Any) -> Any:
     if not isinstance(entry, Mapping):
         return entry
-    order = ("sku", "quantity", "currency", "amount")
-    return {name: entry[name] for name in order if name in entry} | {
-        name: entry[name] for name in sorted(entry) if name not in order
+    return {name: entry[name] for name in ENTRY_FIELDS if name in entry} | {
+        name: entry[name] for name in sorted(entry) if name not in ENTRY_FIELDS
     }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..store.catalog_diff import describe, short_timestamp
-from ..store.rules import ITEM_FIELDS
+from ..store.rules import CURRENCY_FIELDS, ITEM_FIELDS
 
 MAX_PRICE_ROWS = 10
 MAX_CONTENT_ROWS = 50
@@ -290,7 +290,7 @@ def field_errors(
 def _currency_key(relative: list[str]) -> str:
     if not relative or relative[0] == "_schema":
         return "_item"
-    return relative[0] if relative[0] in ("code", "name", "scale", "max_balance") else "_other"
+    return relative[0] if relative[0] in CURRENCY_FIELDS else "_other"
 
 
 def catalog_errors(details: Mapping[str, Iterable[str]], data: Any) -> list[str]:

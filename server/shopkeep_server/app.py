@@ -19,9 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__, web
 from .api import ops, player, service, studio
-from .api.common import RateLimiter, Services
 from .api.schemas import ErrorSchema
-from .auth import Authenticator
 from .config import Config
 from .db import Database, DatabaseUnavailable, PooledDatabase
 from .errors import (
@@ -38,8 +36,7 @@ from .errors import (
     error_body,
     from_database,
 )
-from .metrics import Metrics
-from .store.catalog import CatalogCache
+from .runtime import Services, install
 from .store.rules import flatten_errors
 
 log = logging.getLogger(__name__)
@@ -159,15 +156,9 @@ def create_app(config: Config | None = None, *, database: Database | None = None
             },
         },
     )
-    metrics = Metrics()
-    app.extensions["shopkeep"] = Services(
-        config=config,
-        db=database,
-        authenticator=Authenticator(database, cache_seconds=config.key_cache_seconds),
-        catalog_cache=CatalogCache(),
-        rate_limiter=RateLimiter(config.rate_limit),
-        metrics=metrics,
-    )
+    services = Services.build(config, database)
+    install(app, services)
+    metrics = services.metrics
 
     api = ShopkeepApi(app)
     for blueprint in (player.blp, service.blp, studio.blp, ops.blp):

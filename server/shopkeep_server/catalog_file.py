@@ -13,15 +13,15 @@ Duplicate keys, non-string keys and values JSON cannot carry are refused with th
 Writing puts fields in one fixed, readable order and leaves out fields at their default, so a
 pull of the same catalog always gives the same bytes and a diff in git shows only real changes.
 
-This module also holds the comparison of two catalogs (per item and field) used by
-``shopkeep catalog diff`` and by the studio page.
+The rules a file is checked with are the store's (store/catalog.check_catalog, the schemas of
+store/rules.py); the comparison of two catalogs is store/catalog_diff.py, shared with the studio
+page. This module adds only what is about files: lines, YAML and JSON, a stable written order.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
-import datetime as dt
 import json
 import math
 import re
@@ -32,27 +32,24 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ValidationFailed
-from .store import rules
+from .store.catalog import check_catalog
+from .store.catalog_diff import CatalogDiff, describe, describe_entry, format_value, short_timestamp
+from .store.catalog_diff import diff_catalogs as diff_catalogs  # for `shopkeep catalog diff`
+from .store.rules import (
+    CURRENCY_DEFAULTS,
+    CURRENCY_FIELDS,
+    ITEM_DEFAULTS,
+    ITEM_FIELDS,
+    TIMESTAMP_FIELDS,
+    ContentSchema,
+)
 
 Format = Literal["yaml", "json"]
 
-CURRENCY_FIELDS = tuple(rules.CurrencySchema().fields)
-# The store's own field list, in its declaration order (the order a written file uses).
-ITEM_FIELDS = tuple(rules.ItemSchema().fields)
-# What the store fills in for a field left out (store/rules.py's load_default): a written file
-# leaves these out, and a comparison fills them in, so leaving one out is never a difference.
-CURRENCY_DEFAULTS: dict[str, Any] = {"max_balance": None}
-ITEM_DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "contents": [],
-    "stock": None,
-    "per_player_limit": None,
-    "available_from": None,
-    "available_until": None,
-    "tags": [],
-    "metadata": {},
-}
-TIMESTAMP_FIELDS = ("available_from", "available_until")
+# A written file lists fields in the schemas' order and leaves out those at the value the store
+# fills in (the schemas' load_default): all of it read from store/rules.py, none stated here.
+# A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
+ENTRY_FIELDS = tuple(ContentSchema().fields)
 
 YAML_HEADER = (
     "# Shopkeep catalog. Amounts are integers in each currency's minor unit.\n"
@@ -123,34 +120,6 @@ def _line_of(root: _Loc | None, field_path: str) -> int | None:
         else:
             break
     return line
-
-
-def describe(field_path: str, data: Any) -> str:
-    """A field path as a person reads it: ``items.3.prices.0.amount`` becomes
-    ``items[3] (potion) prices[0].amount``; the sku (or currency code) names the entry."""
-    out = ""
-    node: Any = data
-    after_label = False
-    segments = field_path.split(".")
-    for index, segment in enumerate(segments):
-        if segment == "_schema":
-            break
-        if segment.isdigit() and out:
-            out += f"[{segment}]"
-            position = int(segment)
-            node = node[position] if isinstance(node, list) and position < len(node) else None
-            if index == 1 and segments[0] in ("items", "currencies") and isinstance(node, dict):
-                label = node.get("sku" if segments[0] == "items" else "code")
-                if isinstance(label, str) and label:
-                    out += f" ({label})"
-                    after_label = True
-            continue
-        if out:
-            out += " " if after_label else "."
-        after_label = False
-        out += segment
-        node = node.get(segment) if isinstance(node, dict) else None
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,30 +380,12 @@ def _parse_json(text: str, filename: str) -> tuple[Any, _Loc | None]:
 # Checking and normalizing without a server
 # ---------------------------------------------------------------------------------------------
 
-_catalog_schema = rules.CatalogSchema()
-
 
 def normalize(data: Any) -> dict[str, Any]:
     """The catalog as the store keeps it: every field present, timestamps in the store's
-    format. Uses the store's own schema, so it refuses what the store would refuse on its
-    fields (references between entries are the store's to check); raises ValidationFailed."""
-    loaded = rules.load(_catalog_schema, data)
-    errors: dict[str, list[str]] = {}
-    for section, key in (("currencies", "code"), ("items", "sku")):
-        seen: set[str] = set()
-        for index, entry in enumerate(loaded[section]):
-            if entry[key] in seen:
-                errors.setdefault(f"{section}.{index}.{key}", []).append(
-                    f"{entry[key]} appears twice"
-                )
-            seen.add(entry[key])
-    if errors:
-        raise ValidationFailed(details=errors)
-    items = [
-        {**item, **{name: rules.format_timestamp(item[name]) for name in TIMESTAMP_FIELDS}}
-        for item in loaded["items"]
-    ]
-    return {"currencies": loaded["currencies"], "items": items}
+    format. The store's own rules (store.catalog.check_catalog) except the one that needs its
+    database (a published currency keeps its scale); raises ValidationFailed."""
+    return check_catalog(data)
 
 
 def check(catalog_file: CatalogFile) -> dict[str, Any]:
@@ -450,19 +401,11 @@ def check(catalog_file: CatalogFile) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _short_timestamp(value: Any) -> Any:
-    """``2025-06-01T12:00:00.000000Z`` as ``2025-06-01T12:00:00Z``: the same instant, easier
-    to read and to type."""
-    if isinstance(value, str) and value.endswith(".000000Z"):
-        return value[: -len(".000000Z")] + "Z"
-    return value
-
-
 def _ordered(entry: Mapping[str, Any], fields: tuple[str, ...], defaults: dict[str, Any]) -> dict:
     out: dict[str, Any] = {}
     for name in fields:
         if name in entry and not (name in defaults and entry[name] == defaults[name]):
-            out[name] = _short_timestamp(entry[name]) if name in TIMESTAMP_FIELDS else entry[name]
+            out[name] = short_timestamp(entry[name]) if name in TIMESTAMP_FIELDS else entry[name]
     # Fields this version does not know are kept, after the known ones, so nothing is lost.
     for name in sorted(set(entry) - set(fields)):
         out[name] = entry[name]
@@ -472,9 +415,8 @@ def _ordered(entry: Mapping[str, Any], fields: tuple[str, ...], defaults: dict[s
 def _money_or_content(entry: Any) -> Any:
     if not isinstance(entry, Mapping):
         return entry
-    order = ("sku", "quantity", "currency", "amount")
-    return {name: entry[name] for name in order if name in entry} | {
-        name: entry[name] for name in sorted(entry) if name not in order
+    return {name: entry[name] for name in ENTRY_FIELDS if name in entry} | {
+        name: entry[name] for name in sorted(entry) if name not in ENTRY_FIELDS
     }
 
 
@@ -564,172 +506,8 @@ def dumps(catalog: Mapping[str, Any], format: Format = "yaml") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Comparing two catalogs
+# Comparing two catalogs, for a terminal
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FieldChange:
-    """One field of an entry that differs."""
-
-    field: str
-    before: Any
-    after: Any
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EntryChange:
-    """A currency or an item that was added, removed or changed (with its fields)."""
-
-    key: str
-    status: Literal["added", "removed", "changed"]
-    entry: dict[str, Any]  # the entry after the change (before it, for a removal)
-    fields: tuple[FieldChange, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CatalogDiff:
-    """What changes from one catalog to another, per currency, per item and per field."""
-
-    currencies: tuple[EntryChange, ...]
-    items: tuple[EntryChange, ...]
-    items_reordered: bool
-
-    @property
-    def empty(self) -> bool:
-        return not (self.currencies or self.items or self.items_reordered)
-
-    def summary(self) -> str:
-        """``items: 1 changed, 1 added; currencies: 1 removed`` or ``no differences``."""
-        parts = []
-        for name, changes in (("items", self.items), ("currencies", self.currencies)):
-            counts = [
-                f"{sum(1 for c in changes if c.status == status)} {status}"
-                for status in ("changed", "added", "removed")
-                if any(c.status == status for c in changes)
-            ]
-            if counts:
-                parts.append(f"{name}: {', '.join(counts)}")
-        if self.items_reordered:
-            parts.append("order of items changed")
-        return "; ".join(parts) if parts else "no differences"
-
-    def status_of(self, sku: str) -> str | None:
-        """added / removed / changed for an item, None when it is the same on both sides."""
-        return next((c.status for c in self.items if c.key == sku), None)
-
-
-def _filled(entry: Mapping[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    filled = {**defaults, **entry}
-    for name in TIMESTAMP_FIELDS:
-        if name in filled:
-            filled[name] = _comparable_timestamp(filled[name])
-    return filled
-
-
-def _comparable_timestamp(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return rules.format_timestamp(parsed) if parsed.tzinfo is not None else value
-
-
-def _entry_changes(
-    before: list[Mapping[str, Any]],
-    after: list[Mapping[str, Any]],
-    *,
-    key: str,
-    fields: tuple[str, ...],
-    defaults: dict[str, Any],
-) -> tuple[list[EntryChange], bool]:
-    old = {e.get(key): _filled(e, defaults) for e in before}
-    new = {e.get(key): _filled(e, defaults) for e in after}
-    changes: list[EntryChange] = []
-    for name, entry in new.items():
-        if name not in old:
-            changes.append(EntryChange(str(name), "added", entry))
-            continue
-        was = old[name]
-        names = list(fields) + sorted((set(entry) | set(was)) - set(fields))
-        differing = tuple(
-            FieldChange(f, was.get(f), entry.get(f)) for f in names if was.get(f) != entry.get(f)
-        )
-        if differing:
-            changes.append(EntryChange(str(name), "changed", entry, differing))
-    changes.extend(
-        EntryChange(str(name), "removed", entry) for name, entry in old.items() if name not in new
-    )
-    common_old = [k for k in old if k in new]
-    common_new = [k for k in new if k in old]
-    return changes, common_old != common_new
-
-
-def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> CatalogDiff:
-    """What turns ``before`` into ``after``: entries matched by sku / currency code, fields
-    compared after filling in the store's defaults (a field left out is not a change)."""
-    currencies, _ = _entry_changes(
-        list(before.get("currencies", [])),
-        list(after.get("currencies", [])),
-        key="code",
-        fields=CURRENCY_FIELDS,
-        defaults=CURRENCY_DEFAULTS,
-    )
-    items, reordered = _entry_changes(
-        list(before.get("items", [])),
-        list(after.get("items", [])),
-        key="sku",
-        fields=ITEM_FIELDS,
-        defaults=ITEM_DEFAULTS,
-    )
-    return CatalogDiff(tuple(currencies), tuple(items), reordered)
-
-
-def format_value(field: str, value: Any) -> str:
-    """A field's value in a few words: ``50 COINS, 2 GEMS``, ``unlimited``, ``3 x potion``."""
-    if field == "prices" and isinstance(value, list):
-        return ", ".join(_money(p) for p in value) or "(none)"
-    if field == "contents" and isinstance(value, list):
-        return ", ".join(_content(c) for c in value) or "(nothing)"
-    if value is None:
-        return {
-            "stock": "unlimited",
-            "per_player_limit": "no limit",
-            "max_balance": "no cap",
-            "available_from": "always",
-            "available_until": "never",
-        }.get(field, "none")
-    if field == "tags" and isinstance(value, list):
-        return ", ".join(str(t) for t in value) if value else "(none)"
-    if field in TIMESTAMP_FIELDS:
-        return str(_short_timestamp(value))
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
-
-
-def _money(entry: Any) -> str:
-    if isinstance(entry, Mapping) and "currency" in entry and "amount" in entry:
-        return f"{entry['amount']} {entry['currency']}"
-    return json.dumps(entry)
-
-
-def _content(entry: Any) -> str:
-    if isinstance(entry, Mapping) and "sku" in entry:
-        return f"{entry.get('quantity')} x {entry['sku']}"
-    return _money(entry)
-
-
-def describe_entry(section: str, entry: Mapping[str, Any]) -> str:
-    """One line about a whole entry, for an added or removed one."""
-    if section == "currencies":
-        return f"{entry.get('name', '')}, scale {entry.get('scale')}"
-    return (
-        f"{entry.get('name', '')}, {entry.get('kind', '')}, "
-        f"{format_value('prices', entry.get('prices'))}"
-    )
 
 
 def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:

@@ -1,29 +1,21 @@
-"""What every handler shares: the app's services, authentication, idempotent requests and
-rendering of stored outcomes."""
+"""What only the API's handlers share: authentication by bearer token with its role and rate
+limit, the OpenAPI declaration of the Idempotency-Key header, and JSON responses. The services,
+the unit of work and the idempotency record live below, in runtime/, shared with the page."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
-import math
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import psycopg
-from flask import Response, current_app, g, request
-from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
+from flask import Response, g, request
 
-from ..auth import Authenticator, Principal
-from ..config import Config
-from ..db import Database, run_with_retry
-from ..errors import Forbidden, RateLimited
-from ..metrics import Metrics
-from ..store.catalog import CatalogCache
-from ..store.idempotency import Outcome, Request, fingerprint
+from .. import runtime
+from ..auth import Principal
+from ..errors import Forbidden
+from ..runtime import services
+from ..store.idempotency import Outcome, Request
 from ..store.rules import check_idempotency_key
 
 T = TypeVar("T")
@@ -35,46 +27,6 @@ IDEMPOTENCY_HEADER = {
     "schema": {"type": "string", "minLength": 16, "maxLength": 255},
     "description": "16 to 255 printable ASCII characters; scope (game, sub, key).",
 }
-
-
-class RateLimiter:
-    """Requests per principal per process (the `limits` library keeps the windows)."""
-
-    def __init__(self, spec: str | None) -> None:
-        self._items: list[RateLimitItem] = parse_many(spec) if spec else []
-        self._limiter = FixedWindowRateLimiter(MemoryStorage())
-
-    def check(self, principal: Principal) -> None:
-        for item in self._items:
-            if not self._limiter.hit(item, principal.game, principal.subject):
-                reset_at, _ = self._limiter.get_window_stats(
-                    item, principal.game, principal.subject
-                )
-                retry_after = max(1, math.ceil(reset_at - time.time()))
-                raise RateLimited(
-                    f"at most {item} per account", headers={"Retry-After": str(retry_after)}
-                )
-
-
-@dataclasses.dataclass(frozen=True)
-class Services:
-    """The per-process objects a handler uses, built once by create_app."""
-
-    config: Config
-    db: Database
-    authenticator: Authenticator
-    catalog_cache: CatalogCache
-    rate_limiter: RateLimiter
-    metrics: Metrics
-
-
-def services() -> Services:
-    return current_app.extensions["shopkeep"]
-
-
-def with_connection(work: Callable[[psycopg.Connection], T]) -> T:
-    """Runs one unit of store work on a pooled connection, retried on transient conflicts."""
-    return run_with_retry(services().db, work)
 
 
 def principal() -> Principal:
@@ -105,19 +57,9 @@ def requires(
 
 
 def idempotent_request() -> Request:
-    """The idempotency record of this request: scope, key and fingerprint of the raw body."""
-    config = services().config
-    who = principal()
-    raw_body = request.get_json(silent=True) if request.content_length else None
-    return Request(
-        game=who.game,
-        subject=who.subject,
-        key=g.idempotency_key,
-        fingerprint=fingerprint(request.method, request.path, raw_body),
-        request_id=g.request_id,
-        ttl_seconds=config.idempotency_ttl,
-        wait_ms=config.idempotency_wait_ms,
-    )
+    """This API request's idempotency record (runtime.idempotent_request): the token's account,
+    the Idempotency-Key header checked by ``requires``, and the JSON body as sent."""
+    return runtime.idempotent_request(principal(), g.idempotency_key, runtime.json_body())
 
 
 def outcome_response(outcome: Outcome) -> Response:

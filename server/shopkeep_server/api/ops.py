@@ -8,8 +8,8 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from ..errors import Unavailable
+from ..runtime import services, with_connection
 from . import schemas
-from .common import services, with_connection
 
 blp = Blueprint("ops", __name__, url_prefix="/", description="Health and metrics")
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, request
 from flask_smorest import Blueprint
 
+from ..runtime import services, with_connection
 from ..store import catalog, players
 from . import schemas
 from .common import (
@@ -18,8 +19,6 @@ from .common import (
     outcome_response,
     principal,
     requires,
-    services,
-    with_connection,
 )
 
 blp = Blueprint("player", __name__, url_prefix="/v1", description="Catalog, wallet and purchases")

@@ -6,6 +6,11 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+# The bodies of the operations the studio page runs too: their home is store/inputs.py.
+from ..store.inputs import PublishRequestSchema as PublishRequestSchema
+from ..store.inputs import RefundRequestSchema as RefundRequestSchema
+from ..store.inputs import RestockRequestSchema as RestockRequestSchema
+from ..store.inputs import RollbackRequestSchema as RollbackRequestSchema
 from ..store.rules import (
     CurrencySchema,
     ItemSchema,
@@ -51,22 +56,6 @@ class GrantRequestSchema(Schema):
             if len(present) == 1:
                 missing = pair[1] if present[0] == pair[0] else pair[0]
                 raise ValidationError({missing: ["Missing data for required field."]})
-
-
-class RefundRequestSchema(Schema):
-    reason = reason_field(required=True)
-
-
-class PublishRequestSchema(Schema):
-    notes = fields.String(load_default="", validate=validate.Length(max=1000))
-
-
-class RollbackRequestSchema(Schema):
-    version = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
-
-
-class RestockRequestSchema(Schema):
-    add = amount_field(required=True)
 
 
 class PageQuerySchema(Schema):

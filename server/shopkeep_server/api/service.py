@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
+from ..runtime import with_connection
 from ..store import players
 from ..store.rules import check_player_id
 from . import schemas
@@ -17,7 +18,6 @@ from .common import (
     outcome_response,
     principal,
     requires,
-    with_connection,
 )
 
 blp = Blueprint("service", __name__, url_prefix="/v1", description="Studio backend operations")

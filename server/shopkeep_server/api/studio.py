@@ -9,6 +9,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from ..errors import PreconditionRequired
+from ..runtime import services, with_connection
 from ..store import catalog
 from ..store.idempotency import run_once
 from . import schemas
@@ -19,8 +20,6 @@ from .common import (
     outcome_response,
     principal,
     requires,
-    services,
-    with_connection,
 )
 
 blp = Blueprint(

@@ -22,16 +22,7 @@ def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str,
     """Checks every field and every reference of a catalog; returns it normalized (all
     optional fields present, timestamps in UTC). Raises validation_failed with field paths."""
     data = rules.load(_catalog_schema, raw)
-    errors: dict[str, list[str]] = {}
-
-    def fail(path: str, message: str) -> None:
-        errors.setdefault(path, []).append(message)
-
-    codes: dict[str, int] = {}
-    for index, currency in enumerate(data["currencies"]):
-        if currency["code"] in codes:
-            fail(f"currencies.{index}.code", f"{currency['code']} appears twice")
-        codes[currency["code"]] = currency["scale"]
+    errors = _entry_errors(data)
     published_scales: dict[str, int] = dict(
         conn.execute(
             "SELECT DISTINCT ON (cc.code) cc.code, cc.scale FROM catalog_currencies cc"
@@ -44,8 +35,37 @@ def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str,
         was = published_scales.get(currency["code"])
         if was is not None and was != currency["scale"]:
             # Stored balances are minor units of the old scale: changing it would change money.
-            fail(f"currencies.{index}.scale", f"a published currency keeps its scale ({was})")
+            errors.setdefault(f"currencies.{index}.scale", []).append(
+                f"a published currency keeps its scale ({was})"
+            )
+    if errors:
+        raise ValidationFailed(details=errors)
+    return _normalized(data)
 
+
+def check_catalog(raw: Any) -> dict[str, Any]:
+    """Every rule of :func:`validate_catalog` that needs no database (fields, entries that
+    appear twice, references between entries): what a catalog file is checked with before
+    it reaches a store. Returns it normalized; raises validation_failed with field paths."""
+    data = rules.load(_catalog_schema, raw)
+    errors = _entry_errors(data)
+    if errors:
+        raise ValidationFailed(details=errors)
+    return _normalized(data)
+
+
+def _entry_errors(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Entries that appear twice and references to what the catalog does not hold."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    codes: set[str] = set()
+    for index, currency in enumerate(data["currencies"]):
+        if currency["code"] in codes:
+            fail(f"currencies.{index}.code", f"{currency['code']} appears twice")
+        codes.add(currency["code"])
     kinds: dict[str, str] = {}
     for index, item in enumerate(data["items"]):
         if item["sku"] in kinds:
@@ -65,9 +85,7 @@ def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str,
                     fail(f"{path}.sku", "a bundle cannot hold another bundle")
             elif content["currency"] not in codes:
                 fail(f"{path}.currency", "not a currency of this catalog")
-    if errors:
-        raise ValidationFailed(details=errors)
-    return _normalized(data)
+    return errors
 
 
 def _normalized(data: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, missing, validate, validates_schema
 
 from ..errors import ValidationFailed
 
@@ -167,6 +167,30 @@ class CatalogSchema(Schema):
     items = fields.List(
         fields.Nested(ItemSchema), required=True, validate=validate.Length(max=5000)
     )
+
+
+# What the catalog schemas say about an entry's fields, for code that writes, compares or shows
+# catalogs (the catalog file, the diff of two catalogs, the studio page): derived from the
+# schemas above, never restated.
+
+
+def load_defaults(schema: Schema) -> dict[str, Any]:
+    """What loading fills in for each optional field left out (its ``load_default``)."""
+    return {
+        name: field.load_default() if callable(field.load_default) else field.load_default
+        for name, field in schema.fields.items()
+        if field.load_default is not missing
+    }
+
+
+# Field names in declaration order (the order a written catalog file uses).
+CURRENCY_FIELDS: tuple[str, ...] = tuple(CurrencySchema().fields)
+ITEM_FIELDS: tuple[str, ...] = tuple(ItemSchema().fields)
+CURRENCY_DEFAULTS: dict[str, Any] = load_defaults(CurrencySchema())
+ITEM_DEFAULTS: dict[str, Any] = load_defaults(ItemSchema())
+TIMESTAMP_FIELDS: tuple[str, ...] = tuple(
+    name for name, field in ItemSchema().fields.items() if isinstance(field, RFC3339)
+)
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:

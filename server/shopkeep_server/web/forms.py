@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..catalog_file import ITEM_FIELDS, describe
+from ..store.catalog_diff import describe, short_timestamp
+from ..store.rules import CURRENCY_FIELDS, ITEM_FIELDS
 
 MAX_PRICE_ROWS = 10
 MAX_CONTENT_ROWS = 50
@@ -38,10 +39,9 @@ def optional_number(text: str) -> Any:
     return None if not text.strip() else number(text)
 
 
-def _short_timestamp(value: Any) -> str:
-    if not isinstance(value, str):
-        return ""
-    return value[: -len(".000000Z")] + "Z" if value.endswith(".000000Z") else value
+def _timestamp_text(value: Any) -> str:
+    """A stored timestamp as the form shows it (blank for none)."""
+    return str(short_timestamp(value)) if isinstance(value, str) else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,8 +104,8 @@ class ItemForm:
             per_player_limit=(
                 "" if item.get("per_player_limit") is None else str(item["per_player_limit"])
             ),
-            available_from=_short_timestamp(item.get("available_from")),
-            available_until=_short_timestamp(item.get("available_until")),
+            available_from=_timestamp_text(item.get("available_from")),
+            available_until=_timestamp_text(item.get("available_until")),
             tags=", ".join(str(t) for t in item.get("tags") or []),
             metadata=json.dumps(metadata, indent=2, ensure_ascii=False) if metadata else "",
         )
@@ -290,7 +290,7 @@ def field_errors(
 def _currency_key(relative: list[str]) -> str:
     if not relative or relative[0] == "_schema":
         return "_item"
-    return relative[0] if relative[0] in ("code", "name", "scale", "max_balance") else "_other"
+    return relative[0] if relative[0] in CURRENCY_FIELDS else "_other"
 
 
 def catalog_errors(details: Mapping[str, Iterable[str]], data: Any) -> list[str]:

@@ -1,0 +1,24 @@
+"""What the studio's operations take (publish, rollback, restock, refund), as schemas: the API's
+request bodies and the studio page's forms load the same ones, so both refuse alike."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from .rules import amount_field, reason_field
+
+
+class RefundRequestSchema(Schema):
+    reason = reason_field(required=True)
+
+
+class PublishRequestSchema(Schema):
+    notes = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class RollbackRequestSchema(Schema):
+    version = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+
+
+class RestockRequestSchema(Schema):
+    add = amount_field(required=True)

@@ -42,7 +42,7 @@ class Exit(enum.IntEnum):
     REFUSED = 1  # the catalog or request was refused: validation, a stale draft, not found
     USAGE = 2  # wrong command line (click's own code for usage errors)
     AUTH = 3  # no token, or the token was refused (401) or is not a studio token (403)
-    UNREACHABLE = 4  # the server could not be reached, or failed (5xx, 429 after retries)
+    UNREACHABLE = 4  # no answer, or only transient ones after retries (5xx, 429, key in use)
 
 
 class Failure(click.ClickException):

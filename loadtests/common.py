@@ -17,10 +17,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from shopkeep import ShopkeepError
+from shopkeep.errors import ErrorCategory, ShopkeepError
 
 SEED_ENV = "SHOPKEEP_LOADTEST_SEED"
 SHAPE_ENV = "SHOPKEEP_LOADTEST_SHAPE"
@@ -77,12 +76,9 @@ def endpoint(method: str, path: str) -> str:
 
 
 def unsettled(error: ShopkeepError) -> bool:
-    """Whether the store may or may not have acted: no response, 429, 5xx, key in flight.
-    (The SDK's own rule; re-sending with the same key is then the only safe move.)"""
-    status = error.status
-    return (
-        status is None or status == 429 or status >= 500 or error.code == "idempotency_key_in_use"
-    )
+    """Whether the store may or may not have acted (no response, 429, 5xx, key in flight): the
+    SDK's transient category, so re-sending with the same key is then the only safe move."""
+    return error.category is ErrorCategory.TRANSIENT
 
 
 def rfc3339(epoch: float) -> str:
@@ -214,7 +210,7 @@ class RecordWriter:
         purchase_id: str | None = None,
         replayed: bool = False,
     ) -> None:
-        """The store's definite answer to ``key``: a 2xx, or a final refusal (409)."""
+        """The store's definite answer to ``key``: a 2xx, or an error that is not transient."""
         self._write(
             {"e": "final", "t": time.time(), "key": key, "status": status, "code": code,
              "purchase_id": purchase_id, "replayed": replayed}

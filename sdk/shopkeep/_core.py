@@ -21,6 +21,7 @@ import httpx
 from ._version import __version__
 from .errors import (
     ConnectionError,
+    ErrorCategory,
     ServerError,
     ShopkeepError,
     Timeout,
@@ -95,14 +96,10 @@ def equal_jitter(rng: random.Random) -> Jitter:
 
 
 def is_unsettled(error: ShopkeepError) -> bool:
-    """Whether ``error`` leaves the outcome open: no response, 429, 5xx, or a key in flight.
-
-    Such a request may be re-sent with the same key; any other error is a definite answer.
-    """
-    status = error.status
-    return (
-        status is None or status == 429 or status >= 500 or error.code == "idempotency_key_in_use"
-    )
+    """Whether ``error`` leaves the outcome open (its category is transient: no response, 429,
+    5xx, or a key in flight). Such a request may be re-sent with the same key; any other error
+    is a definite answer."""
+    return error.category is ErrorCategory.TRANSIENT
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

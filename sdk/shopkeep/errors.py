@@ -31,12 +31,17 @@ Hierarchy::
     └── ServerError                 500 internal_error, other 5xx
         └── ServiceUnavailable      503 unavailable (.retry_after)
 
-A :class:`BusinessRejection` is final: retrying the same request (same idempotency key) gets
-the same answer, so the SDK never retries it; a new attempt needs a new call.
+Every code also has a category (:class:`ErrorCategory`, ``error.category``) that says what the
+answer means for the request and its idempotency key: a :class:`BusinessRejection` is final
+(retrying the same key gets the same answer, so the SDK never retries it; a new attempt needs a
+new call), a transient answer may be re-sent with the same key (the SDK's retries do), and any
+other error needs the request fixed first.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -46,11 +51,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_CODES",
+    "ERROR_TABLE",
     "AuthenticationError",
     "BadRequest",
     "BalanceCapExceeded",
     "BusinessRejection",
     "ConnectionError",
+    "ErrorCategory",
+    "ErrorEntry",
     "IdempotencyConflict",
     "InsufficientFunds",
     "ItemUnavailable",
@@ -70,8 +78,27 @@ __all__ = [
     "Timeout",
     "UnsupportedMediaType",
     "ValidationError",
+    "category_for",
     "error_from_body",
 ]
+
+
+class ErrorCategory(enum.Enum):
+    """What an error answer says about the request and its idempotency key.
+
+    ``FINAL``: a business rejection (409), stored with the key; re-sending the same key replays
+    it, even after its cause is gone. A new attempt needs a new key (a new call).
+    ``TRANSIENT``: the outcome is open (no response, 5xx) or not reached yet (429, the key in
+    flight); re-sending the same request with the same key is safe and settles it.
+    ``NOT_STORED``: the request itself is wrong; nothing was stored, so fix it before sending.
+
+    The server's contract table (``shopkeep_server.contract.ErrorCategory``) is the original;
+    a test checks that this mirror is equal to it.
+    """
+
+    FINAL = "final"
+    TRANSIENT = "transient"
+    NOT_STORED = "not_stored"
 
 
 class ShopkeepError(Exception):
@@ -105,6 +132,12 @@ class ShopkeepError(Exception):
         self.retry_after = retry_after
         # Lets a game that gave up after a network failure re-send the very same request later.
         self.idempotency_key = idempotency_key
+
+    @property
+    def category(self) -> ErrorCategory | None:
+        """What this error means for the request's idempotency key (None for a 2xx or 3xx
+        answer whose body could not be read)."""
+        return category_for(self.code, self.status)
 
     def __str__(self) -> str:
         head = f"{self.code}: {self.message}" if self.code else self.message
@@ -237,31 +270,53 @@ class ServiceUnavailable(ServerError):
     """The server is overloaded or starting (503); ``retry_after`` says when to come back."""
 
 
-# Exactly the codes of API.md's error table: a test compares these keys with the server's.
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorEntry:
+    """One row of :data:`ERROR_TABLE`."""
+
+    status: int
+    category: ErrorCategory
+    error_class: type[ShopkeepError]
+
+
+_FINAL, _TRANSIENT, _NOT_STORED = (
+    ErrorCategory.FINAL,
+    ErrorCategory.TRANSIENT,
+    ErrorCategory.NOT_STORED,
+)
+
+# The server's contract table (shopkeep_server/contract.py), mirrored: this SDK never imports
+# the server. Code -> status, category and the class raised, in API.md's order; a server-side
+# test checks that codes, statuses and categories equal the server's, row by row.
+ERROR_TABLE: dict[str, ErrorEntry] = {
+    "bad_request": ErrorEntry(400, _NOT_STORED, BadRequest),
+    "idempotency_key_missing": ErrorEntry(400, _NOT_STORED, BadRequest),
+    "idempotency_key_invalid": ErrorEntry(400, _NOT_STORED, BadRequest),
+    "unauthenticated": ErrorEntry(401, _NOT_STORED, AuthenticationError),
+    "forbidden": ErrorEntry(403, _NOT_STORED, PermissionDenied),
+    "not_found": ErrorEntry(404, _NOT_STORED, NotFound),
+    "insufficient_funds": ErrorEntry(409, _FINAL, InsufficientFunds),
+    "sold_out": ErrorEntry(409, _FINAL, SoldOut),
+    "purchase_limit_reached": ErrorEntry(409, _FINAL, PurchaseLimitReached),
+    "item_unavailable": ErrorEntry(409, _FINAL, ItemUnavailable),
+    "price_changed": ErrorEntry(409, _FINAL, PriceChanged),
+    "balance_cap_exceeded": ErrorEntry(409, _FINAL, BalanceCapExceeded),
+    "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
+    "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),
+    "precondition_failed": ErrorEntry(412, _NOT_STORED, PreconditionFailed),
+    "precondition_required": ErrorEntry(428, _NOT_STORED, PreconditionRequired),
+    "payload_too_large": ErrorEntry(413, _NOT_STORED, PayloadTooLarge),
+    "unsupported_media_type": ErrorEntry(415, _NOT_STORED, UnsupportedMediaType),
+    "validation_failed": ErrorEntry(422, _NOT_STORED, ValidationError),
+    "idempotency_key_reused": ErrorEntry(422, _NOT_STORED, IdempotencyConflict),
+    "rate_limited": ErrorEntry(429, _TRANSIENT, RateLimited),
+    "internal_error": ErrorEntry(500, _TRANSIENT, ServerError),
+    "unavailable": ErrorEntry(503, _TRANSIENT, ServiceUnavailable),
+}
+
+# Code -> class, as ERROR_TABLE says.
 ERROR_CODES: dict[str, type[ShopkeepError]] = {
-    "bad_request": BadRequest,
-    "idempotency_key_missing": BadRequest,
-    "idempotency_key_invalid": BadRequest,
-    "unauthenticated": AuthenticationError,
-    "forbidden": PermissionDenied,
-    "not_found": NotFound,
-    "insufficient_funds": InsufficientFunds,
-    "sold_out": SoldOut,
-    "purchase_limit_reached": PurchaseLimitReached,
-    "item_unavailable": ItemUnavailable,
-    "price_changed": PriceChanged,
-    "balance_cap_exceeded": BalanceCapExceeded,
-    "not_enough_items": NotEnoughItems,
-    "idempotency_key_in_use": IdempotencyConflict,
-    "precondition_failed": PreconditionFailed,
-    "precondition_required": PreconditionRequired,
-    "payload_too_large": PayloadTooLarge,
-    "unsupported_media_type": UnsupportedMediaType,
-    "validation_failed": ValidationError,
-    "idempotency_key_reused": IdempotencyConflict,
-    "rate_limited": RateLimited,
-    "internal_error": ServerError,
-    "unavailable": ServiceUnavailable,
+    code: entry.error_class for code, entry in ERROR_TABLE.items()
 }
 
 _BY_STATUS: dict[int, type[ShopkeepError]] = {
@@ -294,6 +349,21 @@ def class_for(code: str | None, status: int | None) -> type[ShopkeepError]:
     if 400 <= status < 500:
         return BadRequest
     return ShopkeepError
+
+
+def category_for(code: str | None, status: int | None) -> ErrorCategory | None:
+    """The category of an error ``code``, or by ``status`` when the code is unknown: no
+    response, 429 and 5xx leave the outcome open; another 409 is most likely a new business
+    rejection; any other 4xx is a refusal of the request itself."""
+    if code is not None and code in ERROR_TABLE:
+        return ERROR_TABLE[code].category
+    if status is None or status == 429 or status >= 500:
+        return ErrorCategory.TRANSIENT
+    if status == 409:
+        return ErrorCategory.FINAL
+    if 400 <= status < 500:
+        return ErrorCategory.NOT_STORED
+    return None
 
 
 def parse_retry_after(value: str | None) -> float | None:

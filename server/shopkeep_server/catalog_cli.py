@@ -25,6 +25,8 @@ from typing import Any, NoReturn
 import click
 import httpx
 
+from shopkeep.errors import ErrorCategory, category_for
+
 from . import __version__, catalog_file
 from .catalog_file import CatalogFile, CatalogFileError
 
@@ -40,7 +42,7 @@ class Exit(enum.IntEnum):
     REFUSED = 1  # the catalog or request was refused: validation, a stale draft, not found
     USAGE = 2  # wrong command line (click's own code for usage errors)
     AUTH = 3  # no token, or the token was refused (401) or is not a studio token (403)
-    UNREACHABLE = 4  # the server could not be reached, or failed (5xx, 429 after retries)
+    UNREACHABLE = 4  # no answer, or only transient ones after retries (5xx, 429, key in use)
 
 
 class Failure(click.ClickException):
@@ -66,6 +68,11 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.status} {self.code}, request {self.request_id})"
+
+    @property
+    def category(self) -> ErrorCategory | None:
+        """The SDK's category of this answer: transient ones are retried with the same key."""
+        return category_for(self.code, self.status)
 
 
 def _api_error(response: httpx.Response) -> ApiError:
@@ -143,8 +150,7 @@ class StudioClient:
                 if response.is_success:
                     return response
                 error = _api_error(response)
-                busy = error.status in (429, 503) or error.code == "idempotency_key_in_use"
-                if not busy or last:
+                if error.category is not ErrorCategory.TRANSIENT or last:
                     raise error
                 delay = _retry_after(response, delay)
             time.sleep(delay)
@@ -229,7 +235,7 @@ def _fail_api(error: ApiError, *, source: CatalogFile | None = None, what: str =
                 for message in messages
             ]
         raise Failure("\n".join([*lines, f"error: {error.message}"]), Exit.REFUSED)
-    if error.status >= 500 or error.status == 429:
+    if error.category is ErrorCategory.TRANSIENT:
         raise Failure(f"error: the store failed: {error}", Exit.UNREACHABLE)
     raise Failure(f"error: {error}", Exit.REFUSED)
 

@@ -1,23 +1,31 @@
-"""The one error table: every error code of the API, its HTTP status and its exception class.
+"""The server's errors, derived from the contract table (``contract.py``): one exception class
+per error code, its HTTP status and category, what the idempotency layer stores, and how the
+SQL functions' errors are read.
 
-The store raises these as domain errors; the API layer renders any of them as
-``{"error": {"code", "message", "details", "request_id"}}`` with the status from the table.
-The SDK keeps the mirror of this table and a test checks that both agree.
+The store raises these as domain errors; every path renders them with
+:func:`contract.error_body` (``{"error": {"code", "message", "details", "request_id"}}``) and
+the status from the table.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, ClassVar
 
 import psycopg
+
+from .contract import BY_CODE, ERRORS, SQLSTATE_CODES, ErrorCategory, ErrorCode
+from .contract import error_body as error_body  # the one envelope, re-exported for the callers
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
     """Base of every error the API answers with; ``code`` picks the row of the table."""
 
     code: ClassVar[str] = "internal_error"
-    default_message: ClassVar[str] = "internal error"
+    default_message: ClassVar[str] = BY_CODE["internal_error"].message
 
     def __init__(
         self,
@@ -33,102 +41,75 @@ class StoreError(Exception):
 
     @property
     def status(self) -> int:
-        return ERROR_TABLE[self.code][0]
+        return BY_CODE[self.code].status
+
+    @property
+    def category(self) -> ErrorCategory:
+        return BY_CODE[self.code].category
 
 
-def _error(code: str, message: str) -> type[StoreError]:
-    name = "".join(part.capitalize() for part in code.split("_"))
-    return type(name, (StoreError,), {"code": code, "default_message": message})
+def _error_class(entry: ErrorCode) -> type[StoreError]:
+    name = "".join(part.capitalize() for part in entry.code.split("_"))
+    return type(name, (StoreError,), {"code": entry.code, "default_message": entry.message})
 
 
-BadRequest = _error("bad_request", "the request body is not valid JSON")
-IdempotencyKeyMissing = _error("idempotency_key_missing", "this request needs an Idempotency-Key")
-IdempotencyKeyInvalid = _error(
-    "idempotency_key_invalid", "Idempotency-Key must be 16 to 255 printable ASCII characters"
-)
-Unauthenticated = _error("unauthenticated", "a valid bearer token is required")
-Forbidden = _error("forbidden", "this token's role may not do this")
-NotFound = _error("not_found", "not found")
-InsufficientFunds = _error("insufficient_funds", "not enough funds")
-SoldOut = _error("sold_out", "sold out")
-PurchaseLimitReached = _error("purchase_limit_reached", "purchase limit reached")
-ItemUnavailable = _error("item_unavailable", "the item is not on sale now")
-PriceChanged = _error("price_changed", "the price has changed")
-BalanceCapExceeded = _error("balance_cap_exceeded", "the balance would exceed its maximum")
-NotEnoughItems = _error("not_enough_items", "not enough items")
-IdempotencyKeyInUse = _error(
-    "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed"
-)
-PreconditionFailed = _error("precondition_failed", "the resource has changed: fetch it again")
-PreconditionRequired = _error("precondition_required", "this request needs an If-Match header")
-PayloadTooLarge = _error("payload_too_large", "the request body is too large")
-UnsupportedMediaType = _error("unsupported_media_type", "the request body must be application/json")
-ValidationFailed = _error("validation_failed", "the request is not valid")
-IdempotencyKeyReused = _error(
-    "idempotency_key_reused", "this Idempotency-Key was used for a different request"
-)
-RateLimited = _error("rate_limited", "too many requests")
-InternalError = _error("internal_error", "internal error")
-Unavailable = _error("unavailable", "the store is unavailable, try again shortly")
+# One class per code of the table, in its order.
+_CLASSES: dict[str, type[StoreError]] = {entry.code: _error_class(entry) for entry in ERRORS}
 
-# code -> (HTTP status, class). API.md's error table, in its order.
+# The names Python code raises and catches.
+BadRequest = _CLASSES["bad_request"]
+IdempotencyKeyMissing = _CLASSES["idempotency_key_missing"]
+IdempotencyKeyInvalid = _CLASSES["idempotency_key_invalid"]
+Unauthenticated = _CLASSES["unauthenticated"]
+Forbidden = _CLASSES["forbidden"]
+NotFound = _CLASSES["not_found"]
+InsufficientFunds = _CLASSES["insufficient_funds"]
+SoldOut = _CLASSES["sold_out"]
+PurchaseLimitReached = _CLASSES["purchase_limit_reached"]
+ItemUnavailable = _CLASSES["item_unavailable"]
+PriceChanged = _CLASSES["price_changed"]
+BalanceCapExceeded = _CLASSES["balance_cap_exceeded"]
+NotEnoughItems = _CLASSES["not_enough_items"]
+IdempotencyKeyInUse = _CLASSES["idempotency_key_in_use"]
+PreconditionFailed = _CLASSES["precondition_failed"]
+PreconditionRequired = _CLASSES["precondition_required"]
+PayloadTooLarge = _CLASSES["payload_too_large"]
+UnsupportedMediaType = _CLASSES["unsupported_media_type"]
+ValidationFailed = _CLASSES["validation_failed"]
+IdempotencyKeyReused = _CLASSES["idempotency_key_reused"]
+RateLimited = _CLASSES["rate_limited"]
+InternalError = _CLASSES["internal_error"]
+Unavailable = _CLASSES["unavailable"]
+
+# code -> (HTTP status, class), in the table's order.
 ERROR_TABLE: dict[str, tuple[int, type[StoreError]]] = {
-    cls.code: (status, cls)
-    for status, cls in [
-        (400, BadRequest),
-        (400, IdempotencyKeyMissing),
-        (400, IdempotencyKeyInvalid),
-        (401, Unauthenticated),
-        (403, Forbidden),
-        (404, NotFound),
-        (409, InsufficientFunds),
-        (409, SoldOut),
-        (409, PurchaseLimitReached),
-        (409, ItemUnavailable),
-        (409, PriceChanged),
-        (409, BalanceCapExceeded),
-        (409, NotEnoughItems),
-        (409, IdempotencyKeyInUse),
-        (412, PreconditionFailed),
-        (428, PreconditionRequired),
-        (413, PayloadTooLarge),
-        (415, UnsupportedMediaType),
-        (422, ValidationFailed),
-        (422, IdempotencyKeyReused),
-        (429, RateLimited),
-        (500, InternalError),
-        (503, Unavailable),
-    ]
+    entry.code: (entry.status, _CLASSES[entry.code]) for entry in ERRORS
 }
 
-# Outcomes the idempotency layer stores with the key (API.md: 2xx and the 409 rejections,
-# except "in use", which says nothing final about the request).
-STORED_REJECTIONS = frozenset(
-    code for code, (status, _) in ERROR_TABLE.items() if status == 409
-) - {"idempotency_key_in_use"}
-
-# SQLSTATEs raised by the SQL functions (migrations/0002_money.sql).
-_SQLSTATE_CODES = {"SKB01", "SKN01", "SKV01", "SKV02", "SKI01"}
+# The rejections stored with the idempotency key (with the 2xx outcomes): the FINAL category.
+STORED_REJECTIONS = frozenset(e.code for e in ERRORS if e.category is ErrorCategory.FINAL)
 
 
 def from_database(exc: psycopg.Error) -> StoreError | None:
-    """The domain error a SQL function raised, or None for any other database error."""
-    if exc.sqlstate not in _SQLSTATE_CODES:
+    """The domain error a SQL function raised, or None for any other database error.
+
+    The SQL functions raise the code as MESSAGE, the human message as HINT and a JSON object
+    as DETAIL, with the code's SQLSTATE from the table.
+    """
+    raisable = SQLSTATE_CODES.get(exc.sqlstate or "")
+    if raisable is None:
         return None
     diag = exc.diag
-    code = diag.message_primary or "internal_error"
-    cls = ERROR_TABLE.get(code, (500, InternalError))[1]
+    code = diag.message_primary or ""
+    if code not in raisable:
+        # A code the table does not give this SQLSTATE: a bug in the SQL, never shown.
+        log.error("SQL raised %r with SQLSTATE %s, which the contract does not", code, exc.sqlstate)
+        return InternalError()
     try:
         details = json.loads(diag.message_detail or "{}")
     except ValueError:
         details = {}
-    error = cls(diag.message_hint or None, details=details)
-    if cls is IdempotencyKeyInUse:
+    error = _CLASSES[code](diag.message_hint or None, details=details)
+    if error.category is ErrorCategory.TRANSIENT:
         error.headers["Retry-After"] = "1"
     return error
-
-
-def error_body(code: str, message: str, details: dict[str, Any], request_id: str) -> dict[str, Any]:
-    return {
-        "error": {"code": code, "message": message, "details": details, "request_id": request_id}
-    }

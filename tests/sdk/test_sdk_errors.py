@@ -10,13 +10,16 @@ from sdk_fakes import error_response
 
 import shopkeep
 from shopkeep import StoreClient
+from shopkeep._core import is_unsettled
 from shopkeep.errors import (
     ERROR_CODES,
+    ERROR_TABLE,
     AuthenticationError,
     BadRequest,
     BalanceCapExceeded,
     BusinessRejection,
     ConnectionError,
+    ErrorCategory,
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
@@ -36,6 +39,8 @@ from shopkeep.errors import (
     Timeout,
     UnsupportedMediaType,
     ValidationError,
+    category_for,
+    class_for,
 )
 
 # API.md's error table, code -> (status, class).
@@ -70,6 +75,33 @@ def test_error_codes_are_exactly_the_api_table() -> None:
     assert set(ERROR_CODES) == set(TABLE)
     assert {code: cls for code, (_, cls) in TABLE.items()} == ERROR_CODES
     assert shopkeep.ERROR_CODES is ERROR_CODES
+    assert {code: (e.status, e.error_class) for code, e in ERROR_TABLE.items()} == TABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "category"),
+    [
+        (409, "insufficient_funds", ErrorCategory.FINAL),
+        (409, "idempotency_key_in_use", ErrorCategory.TRANSIENT),
+        (422, "idempotency_key_reused", ErrorCategory.NOT_STORED),
+        (500, "internal_error", ErrorCategory.TRANSIENT),
+        # Codes newer than this SDK: by status.
+        (409, "too_shiny", ErrorCategory.FINAL),
+        (404, "gone", ErrorCategory.NOT_STORED),
+        (418, "teapot", ErrorCategory.NOT_STORED),
+        (429, "slow_down", ErrorCategory.TRANSIENT),
+        (502, None, ErrorCategory.TRANSIENT),
+        (None, None, ErrorCategory.TRANSIENT),
+        (200, None, None),
+    ],
+)
+def test_category_by_code_then_by_status(
+    status: int | None, code: str | None, category: ErrorCategory | None
+) -> None:
+    assert category_for(code, status) is category
+    error = class_for(code, status)("m", status=status, code=code)
+    assert error.category is category
+    assert is_unsettled(error) is (category is ErrorCategory.TRANSIENT)
 
 
 @pytest.mark.parametrize("code", sorted(TABLE))

@@ -1,0 +1,277 @@
+"""Which error wins when several apply to one purchase: the order the checks run in, tested
+pairwise along it. Each test sends a request that breaks two rules at once and gets the earlier
+one; where it helps, the same request without the earlier fault gets the later one, which shows
+that both rules did apply.
+
+The order (the HTTP edge, then the purchase function in the SQL):
+
+ 1. payload_too_large, then unsupported_media_type, then bad_request (the body, before anything)
+ 2. unauthenticated
+ 3. forbidden
+ 4. rate_limited
+ 5. idempotency_key_missing / idempotency_key_invalid
+ 6. validation_failed (the body's fields)
+ 7. the key: idempotency_key_in_use / idempotency_key_reused, or the stored outcome replayed
+ 8. not_found (no published catalog, no such item in the live catalog)
+ 9. validation_failed (no currency for an item with several prices, a currency it is not sold in)
+10. price_changed
+11. item_unavailable
+12. sold_out (fewer left than asked)
+13. insufficient_funds
+14. purchase_limit_reached (the per-player limit, then a durable already owned)
+15. sold_out again when a concurrent buyer took the last units meanwhile (not tested here)
+16. while granting a bundle's contents, items before currencies: purchase_limit_reached (a
+    durable it holds is already owned), then balance_cap_exceeded
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+import pytest
+
+from conftest import Game, make_config, make_game
+from shopkeep_server import db
+from shopkeep_server.app import create_app
+from shopkeep_server.store import games
+from support import coins_item, grant, new_key
+
+TOKENLESS = {"Idempotency-Key": "order-test-key-0001"}
+
+
+@pytest.fixture
+def shop(conn: psycopg.Connection) -> Game:
+    """A game whose items each break one rule on demand."""
+    day = dt.timedelta(days=1)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def at(moment: dt.datetime) -> str:
+        return moment.isoformat().replace("+00:00", "Z")
+
+    return make_game(
+        conn,
+        {
+            "currencies": [
+                {"code": "COINS", "name": "Coins", "scale": 0},
+                {"code": "GEMS", "name": "Gems", "scale": 0, "max_balance": 10},
+            ],
+            "items": [
+                coins_item("potion", 50),
+                coins_item(
+                    "duo",
+                    10,
+                    prices=[{"currency": "COINS", "amount": 10}, {"currency": "GEMS", "amount": 1}],
+                ),
+                coins_item(
+                    "closed",
+                    50,
+                    stock=1,
+                    available_from=at(now - 2 * day),
+                    available_until=at(now - day),
+                ),
+                coins_item("scarce", 50, stock=1),
+                coins_item("limited", 50, per_player_limit=1),
+                coins_item("sword", 30, kind="durable"),
+                coins_item(
+                    "gem_pack",
+                    10,
+                    kind="bundle",
+                    per_player_limit=1,
+                    contents=[{"currency": "GEMS", "amount": 20}],
+                ),
+                coins_item(
+                    "kit",
+                    10,
+                    kind="bundle",
+                    contents=[{"sku": "sword", "quantity": 1}, {"currency": "GEMS", "amount": 20}],
+                ),
+            ],
+        },
+    )
+
+
+def _buy(client: Any, game: Game, sub: str, *, key: str | None = None, **body: Any) -> str:
+    """The error code a purchase gets ("" for a success)."""
+    response = client.post(
+        "/v1/purchases",
+        json=body,
+        headers=game.headers("player", sub, **{"Idempotency-Key": key or new_key()}),
+    )
+    if response.status_code < 300:
+        return ""
+    return str(response.get_json()["error"]["code"])
+
+
+def _code(response: Any) -> str:
+    return str(response.get_json()["error"]["code"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP edge
+# ---------------------------------------------------------------------------------------------
+
+
+def test_body_size_before_media_type_before_json_before_the_token(client) -> None:
+    big = b"x" * 70_000
+    too_large = client.post("/v1/purchases", data=big, content_type="text/plain", headers=TOKENLESS)
+    assert (too_large.status_code, _code(too_large)) == (413, "payload_too_large")
+    not_json = client.post("/v1/purchases", data=b"{", content_type="text/plain", headers=TOKENLESS)
+    assert (not_json.status_code, _code(not_json)) == (415, "unsupported_media_type")
+    broken = client.post(
+        "/v1/purchases", data=b"{", content_type="application/json", headers=TOKENLESS
+    )
+    assert (broken.status_code, _code(broken)) == (400, "bad_request")
+    no_token = client.post("/v1/purchases", json={"sku": "potion"}, headers=TOKENLESS)
+    assert (no_token.status_code, _code(no_token)) == (401, "unauthenticated")
+
+
+def test_the_token_before_the_key(client, shop: Game) -> None:
+    no_token = client.post("/v1/purchases", json={"sku": "potion"})
+    assert (no_token.status_code, _code(no_token)) == (401, "unauthenticated")
+    wrong_role = client.post(
+        "/v1/purchases", json={"sku": "potion"}, headers=shop.headers("service", "backend")
+    )
+    assert (wrong_role.status_code, _code(wrong_role)) == (403, "forbidden")
+
+
+def test_role_before_rate_limit_before_the_key(conn: psycopg.Connection, shop: Game) -> None:
+    limited = create_app(
+        make_config(rate_limit="1/day"), database=db.SingleConnectionDatabase(conn)
+    )
+    client = limited.test_client()
+    # Each account spends its one request of the day.
+    assert client.get("/v1/stock", headers=shop.headers("service", "backend")).status_code == 200
+    assert client.get("/v1/wallet", headers=shop.headers("player", "p1")).status_code == 200
+    wrong_role = client.post(
+        "/v1/purchases", json={"sku": "potion"}, headers=shop.headers("service", "backend")
+    )
+    assert (wrong_role.status_code, _code(wrong_role)) == (403, "forbidden")
+    no_key = client.post(
+        "/v1/purchases", json={"sku": "potion"}, headers=shop.headers("player", "p1")
+    )
+    assert (no_key.status_code, _code(no_key)) == (429, "rate_limited")
+
+
+def test_the_key_before_the_fields(client, shop: Game) -> None:
+    bad = {"sku": "potion", "quantity": 0}
+    no_key = client.post("/v1/purchases", json=bad, headers=shop.headers())
+    assert (no_key.status_code, _code(no_key)) == (400, "idempotency_key_missing")
+    bad_key = client.post(
+        "/v1/purchases", json=bad, headers=shop.headers(**{"Idempotency-Key": "short"})
+    )
+    assert (bad_key.status_code, _code(bad_key)) == (400, "idempotency_key_invalid")
+
+
+def test_the_fields_before_a_reused_key(client, shop: Game) -> None:
+    key = new_key()
+    assert _buy(client, shop, "p1", key=key, sku="potion") == "insufficient_funds"
+    assert _buy(client, shop, "p1", key=key, sku="potion", quantity=0) == "validation_failed"
+    assert _buy(client, shop, "p1", key=key, sku="potion", quantity=2) == "idempotency_key_reused"
+
+
+def test_a_reused_key_before_the_store_rules(client, shop: Game) -> None:
+    key = new_key()
+    assert _buy(client, shop, "p1", key=key, sku="potion") == "insufficient_funds"
+    assert _buy(client, shop, "p1", key=key, sku="no_such_item") == "idempotency_key_reused"
+
+
+def test_a_replay_before_the_store_rules(client, shop: Game) -> None:
+    grant(client, shop, "p1", "COINS", 50)
+    key = new_key()
+    assert _buy(client, shop, "p1", key=key, sku="potion") == ""
+    # The wallet is empty now, so a new run would be refused; the same key replays instead.
+    assert _buy(client, shop, "p1", sku="potion") == "insufficient_funds"
+    assert _buy(client, shop, "p1", key=key, sku="potion") == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The purchase function
+# ---------------------------------------------------------------------------------------------
+
+
+def test_no_catalog_before_anything_else(client, conn: psycopg.Connection) -> None:
+    games.create_game(conn, "unpublished")
+    unpublished = Game("unpublished", games.add_key(conn, "unpublished", issuer="shopkeep"))
+    assert _buy(client, unpublished, "p1", sku="potion", currency="GEMS") == "not_found"
+
+
+def test_not_found_before_the_currency(client, shop: Game) -> None:
+    assert _buy(client, shop, "p1", sku="no_such_item", currency="GEMS") == "not_found"
+    assert _buy(client, shop, "p1", sku="potion", currency="GEMS") == "validation_failed"
+
+
+def test_the_currency_before_the_price(client, shop: Game) -> None:
+    wrong_price = {"currency": "COINS", "amount": 999}
+    # Several prices and no currency; a currency the item is not sold in.
+    assert _buy(client, shop, "p1", sku="duo", expected_price=wrong_price) == "validation_failed"
+    assert (
+        _buy(client, shop, "p1", sku="potion", currency="GEMS", expected_price=wrong_price)
+        == "validation_failed"
+    )
+    assert (
+        _buy(client, shop, "p1", sku="duo", currency="COINS", expected_price=wrong_price)
+        == "price_changed"
+    )
+
+
+def test_the_price_before_the_sale_window(client, shop: Game) -> None:
+    assert (
+        _buy(client, shop, "p1", sku="closed", expected_price={"currency": "COINS", "amount": 1})
+        == "price_changed"
+    )
+    assert (
+        _buy(client, shop, "p1", sku="closed", expected_price={"currency": "COINS", "amount": 50})
+        == "item_unavailable"
+    )
+
+
+def test_the_sale_window_before_the_stock(client, shop: Game) -> None:
+    assert _buy(client, shop, "p1", sku="closed", quantity=2) == "item_unavailable"
+    assert _buy(client, shop, "p1", sku="scarce", quantity=2) == "sold_out"
+
+
+def test_the_stock_before_the_funds(client, shop: Game) -> None:
+    assert _buy(client, shop, "p1", sku="scarce", quantity=2) == "sold_out"
+    assert _buy(client, shop, "p1", sku="scarce", quantity=1) == "insufficient_funds"
+
+
+def test_the_funds_before_the_purchase_limit(client, shop: Game) -> None:
+    assert _buy(client, shop, "p1", sku="limited", quantity=2) == "insufficient_funds"
+    grant(client, shop, "p1", "COINS", 1000)
+    assert _buy(client, shop, "p1", sku="limited", quantity=2) == "purchase_limit_reached"
+    # A durable already owned, with no funds left for it.
+    grant(client, shop, "p2", "COINS", 30)
+    assert _buy(client, shop, "p2", sku="sword") == ""
+    assert _buy(client, shop, "p2", sku="sword") == "insufficient_funds"
+    grant(client, shop, "p2", "COINS", 30)
+    assert _buy(client, shop, "p2", sku="sword") == "purchase_limit_reached"
+
+
+def test_the_purchase_limit_before_the_balance_cap(client, shop: Game) -> None:
+    grant(client, shop, "p1", "COINS", 1000)
+    assert _buy(client, shop, "p1", sku="gem_pack", quantity=2) == "purchase_limit_reached"
+    assert _buy(client, shop, "p1", sku="gem_pack", quantity=1) == "balance_cap_exceeded"
+
+
+def test_a_bundles_items_before_its_currencies(client, shop: Game) -> None:
+    grant(client, shop, "p1", "COINS", 1000)
+    assert _buy(client, shop, "p1", sku="kit") == "balance_cap_exceeded"
+    assert _buy(client, shop, "p1", sku="sword") == ""
+    assert _buy(client, shop, "p1", sku="kit") == "purchase_limit_reached"
+
+
+def test_every_rule_at_once(client, shop: Game) -> None:
+    # A closed, sold-out-for-this-quantity item at the wrong price, with no funds.
+    assert (
+        _buy(
+            client,
+            shop,
+            "p1",
+            sku="closed",
+            quantity=2,
+            expected_price={"currency": "COINS", "amount": 1},
+        )
+        == "price_changed"
+    )

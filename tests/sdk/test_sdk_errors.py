@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sdk_fakes import error_response
 
 import shopkeep
 from shopkeep import StoreClient
@@ -37,6 +36,7 @@ from shopkeep.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from support.sdk_fakes import error_response
 
 # API.md's error table, code -> (status, class).
 TABLE: dict[str, tuple[int, type[ShopkeepError]]] = {

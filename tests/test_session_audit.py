@@ -54,6 +54,6 @@ def test_a_violation_left_in_the_database_fails_the_run(
         )
     finally:
         planted = (pytester.path / "database_url.txt").read_text()
-        name = psycopg.conninfo.conninfo_to_dict(planted)["dbname"]
+        name = str(psycopg.conninfo.conninfo_to_dict(planted)["dbname"])
         with psycopg.connect(database_server, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -28,9 +28,7 @@ def create_database(server_url: str, name: str) -> str:
 
 def with_database(url: str, name: str) -> str:
     """``url`` with its database replaced by ``name``."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo(url, dbname=name)
 
 
 def audit_failure(url: str) -> str | None:

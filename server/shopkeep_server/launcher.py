@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -178,9 +179,8 @@ class StoreServer:
 
     @staticmethod
     def _temporary_log() -> Path:
-        handle, name = tempfile.mkstemp(prefix="shopkeep-server-", suffix=".log")
-        os.close(handle)
-        return Path(name)
+        # Named now, made by start(): a server never started leaves no file behind.
+        return Path(tempfile.gettempdir()) / f"shopkeep-server-{uuid.uuid4().hex}.log"
 
     # --- lifecycle ------------------------------------------------------------------------------
 

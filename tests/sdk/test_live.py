@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sdk_fakes import Crash
 
 from shopkeep import (
     Amount,
@@ -41,6 +40,7 @@ from shopkeep import (
     StoreClient,
     ValidationError,
 )
+from support.sdk_fakes import Crash
 
 pytestmark = pytest.mark.timeout(120)
 

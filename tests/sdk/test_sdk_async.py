@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sdk_fakes import Crash, FakeStore, faulty
 
 from shopkeep import AsyncStoreClient, InsufficientFunds, Timeout
+from support.sdk_fakes import Crash, FakeStore, faulty
 
 T = TypeVar("T")
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sdk_fakes import FakeStore
 
 from shopkeep import ConnectionError, Handle, InsufficientFunds, PurchaseResult, StoreClient
 from shopkeep.background import CancelledError
+from support.sdk_fakes import FakeStore
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sdk_fakes import CREATED_AT, FakeStore, purchase_json
 
 import shopkeep
 from shopkeep import (
@@ -22,6 +21,7 @@ from shopkeep import (
     Purchase,
     StoreClient,
 )
+from support.sdk_fakes import CREATED_AT, FakeStore, purchase_json
 
 
 class Recorder:

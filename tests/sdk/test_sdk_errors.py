@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sdk_fakes import error_response
 
 import shopkeep
 from shopkeep import StoreClient
@@ -42,6 +41,7 @@ from shopkeep.errors import (
     category_for,
     class_for,
 )
+from support.sdk_fakes import error_response
 
 # API.md's error table, code -> (status, class).
 TABLE: dict[str, tuple[int, type[ShopkeepError]]] = {

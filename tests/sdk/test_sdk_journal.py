@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sdk_fakes import Crash, FakeStore, error_response, faulty
 
 from shopkeep import ConnectionError, ServiceUnavailable, SoldOut, StoreClient
 from shopkeep.journal import PendingJournal, PendingPurchase
+from support.sdk_fakes import Crash, FakeStore, error_response, faulty
 
 
 def _journal(path: Path) -> list[dict[str, object]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sdk_fakes import DEMO_CATALOG
 
 from shopkeep import Amount, Catalog, Money
 from shopkeep.money import MAX_AMOUNT
+from support.sdk_fakes import DEMO_CATALOG
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sdk_fakes import FakeStore, error_response, faulty
 
 from shopkeep import (
     ConnectionError,
@@ -20,6 +19,7 @@ from shopkeep import (
     StoreClient,
     Timeout,
 )
+from support.sdk_fakes import FakeStore, error_response, faulty
 
 
 def test_dropped_response_after_commit_is_retried_with_the_same_key(

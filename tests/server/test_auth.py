@@ -16,9 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import Game, make_game
 from shopkeep_server.store import games
-from support import buy, grant, new_key, post, snapshot
+from support import Game, buy, grant, make_game, new_key, post, snapshot
 
 
 def _claims(owner: Game, **changes) -> dict:

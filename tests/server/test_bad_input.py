@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Game
 from shopkeep_server.store.audit import audit
-from support import grant, new_key, snapshot
+from support import Game, grant, new_key, snapshot
 
 MAX = 9_007_199_254_740_991
 

@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from conftest import Game
-from support import buy, grant, post, snapshot
+from support import Game, buy, grant, post, snapshot
 
 
 def _studio(game: Game, **extra: str) -> dict[str, str]:

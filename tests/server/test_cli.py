@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import ROOT, LiveServer, free_port, make_game
 from shopkeep_server import db
+from shopkeep_server.launcher import StoreServer
 from shopkeep_server.store import players
 from shopkeep_server.store.idempotency import Request
+from support import ROOT, LiveServer, make_game
 
 CLI = str(Path(sys.executable).parent / "shopkeep-server")
 pytestmark = pytest.mark.slow
@@ -42,32 +42,10 @@ class DemoServer:
     """`shopkeep-server serve --demo` with no SHOPKEEP_DATABASE_URL: the README's first step."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "SHOPKEEP_DATABASE_URL"}
-        env["SHOPKEEP_DATA_DIR"] = str(data_dir)
-        self.process = subprocess.Popen(
-            [CLI, "serve", "--demo", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-        )
-        self.output = ""
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output += line
-            if line.startswith("Shopkeep serving on"):
-                break
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError(f"demo server did not become ready:\n{self.output}")
+        self.store = StoreServer(data_dir=data_dir, demo=True, command=[CLI], ready_timeout=120)
+        self.store.start()
+        self.url = self.store.url
+        self.output = self.store.log
 
     def token(self, role: str) -> str:
         label = {"player": "Player token", "service": "Service token", "studio": "Studio token"}
@@ -76,8 +54,7 @@ class DemoServer:
         return match.group(1)
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
+        self.store.stop(grace=30)
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import LiveServer
 from shopkeep_server.store.audit import audit
-from support import coins_catalog, coins_item
+from support import LiveServer, coins_catalog, coins_item
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,7 @@ import time
 import httpx
 import psycopg
 
-from conftest import Game, LiveServer, make_game
-from support import balances, buy, grant, new_key, post, snapshot
+from support import Game, LiveServer, balances, buy, grant, make_game, new_key, post, snapshot
 
 
 def test_replay_is_identical_and_marked(client, game: Game) -> None:
@@ -184,7 +183,7 @@ def test_only_one_purger_at_a_time(
 
 
 def test_the_server_purges_expired_keys_by_itself(database_url, tmp_path) -> None:
-    from conftest import start_server, stop_server
+    from support import start_server, stop_server
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         game = make_game(conn)

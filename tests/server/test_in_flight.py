@@ -13,11 +13,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from conftest import Game, make_config
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.store.idempotency import fingerprint
-from support import new_key
+from support import Game, make_config, new_key
 
 
 @pytest.fixture

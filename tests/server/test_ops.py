@@ -8,12 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Game, make_config
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.errors import ERROR_TABLE
 from shopkeep_server.store.audit import audit
-from support import buy, grant
+from support import Game, buy, grant, make_config
 
 
 def test_request_id_is_echoed_or_made(client, game: Game) -> None:

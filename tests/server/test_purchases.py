@@ -6,8 +6,17 @@ import datetime as dt
 
 import psycopg
 
-from conftest import Game, make_game
-from support import balances, buy, coins_catalog, coins_item, grant, inventory, snapshot
+from support import (
+    Game,
+    balances,
+    buy,
+    coins_catalog,
+    coins_item,
+    grant,
+    inventory,
+    make_game,
+    snapshot,
+)
 
 
 def test_buy_consumable_debits_grants_and_writes_ledger(client, game: Game) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Game
-from support import balances, buy, grant, inventory, new_key, post, snapshot
+from support import Game, balances, buy, grant, inventory, new_key, post, snapshot
 
 
 def _service(game: Game) -> dict[str, str]:

@@ -15,6 +15,10 @@ from typing import Any
 
 import httpx
 
+# Where the SDK tests' MockTransport clients point, and the token they send.
+BASE_URL = "http://shop.test"
+TOKEN = "test-token"
+
 CREATED_AT = "2026-11-21T14:47:37.123456Z"
 
 DEMO_CATALOG: dict[str, Any] = {

@@ -1,0 +1,76 @@
+"""The session's database: made fresh and migrated, snapshotted around bad input, and audited
+when the session ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from shopkeep_server import db
+from shopkeep_server.store.audit import audit
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create ``name`` afresh (dropping an older one) on the server of ``server_url``, apply
+    the migrations, and return its URL."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_database(server_url, name)
+    with db.connect(url) as conn:
+        db.migrate(conn)
+    return url
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name``."""
+    return psycopg.conninfo.make_conninfo(url, dbname=name)
+
+
+def audit_failure(url: str) -> str | None:
+    """The audit over the whole database of ``url``: None when the books balance, else a report
+    naming every violation."""
+    with db.connect(url) as conn:
+        violations = audit(conn)
+    if not violations:
+        return None
+    lines = "\n".join(f"  - {line}" for line in violations)
+    return (
+        f"AUDIT FAILED after the test session: {len(violations)} violation(s) in the test"
+        f" database; some test left books that do not balance:\n{lines}"
+    )
+
+
+def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
+    """Everything a request could change for a game: compared before and after bad input."""
+
+    def rows(query: str) -> list[tuple[Any, ...]]:
+        return conn.execute(query, {"g": game_id}).fetchall()
+
+    return {
+        "wallets": rows(
+            "SELECT player_id, currency, balance FROM wallets WHERE game_id = %(g)s ORDER BY 1, 2"
+        ),
+        "ledger": rows(
+            "SELECT count(*), coalesce(sum(delta), 0) FROM ledger_entries WHERE game_id = %(g)s"
+        ),
+        "inventory": rows(
+            "SELECT player_id, sku, quantity FROM inventories WHERE game_id = %(g)s ORDER BY 1, 2"
+        ),
+        "item_ledger": rows("SELECT count(*) FROM item_ledger WHERE game_id = %(g)s"),
+        "stock": rows(
+            "SELECT sku, bucket, remaining FROM stock_buckets WHERE game_id = %(g)s ORDER BY 1, 2"
+        ),
+        "purchases": rows("SELECT id, status FROM purchases WHERE game_id = %(g)s ORDER BY 1"),
+        "grants": rows("SELECT count(*) FROM grants WHERE game_id = %(g)s"),
+        "keys": rows("SELECT count(*) FROM idempotency_keys WHERE game_id = %(g)s"),
+        "counts": rows(
+            "SELECT player_id, sku, purchased FROM player_item_counts"
+            " WHERE game_id = %(g)s ORDER BY 1, 2"
+        ),
+        "catalog": rows("SELECT draft_revision, live_version_id FROM games WHERE id = %(g)s"),
+    }

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from conftest import Game
 from shopkeep_server import catalog_file
 from shopkeep_server.errors import ValidationFailed
 from shopkeep_server.store import rules
-from support import coins_catalog, coins_item
+from support import Game, coins_catalog, coins_item
 
 
 def _put_draft(client: Any, game: Game, content: dict[str, Any]) -> Any:

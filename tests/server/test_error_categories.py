@@ -16,13 +16,24 @@ import psycopg
 import pytest
 from flask import g
 
-from conftest import Game, make_config, make_game
 from shopkeep_server import db
 from shopkeep_server.app import create_app, render_error
 from shopkeep_server.contract import BY_CODE, ErrorCategory
 from shopkeep_server.errors import from_database
 from shopkeep_server.store import catalog
-from support import balances, buy, coins_catalog, coins_item, grant, inventory, new_key, post
+from support import (
+    Game,
+    balances,
+    buy,
+    coins_catalog,
+    coins_item,
+    grant,
+    inventory,
+    make_config,
+    make_game,
+    new_key,
+    post,
+)
 
 
 def _code(response: Any) -> str:

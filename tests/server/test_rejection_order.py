@@ -32,11 +32,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import Game, make_config, make_game
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.store import games
-from support import coins_item, grant, new_key
+from support import Game, coins_item, grant, make_config, make_game, new_key
 
 TOKENLESS = {"Idempotency-Key": "order-test-key-0001"}
 

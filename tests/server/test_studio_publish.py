@@ -11,8 +11,7 @@ from typing import Any
 
 import psycopg
 
-from conftest import Game
-from support import buy, grant, new_key, snapshot
+from support import Game, buy, grant, new_key, snapshot
 
 CHANGED_MEANWHILE = (
     "The draft was changed by someone else since this page was loaded, so nothing was "

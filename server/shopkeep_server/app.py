@@ -146,7 +146,8 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         API_SPEC_OPTIONS={
             "info": {
                 "description": "The in-game item store a studio runs itself. Amounts are "
-                "integers in each currency's minor unit; see API.md for the whole contract."
+                "integers in each currency's minor unit. The whole contract is docs/api.md in "
+                "the Shopkeep repository."
             },
             "security": [{"bearerAuth": []}],
             "components": {

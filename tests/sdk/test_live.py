@@ -512,11 +512,20 @@ def test_the_async_client(server: Any, game: Any) -> None:
     assert asyncio.run(main()) == (950, [-50, 1000], 950)
 
 
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [("README.md", "### A game buys an item"), ("docs/sdk.md", "## Buy something in ten lines")],
+)
 def test_the_docs_example_runs(
-    server: Any, game: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    server: Any,
+    game: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    doc: str,
+    heading: str,
 ) -> None:
-    docs = Path(__file__).resolve().parents[2] / "README.md"
-    section = docs.read_text().split("## Using the SDK in your game", 1)[1]
+    docs = Path(__file__).resolve().parents[2] / doc
+    section = docs.read_text().split(heading, 1)[1]
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert "http://127.0.0.1:8000" in example
     game.grant("player-1", "COINS", 1000)

@@ -486,8 +486,8 @@ def test_the_example_in_the_docs_is_a_catalog_the_store_publishes(
     live_server,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
-    docs = Path(__file__).resolve().parents[2] / "README.md"
-    section = docs.read_text().split("## For studios", 1)[1]
+    docs = Path(__file__).resolve().parents[2] / "docs" / "studio.md"
+    section = docs.read_text().split("## The catalog file", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     items = catalog_file.loads(example).data["items"]
     kinds = ["consumable", "consumable", "durable", "bundle", "durable"]

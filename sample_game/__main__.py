@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from shopkeep import __version__
+
 from .rules import DEFAULT_ROUND_SECONDS
 
 DEMO_SCRIPT = """
@@ -33,6 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="shopkeep-demo",
         description="Star Skipper: a little arcade game whose shop is a Shopkeep store.",
     )
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     store = parser.add_argument_group("store (default: start a private demo store)")
     store.add_argument("--server", default=env("SHOPKEEP_URL"), help="store URL (SHOPKEEP_URL)")
     store.add_argument(
@@ -54,16 +57,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=env("SHOPKEEP_DEMO_DIR"),
-        help="where the private store and the purchase journal live",
+        help="where the private store and the purchase journal live (SHOPKEEP_DEMO_DIR)",
     )
     play = parser.add_argument_group("play")
-    play.add_argument("--round-seconds", type=int, default=DEFAULT_ROUND_SECONDS)
-    play.add_argument("--seed", type=int, help="repeatable rounds")
+    play.add_argument(
+        "--round-seconds",
+        type=int,
+        default=DEFAULT_ROUND_SECONDS,
+        help="length of a round, 10..120 (default: %(default)s)",
+    )
+    play.add_argument("--seed", type=int, help="random seed, for repeatable rounds")
     play.add_argument("--autopilot", action="store_true", help="let the ship fly itself")
     headless = parser.add_argument_group("headless (tests, screenshots)")
     headless.add_argument("--headless", action="store_true", help="no window (SDL dummy driver)")
     headless.add_argument("--script", type=Path, help="a script of steps (see headless.py)")
-    headless.add_argument("--screenshots", type=Path, default=Path("."), help="PNG directory")
+    headless.add_argument(
+        "--screenshots",
+        type=Path,
+        default=Path("."),
+        help="where --headless writes its PNG screenshots (default: the current directory)",
+    )
     args = parser.parse_args(argv)
     if args.server and not args.player_token:
         parser.error("--server needs --player-token (or SHOPKEEP_PLAYER_TOKEN)")

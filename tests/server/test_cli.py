@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -101,6 +102,14 @@ def test_serve_demo_buys_with_printed_token_and_data_survives(data_dir: Path) ->
         )
         assert response.status_code == 201, response.text
         assert response.json()["purchase"]["price"] == {"currency": "COINS", "amount": 50}
+        # The printed curl line, pasted into a shell that has curl and Python (no uuidgen).
+        assert "uuidgen" not in server.output
+        curl_line = server.output.split("Buy a potion:\n", 1)[1].splitlines()[0].strip()
+        pasted = subprocess.run(
+            ["bash", "-c", curl_line], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert pasted.returncode == 0, pasted.stderr
+        assert json.loads(pasted.stdout)["purchase"]["price"] == {"currency": "COINS", "amount": 50}
         catalog = httpx.get(
             f"{server.url}/v1/catalog", headers={"Authorization": f"Bearer {player}"}
         ).json()
@@ -112,10 +121,17 @@ def test_serve_demo_buys_with_printed_token_and_data_survives(data_dir: Path) ->
     again = DemoServer(data_dir)
     try:
         assert "Demo game 'demo' already there." in again.output
+        # Started again within the minute: its drops are current, no new catalog version.
+        assert "moved forward" not in server.output + again.output
         wallet = httpx.get(
             f"{again.url}/v1/wallet", headers={"Authorization": f"Bearer {again.token('player')}"}
         ).json()
-        assert wallet["balances"][0] == {"currency": "COINS", "amount": 950}
+        assert wallet["balances"][0] == {"currency": "COINS", "amount": 900}
+        versions = httpx.get(
+            f"{again.url}/v1/admin/catalog/versions",
+            headers={"Authorization": f"Bearer {again.token('studio')}"},
+        ).json()["versions"]
+        assert [v["version"] for v in versions] == [1]
     finally:
         again.stop()
 

@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import yaml
 
+from shopkeep.money import Money
+
 from .errors import ValidationFailed
 from .store import rules
 
@@ -594,6 +596,9 @@ class CatalogDiff:
     currencies: tuple[EntryChange, ...]
     items: tuple[EntryChange, ...]
     items_reordered: bool
+    # Each side's currency scales, so amounts print in major units: 150 at scale 4 is 0.0150.
+    before_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    after_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -684,15 +689,49 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         fields=ITEM_FIELDS,
         defaults=ITEM_DEFAULTS,
     )
-    return CatalogDiff(tuple(currencies), tuple(items), reordered)
+    return CatalogDiff(
+        tuple(currencies), tuple(items), reordered, scales_of(before), scales_of(after)
+    )
 
 
-def format_value(field: str, value: Any) -> str:
-    """A field's value in a few words: ``50 COINS, 2 GEMS``, ``unlimited``, ``3 x potion``."""
+def scales_of(catalog: Mapping[str, Any]) -> dict[str, int]:
+    """Each currency's scale by code: what turns its minor units into major ones."""
+    currencies = catalog.get("currencies")
+    return {
+        c["code"]: c["scale"]
+        for c in (currencies if isinstance(currencies, list) else [])
+        if isinstance(c, Mapping) and isinstance(c.get("code"), str) and _is_int(c.get("scale"))
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def format_money(amount: Any, currency: Any, scales: Mapping[str, int] | None) -> str:
+    """An amount as people read it, with its minor units beside when they differ:
+    ``0.0150 USD (150)``, ``50 COINS``. The catalog file holds minor units, so a reviewer
+    sees both. Exact (the SDK's Money, integers only). Without ``scales`` the amount stays
+    in minor units as given; with them, a currency they lack says so."""
+    if scales is None:
+        return f"{amount} {currency}"
+    scale = scales.get(currency) if isinstance(currency, str) else None
+    if scale is None:
+        return f"{amount} {currency} (minor units)"
+    try:
+        money = Money.from_minor(amount, currency, scale=scale)
+    except (TypeError, ValueError):  # not an amount the store would take: show it as it is
+        return f"{json.dumps(amount)} {currency}"
+    return str(money) if scale == 0 else f"{money} ({money.minor})"
+
+
+def format_value(field: str, value: Any, scales: Mapping[str, int] | None = None) -> str:
+    """A field's value in a few words: ``50 COINS, 0.0150 USD (150)``, ``unlimited``,
+    ``3 x potion``. ``scales`` (see `scales_of`) turns amounts into major units."""
     if field == "prices" and isinstance(value, list):
-        return ", ".join(_money(p) for p in value) or "(none)"
+        return ", ".join(_money(p, scales) for p in value) or "(none)"
     if field == "contents" and isinstance(value, list):
-        return ", ".join(_content(c) for c in value) or "(nothing)"
+        return ", ".join(_content(c, scales) for c in value) or "(nothing)"
     if value is None:
         return {
             "stock": "unlimited",
@@ -710,30 +749,43 @@ def format_value(field: str, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-def _money(entry: Any) -> str:
+def _money(entry: Any, scales: Mapping[str, int] | None) -> str:
     if isinstance(entry, Mapping) and "currency" in entry and "amount" in entry:
-        return f"{entry['amount']} {entry['currency']}"
+        return format_money(entry["amount"], entry["currency"], scales)
     return json.dumps(entry)
 
 
-def _content(entry: Any) -> str:
+def _content(entry: Any, scales: Mapping[str, int] | None) -> str:
     if isinstance(entry, Mapping) and "sku" in entry:
         return f"{entry.get('quantity')} x {entry['sku']}"
-    return _money(entry)
+    return _money(entry, scales)
 
 
-def describe_entry(section: str, entry: Mapping[str, Any]) -> str:
+def _field_text(section: str, key: str, field: str, value: Any, scales: Mapping[str, int]) -> str:
+    """A field of a diffed entry; a currency's cap is an amount of that very currency."""
+    if section == "currencies" and field == "max_balance" and value is not None:
+        return format_money(value, key, scales)
+    return format_value(field, value, scales)
+
+
+def describe_entry(
+    section: str, entry: Mapping[str, Any], scales: Mapping[str, int] | None = None
+) -> str:
     """One line about a whole entry, for an added or removed one."""
     if section == "currencies":
         return f"{entry.get('name', '')}, scale {entry.get('scale')}"
     return (
         f"{entry.get('name', '')}, {entry.get('kind', '')}, "
-        f"{format_value('prices', entry.get('prices'))}"
+        f"{format_value('prices', entry.get('prices'), scales)}"
     )
 
 
 def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
-    """The diff as text lines, per entry and field, for a terminal."""
+    """The diff as text lines, per entry and field, for a terminal; amounts in major units,
+    each side by its own catalog's scales (a published currency never changes its scale, so
+    a side that lacks one borrows the other's)."""
+    old_scales = {**diff.after_scales, **diff.before_scales}
+    new_scales = {**diff.before_scales, **diff.after_scales}
     lines = [f"--- {before}", f"+++ {after}"]
     for section, changes in (("currencies", diff.currencies), ("items", diff.items)):
         if not changes and not (section == "items" and diff.items_reordered):
@@ -741,16 +793,17 @@ def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
         lines.append(f"{section}:")
         for change in changes:
             if change.status == "added":
-                lines.append(f"  + {change.key}: {describe_entry(section, change.entry)}")
+                described = describe_entry(section, change.entry, new_scales)
+                lines.append(f"  + {change.key}: {described}")
             elif change.status == "removed":
-                lines.append(f"  - {change.key}: {describe_entry(section, change.entry)}")
+                described = describe_entry(section, change.entry, old_scales)
+                lines.append(f"  - {change.key}: {described}")
             else:
                 lines.append(f"  ~ {change.key}")
                 for field in change.fields:
-                    lines.append(
-                        f"      {field.field}: {format_value(field.field, field.before)}"
-                        f" -> {format_value(field.field, field.after)}"
-                    )
+                    was = _field_text(section, change.key, field.field, field.before, old_scales)
+                    now = _field_text(section, change.key, field.field, field.after, new_scales)
+                    lines.append(f"      {field.field}: {was} -> {now}")
         if section == "items" and diff.items_reordered:
             lines.append("  (the order of items changed)")
     lines.append(diff.summary())

@@ -721,7 +721,7 @@ def format_money(amount: Any, currency: Any, scales: Mapping[str, int] | None) -
     try:
         money = Money.from_minor(amount, currency, scale=scale)
     except (TypeError, ValueError):  # not an amount the store would take: show it as it is
-        return f"{json.dumps(amount)} {currency}"
+        return f"{json.dumps(amount, default=str)} {currency}"
     return str(money) if scale == 0 else f"{money} ({money.minor})"
 
 

@@ -22,7 +22,9 @@ from psycopg import sql
 from conftest import ROOT, LiveServer, free_port, make_game
 from shopkeep_server import db
 from shopkeep_server.store import players
+from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import Request
+from support import buy, grant
 
 CLI = str(Path(sys.executable).parent / "shopkeep-server")
 pytestmark = pytest.mark.slow
@@ -199,9 +201,48 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
         failed = run_cli("audit", env=env)
         assert failed.returncode == 1
         assert failed.stdout.splitlines()[0] == "AUDIT FAILED: 1 violation(s)"
-        assert f"wallet {game.id}/p1/COINS: balance 399 but ledger sums to 400" in failed.stdout
+        assert (
+            f"wallet {game.id}/p1/COINS: balance 399 COINS but ledger sums to 400 COINS"
+            in failed.stdout
+        )
     finally:
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def test_audit_lines_print_money_as_people_read_it(client, conn, game) -> None:  # type: ignore[no-untyped-def]
+    grant(client, game, "p1", "USD", 300)
+    bought = buy(client, game, "tip")
+    assert bought.status_code == 201, bought.get_json()
+    purchase_id = bought.get_json()["purchase"]["id"]
+    assert [v for v in audit(conn) if game.id in v] == []
+    conn.execute(
+        "UPDATE wallets SET balance = balance - 1 WHERE game_id = %s AND currency = 'USD'",
+        (game.id,),
+    )
+    conn.execute(
+        "UPDATE purchases SET unit_price = unit_price + 25, total_price = total_price + 25"
+        " WHERE game_id = %s",
+        (game.id,),
+    )
+    # The ledger is append-only (a trigger refuses updates); this transaction, rolled back,
+    # turns triggers off to play the tamperer.
+    conn.execute("SET LOCAL session_replication_role = replica")
+    entry = conn.execute(
+        "UPDATE ledger_entries SET balance_after = balance_after + 1"
+        " WHERE game_id = %s AND kind = 'purchase' RETURNING id",
+        (game.id,),
+    ).fetchone()
+    assert entry is not None
+    assert sorted(v for v in audit(conn) if game.id in v) == [
+        "each ledger row's balance_after follows from the one before:"
+        f" ledger {game.id}/p1/USD entry {entry[0]}: balance_after 0.0151 USD (151)"
+        " but running sum is 0.0150 USD (150)",
+        "every purchase paid exactly its price (and a refund returned it):"
+        f" purchase {purchase_id} ({game.id}/p1): charged 0.0175 USD (175),"
+        " ledger shows 0.0150 USD (150); refunded 0.0000 USD (0)",
+        f"wallet balance equals the sum of its ledger deltas: wallet {game.id}/p1/USD:"
+        " balance 0.0149 USD (149) but ledger sums to 0.0150 USD (150)",
+    ]

@@ -30,6 +30,17 @@ screenshot game-shop
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; every store setting also reads an environment variable."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.server and not args.player_token:
+        parser.error("--server needs --player-token (or SHOPKEEP_PLAYER_TOKEN)")
+    if not 10 <= args.round_seconds <= 120:
+        parser.error("--round-seconds must be 10..120")
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options, each with its help (and the variable that sets it, where one does)."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="shopkeep-demo",
@@ -77,12 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path("."),
         help="where --headless writes its PNG screenshots (default: the current directory)",
     )
-    args = parser.parse_args(argv)
-    if args.server and not args.player_token:
-        parser.error("--server needs --player-token (or SHOPKEEP_PLAYER_TOKEN)")
-    if not 10 <= args.round_seconds <= 120:
-        parser.error("--round-seconds must be 10..120")
-    return args
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import psycopg
 import pytest
+from click.testing import CliRunner
 from psycopg import sql
 
+import shopkeep
 from conftest import ROOT, LiveServer, free_port, make_game
-from shopkeep_server import db
+from sample_game.__main__ import build_parser as demo_parser
+from shopkeep_server import __version__, catalog_cli, cli, db
+from shopkeep_server.config import VARIABLES
 from shopkeep_server.store import players
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import Request
@@ -161,8 +166,18 @@ def test_game_create_and_token(live_server: LiveServer) -> None:
 
     bad_role = run_cli("token", "--game", game_id, "--role", "king", "--sub", "p1", env=env)
     assert bad_role.returncode == 2
+    bad_sub = run_cli("token", "--game", game_id, "--role", "player", "--sub", "a b", env=env)
+    assert bad_sub.returncode == 2
+    assert bad_sub.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--sub': must match ^[A-Za-z0-9_.:@-]{1,128}$"
+    )
     unknown = run_cli("token", "--game", "no-such-game", "--role", "player", "--sub", "p1", env=env)
     assert unknown.returncode == 1
+    assert unknown.stderr == (
+        "Error: game no-such-game does not exist;"
+        " create it with `shopkeep-server game create no-such-game`\n"
+    )
+    assert unknown.stdout == ""
 
 
 def test_migrate_purge_and_audit(database_url: str) -> None:
@@ -246,3 +261,63 @@ def test_audit_lines_print_money_as_people_read_it(client, conn, game) -> None: 
         f"wallet balance equals the sum of its ledger deltas: wallet {game.id}/p1/USD:"
         " balance 0.0149 USD (149) but ledger sums to 0.0150 USD (150)",
     ]
+
+
+def _commands(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, click.Command]]:
+    yield " ".join(path) or "(main)", command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+@pytest.mark.parametrize("group", [cli.main, catalog_cli.main], ids=["shopkeep-server", "shopkeep"])
+def test_every_command_and_option_explains_itself(group: click.Group) -> None:
+    for path, command in _commands(group):
+        assert command.help, path
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{path} {param.opts}"
+
+
+def test_every_command_line_has_a_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert CliRunner().invoke(cli.main, ["--version"]).stdout == (
+        f"shopkeep-server, version {__version__}\n"
+    )
+    assert CliRunner().invoke(catalog_cli.main, ["--version"]).stdout == (
+        f"shopkeep, version {__version__}\n"
+    )
+    with pytest.raises(SystemExit) as exited:
+        demo_parser().parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"shopkeep-demo {shopkeep.__version__}\n"
+    for action in demo_parser()._actions:
+        assert action.help, action.option_strings
+
+
+def test_serve_help_names_every_variable_with_its_default() -> None:
+    shown = CliRunner().invoke(cli.main, ["serve", "--help"])
+    assert shown.exit_code == 0
+    text = " ".join(shown.stdout.split())  # as one line: the help wraps where it likes
+    for name, (default, meaning) in VARIABLES.items():
+        assert f"{name} {meaning} [default: {default}]" in text
+    token_help = " ".join(CliRunner().invoke(cli.main, ["token", "--help"]).stdout.split())
+    assert "SHOPKEEP_DATABASE_URL" in token_help and "SHOPKEEP_POOL_MAX" not in token_help
+    rotate_help = CliRunner().invoke(cli.main, ["game", "keys", "rotate", "--help"]).stdout
+    assert "[default: $SHOPKEEP_TOKEN_ISSUER, else shopkeep]" in " ".join(rotate_help.split())
+
+
+def test_a_wrong_database_url_is_a_message_not_a_traceback() -> None:
+    port = free_port()  # nothing listens there
+    failed = run_cli(
+        "migrate",
+        env={
+            "SHOPKEEP_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{port}/none?connect_timeout=5"
+        },
+    )
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(
+        "Error: cannot connect to the database (SHOPKEEP_DATABASE_URL): "
+    )
+    assert "Traceback" not in failed.stderr

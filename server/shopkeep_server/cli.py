@@ -236,12 +236,21 @@ def _add_key(
 ) -> GameKey:
     from .store import games
 
+    public_key = None
+    if public_key_file is not None:
+        try:
+            public_key = public_key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(
+                f"cannot read {public_key_file} as a PEM text file: {exc}",
+                param_hint="--public-key-file",
+            ) from exc
     return games.add_key(
         conn,
         game_id,
         algorithm=algorithm,
         issuer=issuer or config.token_issuer,
-        public_key=public_key_file.read_text() if public_key_file else None,
+        public_key=public_key,
         jwks_url=jwks_url,
     )
 

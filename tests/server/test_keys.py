@@ -177,6 +177,12 @@ def _pem(private: ec.EllipticCurvePrivateKey, *, public: bool = True) -> str:
             "is a private key: give its public half",
         ),
         (
+            ["--algorithm", "ES256", "--public-key-file", "{binary}"],
+            "--public-key-file",
+            "cannot read {binary} as a PEM text file: 'ascii' codec can't decode byte 0xff"
+            " in position 0: ordinal not in range(128)",
+        ),
+        (
             ["--algorithm", "ES256", "--public-key-file", "{public}", "--jwks-url", "https://x"],
             "--jwks-url",
             "give a public key or a JWKS URL, not both",
@@ -191,7 +197,10 @@ def test_key_options_are_refused_by_their_flag(
     files["public"] = _pem(private)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    args = [a.format(**{n: str(tmp_path / n) for n in files}) for a in args]
+    (tmp_path / "binary").write_bytes(b"\xff\xfe not text")
+    paths = {n: str(tmp_path / n) for n in [*files, "binary"]}
+    args = [a.format(**paths) for a in args]
+    message = message.format(**paths)
     new_game = f"flags-{uuid.uuid4().hex[:8]}"
     kept_game = f"flags-{uuid.uuid4().hex[:8]}"
     assert run(database_url, "game", "create", kept_game).exit_code == 0

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from shopkeep import __version__
+
 from .rules import DEFAULT_ROUND_SECONDS
 
 DEMO_SCRIPT = """
@@ -28,11 +30,23 @@ screenshot game-shop
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; every store setting also reads an environment variable."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.server and not args.player_token:
+        parser.error("--server needs --player-token (or SHOPKEEP_PLAYER_TOKEN)")
+    if not 10 <= args.round_seconds <= 120:
+        parser.error("--round-seconds must be 10..120")
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options, each with its help (and the variable that sets it, where one does)."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="shopkeep-demo",
         description="Star Skipper: a little arcade game whose shop is a Shopkeep store.",
     )
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     store = parser.add_argument_group("store (default: start a private demo store)")
     store.add_argument("--server", default=env("SHOPKEEP_URL"), help="store URL (SHOPKEEP_URL)")
     store.add_argument(
@@ -54,22 +68,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=env("SHOPKEEP_DEMO_DIR"),
-        help="where the private store and the purchase journal live",
+        help="where the private store and the purchase journal live (SHOPKEEP_DEMO_DIR)",
     )
     play = parser.add_argument_group("play")
-    play.add_argument("--round-seconds", type=int, default=DEFAULT_ROUND_SECONDS)
-    play.add_argument("--seed", type=int, help="repeatable rounds")
+    play.add_argument(
+        "--round-seconds",
+        type=int,
+        default=DEFAULT_ROUND_SECONDS,
+        help="length of a round, 10..120 (default: %(default)s)",
+    )
+    play.add_argument("--seed", type=int, help="random seed, for repeatable rounds")
     play.add_argument("--autopilot", action="store_true", help="let the ship fly itself")
     headless = parser.add_argument_group("headless (tests, screenshots)")
     headless.add_argument("--headless", action="store_true", help="no window (SDL dummy driver)")
     headless.add_argument("--script", type=Path, help="a script of steps (see headless.py)")
-    headless.add_argument("--screenshots", type=Path, default=Path("."), help="PNG directory")
-    args = parser.parse_args(argv)
-    if args.server and not args.player_token:
-        parser.error("--server needs --player-token (or SHOPKEEP_PLAYER_TOKEN)")
-    if not 10 <= args.round_seconds <= 120:
-        parser.error("--round-seconds must be 10..120")
-    return args
+    headless.add_argument(
+        "--screenshots",
+        type=Path,
+        default=Path("."),
+        help="where --headless writes its PNG screenshots (default: the current directory)",
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,13 @@ import yaml
 
 from .errors import ValidationFailed
 from .store.catalog import check_catalog
-from .store.catalog_diff import CatalogDiff, describe, describe_entry, format_value, short_timestamp
+from .store.catalog_diff import (
+    CatalogDiff,
+    describe,
+    describe_entry,
+    field_text,
+    short_timestamp,
+)
 from .store.catalog_diff import diff_catalogs as diff_catalogs  # for `shopkeep catalog diff`
 from .store.rules import (
     CURRENCY_DEFAULTS,
@@ -511,7 +517,11 @@ def dumps(catalog: Mapping[str, Any], format: Format = "yaml") -> str:
 
 
 def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
-    """The diff as text lines, per entry and field, for a terminal."""
+    """The diff as text lines, per entry and field, for a terminal; amounts in major units,
+    each side by its own catalog's scales (a published currency never changes its scale, so
+    a side that lacks one borrows the other's)."""
+    old_scales = {**diff.after_scales, **diff.before_scales}
+    new_scales = {**diff.before_scales, **diff.after_scales}
     lines = [f"--- {before}", f"+++ {after}"]
     for section, changes in (("currencies", diff.currencies), ("items", diff.items)):
         if not changes and not (section == "items" and diff.items_reordered):
@@ -519,16 +529,17 @@ def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
         lines.append(f"{section}:")
         for change in changes:
             if change.status == "added":
-                lines.append(f"  + {change.key}: {describe_entry(section, change.entry)}")
+                described = describe_entry(section, change.entry, new_scales)
+                lines.append(f"  + {change.key}: {described}")
             elif change.status == "removed":
-                lines.append(f"  - {change.key}: {describe_entry(section, change.entry)}")
+                described = describe_entry(section, change.entry, old_scales)
+                lines.append(f"  - {change.key}: {described}")
             else:
                 lines.append(f"  ~ {change.key}")
                 for field in change.fields:
-                    lines.append(
-                        f"      {field.field}: {format_value(field.field, field.before)}"
-                        f" -> {format_value(field.field, field.after)}"
-                    )
+                    was = field_text(section, change.key, field.field, field.before, old_scales)
+                    now = field_text(section, change.key, field.field, field.after, new_scales)
+                    lines.append(f"      {field.field}: {was} -> {now}")
         if section == "items" and diff.items_reordered:
             lines.append("  (the order of items changed)")
     lines.append(diff.summary())

@@ -145,16 +145,17 @@ def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
-def seed_demo(conn: psycopg.Connection, config: Config) -> bool:
-    """Creates the demo game, publishes its catalog and funds the demo player, once; True when
-    it did (a restart finds the demo already there and changes nothing)."""
+def seed_demo(conn: psycopg.Connection, config: Config, *, now: dt.datetime | None = None) -> bool:
+    """Creates the demo game, publishes its catalog (drop windows from ``now``) and funds the
+    demo player, once; True when it did (a restart finds the demo already there and changes
+    nothing: `keep_drops_live` is what keeps its drops current)."""
     games.create_game(conn, DEMO_GAME, name="Shopkeep demo")
     if catalog.live_version(conn, DEMO_GAME) is not None:
         return False
     _signing_key(conn, config)  # the demo's tokens are signed with it
     with conn.transaction():
         # Through the draft, as a studio would: the draft then matches what is live.
-        catalog.put_draft(conn, DEMO_GAME, demo_catalog(), if_match="*")
+        catalog.put_draft(conn, DEMO_GAME, demo_catalog(now), if_match="*")
         catalog.publish(
             conn,
             DEMO_GAME,
@@ -178,6 +179,90 @@ def seed_demo(conn: psycopg.Connection, config: Config) -> bool:
             conn, request, player_id=DEMO_PLAYER, currency=currency, amount=amount, reason=reason
         )
     return True
+
+
+# A drop that is on sale must stay on sale at least this long after a start, or it is moved.
+MIN_TIME_ON_SALE = dt.timedelta(hours=1)
+
+
+def keep_drops_live(
+    conn: psycopg.Connection, config: Config, *, now: dt.datetime | None = None
+) -> int | None:
+    """Keeps the demo's limited drops as `demo_catalog` lays them out from ``now``: one on sale
+    (for at least MIN_TIME_ON_SALE more) and one opening soon. When the live catalog no longer
+    does (a store kept for days), publishes a new version with only those windows moved
+    forward; everything else, edits a studio made included, stays, and stock is live state
+    that a publish never resets. Returns the new version, or None when nothing had to move,
+    so starting twice in a row publishes at most once."""
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    fresh = {
+        item["sku"]: (
+            dt.datetime.fromisoformat(item["available_from"]),
+            dt.datetime.fromisoformat(item["available_until"]),
+        )
+        for item in demo_catalog(now)["items"]
+        if item.get("available_from") is not None
+    }
+    with conn.transaction():
+        # One start at a time decides: a second one waits here, then finds the drops current.
+        conn.execute("SELECT 1 FROM games WHERE id = %s FOR UPDATE", (DEMO_GAME,))
+        live = catalog.live_version(conn, DEMO_GAME)
+        if live is None:  # no demo seeded: nothing to keep current
+            return None
+        version = catalog.get_version(conn, DEMO_GAME, live[1])
+        content = {"currencies": version["currencies"], "items": version["items"]}
+        drops = [item for item in content["items"] if item["sku"] in fresh]
+        if all(_still_current(item, fresh[item["sku"]], now) for item in drops):
+            return None
+        moved = {
+            **content,
+            "items": [
+                {
+                    **item,
+                    "available_from": _text(fresh[item["sku"]][0]),
+                    "available_until": _text(fresh[item["sku"]][1]),
+                }
+                if item["sku"] in fresh
+                else item
+                for item in content["items"]
+            ],
+        }
+        draft, etag = catalog.get_draft(conn, DEMO_GAME)
+        if draft == content:  # nobody is editing the draft: it follows, as for the first seed
+            catalog.put_draft(conn, DEMO_GAME, moved, if_match=etag)
+        published = catalog.publish(
+            conn,
+            DEMO_GAME,
+            actor=DEMO_STUDIO,
+            notes="demo: limited drops moved forward",
+            stock_buckets=config.stock_buckets,
+            content=moved,
+        )
+    return int(published["version"])
+
+
+def _still_current(
+    item: dict[str, Any], fresh: tuple[dt.datetime, dt.datetime], now: dt.datetime
+) -> bool:
+    """Whether a live drop is in the state its fresh layout gives it: on sale, or opening
+    later."""
+    opens, closes = _instant(item["available_from"]), _instant(item["available_until"])
+    if fresh[0] > now:  # the drop opening soon
+        return opens is not None and opens > now
+    return (
+        opens is not None
+        and opens <= now
+        and closes is not None
+        and closes - now >= MIN_TIME_ON_SALE
+    )
+
+
+def _instant(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def _text(value: dt.datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _signing_key(conn: psycopg.Connection, config: Config) -> games.GameKey:

@@ -506,3 +506,95 @@ def test_the_example_in_the_docs_is_a_catalog_the_store_publishes(
         {"sku": "potion", "quantity": 3},
         {"currency": "GEMS", "amount": 20},
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Money as people read it
+# ---------------------------------------------------------------------------------------------
+
+PRICED_CATALOG: dict[str, Any] = {
+    "currencies": [
+        {"code": "COINS", "name": "Coins", "scale": 0},
+        {"code": "USD", "name": "US dollar", "scale": 4, "max_balance": 1_000_000},
+    ],
+    "items": [
+        {
+            "sku": "tip",
+            "name": "Tip",
+            "kind": "consumable",
+            "prices": [{"currency": "USD", "amount": 150}],
+        },
+        {
+            "sku": "pack",
+            "name": "Pack",
+            "kind": "bundle",
+            "prices": [{"currency": "COINS", "amount": 500}, {"currency": "USD", "amount": 9}],
+            "contents": [{"sku": "tip", "quantity": 2}, {"currency": "USD", "amount": 10_000}],
+        },
+        {
+            "sku": "old",
+            "name": "Old sword",
+            "kind": "durable",
+            "prices": [{"currency": "USD", "amount": 19_900}],
+        },
+    ],
+}
+
+
+def _edited_priced_catalog() -> dict[str, Any]:
+    edited = json.loads(json.dumps(PRICED_CATALOG))
+    edited["currencies"][1]["max_balance"] = 2_500_000
+    edited["items"][0]["prices"][0]["amount"] = 175
+    edited["items"][1]["contents"][1]["amount"] = 12_345
+    edited["items"][2] = {
+        "sku": "big_tip",
+        "name": "Big tip",
+        "kind": "consumable",
+        "prices": [{"currency": "USD", "amount": 1_990_000}, {"currency": "COINS", "amount": 7}],
+    }
+    return edited
+
+
+PRICED_DIFF = [
+    "currencies:",
+    "  ~ USD",
+    "      max_balance: 100.0000 USD (1000000) -> 250.0000 USD (2500000)",
+    "items:",
+    "  ~ tip",
+    "      prices: 0.0150 USD (150) -> 0.0175 USD (175)",
+    "  ~ pack",
+    "      contents: 2 x tip, 1.0000 USD (10000) -> 2 x tip, 1.2345 USD (12345)",
+    "  + big_tip: Big tip, consumable, 199.0000 USD (1990000), 7 COINS",
+    "  - old: Old sword, durable, 1.9900 USD (19900)",
+    "items: 2 changed, 1 added, 1 removed; currencies: 1 changed",
+]
+
+
+def test_a_diff_prints_amounts_in_major_units_with_the_minor_units_beside() -> None:
+    changes = catalog_file.diff_catalogs(PRICED_CATALOG, _edited_priced_catalog())
+    lines = catalog_file.format_diff(changes, before="live version 1", after="catalog.yaml")
+    assert lines == ["--- live version 1", "+++ catalog.yaml", *PRICED_DIFF]
+
+
+def test_format_money_is_exact_and_says_when_it_has_no_scale() -> None:
+    scales = {"USD": 4, "COINS": 0, "NANO": 9}
+    assert catalog_file.format_money(150, "USD", scales) == "0.0150 USD (150)"
+    assert catalog_file.format_money(0, "USD", scales) == "0.0000 USD (0)"
+    assert catalog_file.format_money(50, "COINS", scales) == "50 COINS"
+    # 2**53 - 1 at scale 9: every digit kept (a float would round the last ones).
+    assert catalog_file.format_money(9_007_199_254_740_991, "NANO", scales) == (
+        "9007199.254740991 NANO (9007199254740991)"
+    )
+    assert catalog_file.format_money(150, "RUBY", scales) == "150 RUBY (minor units)"
+    assert catalog_file.format_money("lots", "USD", scales) == '"lots" USD'
+    assert catalog_file.format_value("prices", [{"currency": "USD", "amount": 5}]) == "5 USD"
+
+
+def test_the_cli_diff_of_a_priced_catalog(live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shop = live_server.new_game(catalog=PRICED_CATALOG)
+    cli = Cli(live_server.url, shop.token("studio", "alice"))
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(_edited_priced_catalog()))
+    diffed = cli("catalog", "diff", str(path), "--against", "live")
+    assert diffed.exit_code == Exit.OK, diffed.output
+    assert diffed.stdout.splitlines() == ["--- live version 1", f"+++ {path}", *PRICED_DIFF]

@@ -2,50 +2,97 @@
 
 from __future__ import annotations
 
-import psycopg
+import dataclasses
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
 
-# (what is checked, a query returning one readable line per violation)
-CHECKS: list[tuple[str, str]] = [
-    (
+import psycopg
+from psycopg.rows import dict_row
+
+from .catalog_diff import format_money
+
+
+def _line(row: Mapping[str, Any]) -> str:
+    return str(row["line"])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    """What is checked, a query returning one row per violation, and that row as a readable
+    line (by default the query's own ``line`` column; money is formatted here, in Python)."""
+
+    title: str
+    query: str
+    line: Callable[[Mapping[str, Any]], str] = _line
+
+
+# The scale of ``currency`` in ``game``: the newest published one (a published currency keeps
+# its scale, and a wallet's currency was published, even if a later version dropped it).
+_SCALE = """(SELECT cc.scale FROM catalog_currencies cc
+              JOIN catalog_versions v ON v.id = cc.version_id
+             WHERE v.game_id = {game} AND cc.code = {currency}
+             ORDER BY v.version DESC LIMIT 1) AS scale"""
+
+
+def _money(row: Mapping[str, Any], column: str) -> str:
+    """``0.0150 USD (150)``: the amount people read and the minor units the rows hold."""
+    amount = row[column]
+    if isinstance(amount, Decimal) and amount == amount.to_integral_value():
+        amount = int(amount)  # SQL's sum() of bigints is numeric: a whole number, exactly
+    return format_money(amount, row["currency"], {row["currency"]: row["scale"]})
+
+
+CHECKS: list[Check] = [
+    Check(
         "wallet balance equals the sum of its ledger deltas",
-        """
-        SELECT format('wallet %s/%s/%s: balance %s but ledger sums to %s',
-                      w.game_id, w.player_id, w.currency, w.balance, coalesce(l.total, 0))
+        f"""
+        SELECT w.game_id, w.player_id, w.currency, w.balance, coalesce(l.total, 0) AS ledger,
+               {_SCALE.format(game="w.game_id", currency="w.currency")}
           FROM wallets w
           LEFT JOIN (SELECT game_id, player_id, currency, sum(delta) AS total
                        FROM ledger_entries GROUP BY 1, 2, 3) l
             USING (game_id, player_id, currency)
          WHERE w.balance <> coalesce(l.total, 0)
         """,
+        lambda r: (
+            f"wallet {r['game_id']}/{r['player_id']}/{r['currency']}: balance"
+            f" {_money(r, 'balance')} but ledger sums to {_money(r, 'ledger')}"
+        ),
     ),
-    (
+    Check(
         "each ledger row's balance_after follows from the one before",
-        """
-        SELECT format('ledger %s/%s/%s entry %s: balance_after %s but running sum is %s',
-                      game_id, player_id, currency, id, balance_after, running)
+        f"""
+        SELECT e.game_id, e.player_id, e.currency, e.id, e.balance_after, e.running,
+               {_SCALE.format(game="e.game_id", currency="e.currency")}
           FROM (SELECT *, sum(delta) OVER (PARTITION BY game_id, player_id, currency
                                            ORDER BY id) AS running
                   FROM ledger_entries) e
-         WHERE balance_after <> running
+         WHERE e.balance_after <> e.running
         """,
+        lambda r: (
+            f"ledger {r['game_id']}/{r['player_id']}/{r['currency']} entry {r['id']}:"
+            f" balance_after {_money(r, 'balance_after')} but running sum is"
+            f" {_money(r, 'running')}"
+        ),
     ),
-    (
+    Check(
         "inventory equals the sum of its item-ledger deltas",
         """
         SELECT format('inventory %s/%s/%s: quantity %s but item ledger sums to %s',
-                      i.game_id, i.player_id, i.sku, i.quantity, coalesce(l.total, 0))
+                      i.game_id, i.player_id, i.sku, i.quantity, coalesce(l.total, 0)) AS line
           FROM inventories i
           LEFT JOIN (SELECT game_id, player_id, sku, sum(delta) AS total
                        FROM item_ledger GROUP BY 1, 2, 3) l USING (game_id, player_id, sku)
          WHERE i.quantity <> coalesce(l.total, 0)
         """,
     ),
-    (
+    Check(
         "limited stock: initial + restocks - sold = remaining",
         """
         SELECT format('stock %s/%s: initial %s + restocked %s - sold %s = %s, but %s remain',
                       s.game_id, s.sku, s.initial, r.added, p.sold,
-                      s.initial + r.added - p.sold, b.remaining)
+                      s.initial + r.added - p.sold, b.remaining) AS line
           FROM stock_levels s
           CROSS JOIN LATERAL (SELECT coalesce(sum(added), 0) AS added FROM stock_restocks
                                WHERE game_id = s.game_id AND sku = s.sku) r
@@ -56,12 +103,12 @@ CHECKS: list[tuple[str, str]] = [
          WHERE s.initial + r.added - p.sold <> b.remaining
         """,
     ),
-    (
+    Check(
         "every purchase paid exactly its price (and a refund returned it)",
-        """
-        SELECT format('purchase %s (%s/%s): charged %s %s, ledger shows %s; refunded %s',
-                      p.id, p.game_id, p.player_id, p.total_price, p.currency,
-                      -coalesce(paid.total, 0), coalesce(back.total, 0))
+        f"""
+        SELECT p.id, p.game_id, p.player_id, p.currency, p.total_price,
+               -coalesce(paid.total, 0) AS paid, coalesce(back.total, 0) AS refunded,
+               {_SCALE.format(game="p.game_id", currency="p.currency")}
           FROM purchases p
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM ledger_entries l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
@@ -75,13 +122,18 @@ CHECKS: list[tuple[str, str]] = [
             OR coalesce(back.total, 0) <> CASE WHEN p.status = 'refunded' THEN p.total_price
                                                ELSE 0 END
         """,
+        lambda r: (
+            f"purchase {r['id']} ({r['game_id']}/{r['player_id']}): charged"
+            f" {_money(r, 'total_price')}, ledger shows {_money(r, 'paid')};"
+            f" refunded {_money(r, 'refunded')}"
+        ),
     ),
-    (
+    Check(
         "every purchase granted what it says, in the item ledger",
         """
         SELECT format('purchase %s (%s/%s): granted %s x %s, item ledger shows %s',
                       p.id, p.game_id, p.player_id, g.e->>'quantity', g.e->>'sku',
-                      coalesce(l.total, 0))
+                      coalesce(l.total, 0)) AS line
           FROM purchases p
           CROSS JOIN LATERAL jsonb_array_elements(p.granted) AS g(e)
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM item_ledger l
@@ -91,11 +143,11 @@ CHECKS: list[tuple[str, str]] = [
          WHERE g.e ? 'sku' AND coalesce(l.total, 0) <> (g.e->>'quantity')::bigint
         """,
     ),
-    (
+    Check(
         "no purchase exceeds its item's per-player limit",
         """
         SELECT format('player %s/%s holds %s completed purchases of %s, limit %s',
-                      c.game_id, c.player_id, c.bought, c.sku, i.per_player_limit)
+                      c.game_id, c.player_id, c.bought, c.sku, i.per_player_limit) AS line
           FROM (SELECT game_id, player_id, sku, sum(quantity) AS bought FROM purchases
                  WHERE status = 'completed' GROUP BY 1, 2, 3) c
           JOIN games g ON g.id = c.game_id
@@ -115,7 +167,8 @@ def audit(conn: psycopg.Connection) -> list[str]:
     with conn.transaction():
         if fresh:  # inside a caller's transaction, the caller's snapshot is the one we get
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        for title, query in CHECKS:
-            for (line,) in conn.execute(query):
-                violations.append(f"{title}: {line}")
+        cur = conn.cursor(row_factory=dict_row)
+        for check in CHECKS:
+            for row in cur.execute(check.query):
+                violations.append(f"{check.title}: {check.line(row)}")
     return violations

@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from shopkeep.money import Money
+
 from . import rules
 from .rules import CURRENCY_DEFAULTS, CURRENCY_FIELDS, ITEM_DEFAULTS, ITEM_FIELDS, TIMESTAMP_FIELDS
 
@@ -85,6 +87,9 @@ class CatalogDiff:
     currencies: tuple[EntryChange, ...]
     items: tuple[EntryChange, ...]
     items_reordered: bool
+    # Each side's currency scales, so amounts print in major units: 150 at scale 4 is 0.0150.
+    before_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    after_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -175,15 +180,49 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         fields=ITEM_FIELDS,
         defaults=ITEM_DEFAULTS,
     )
-    return CatalogDiff(tuple(currencies), tuple(items), reordered)
+    return CatalogDiff(
+        tuple(currencies), tuple(items), reordered, scales_of(before), scales_of(after)
+    )
 
 
-def format_value(field: str, value: Any) -> str:
-    """A field's value in a few words: ``50 COINS, 2 GEMS``, ``unlimited``, ``3 x potion``."""
+def scales_of(catalog: Mapping[str, Any]) -> dict[str, int]:
+    """Each currency's scale by code: what turns its minor units into major ones."""
+    currencies = catalog.get("currencies")
+    return {
+        c["code"]: c["scale"]
+        for c in (currencies if isinstance(currencies, list) else [])
+        if isinstance(c, Mapping) and isinstance(c.get("code"), str) and _is_int(c.get("scale"))
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def format_money(amount: Any, currency: Any, scales: Mapping[str, int] | None) -> str:
+    """An amount as people read it, with its minor units beside when they differ:
+    ``0.0150 USD (150)``, ``50 COINS``. The catalog file holds minor units, so a reviewer
+    sees both. Exact (the SDK's Money, integers only). Without ``scales`` the amount stays
+    in minor units as given; with them, a currency they lack says so."""
+    if scales is None:
+        return f"{amount} {currency}"
+    scale = scales.get(currency) if isinstance(currency, str) else None
+    if scale is None:
+        return f"{amount} {currency} (minor units)"
+    try:
+        money = Money.from_minor(amount, currency, scale=scale)
+    except (TypeError, ValueError):  # not an amount the store would take: show it as it is
+        return f"{json.dumps(amount, default=str)} {currency}"
+    return str(money) if scale == 0 else f"{money} ({money.minor})"
+
+
+def format_value(field: str, value: Any, scales: Mapping[str, int] | None = None) -> str:
+    """A field's value in a few words: ``50 COINS, 0.0150 USD (150)``, ``unlimited``,
+    ``3 x potion``. ``scales`` (see `scales_of`) turns amounts into major units."""
     if field == "prices" and isinstance(value, list):
-        return ", ".join(_money(p) for p in value) or "(none)"
+        return ", ".join(_money(p, scales) for p in value) or "(none)"
     if field == "contents" and isinstance(value, list):
-        return ", ".join(_content(c) for c in value) or "(nothing)"
+        return ", ".join(_content(c, scales) for c in value) or "(nothing)"
     if value is None:
         return {
             "stock": "unlimited",
@@ -201,23 +240,32 @@ def format_value(field: str, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-def _money(entry: Any) -> str:
+def _money(entry: Any, scales: Mapping[str, int] | None) -> str:
     if isinstance(entry, Mapping) and "currency" in entry and "amount" in entry:
-        return f"{entry['amount']} {entry['currency']}"
+        return format_money(entry["amount"], entry["currency"], scales)
     return json.dumps(entry)
 
 
-def _content(entry: Any) -> str:
+def _content(entry: Any, scales: Mapping[str, int] | None) -> str:
     if isinstance(entry, Mapping) and "sku" in entry:
         return f"{entry.get('quantity')} x {entry['sku']}"
-    return _money(entry)
+    return _money(entry, scales)
 
 
-def describe_entry(section: str, entry: Mapping[str, Any]) -> str:
+def field_text(section: str, key: str, field: str, value: Any, scales: Mapping[str, int]) -> str:
+    """A field of a diffed entry; a currency's cap is an amount of that very currency."""
+    if section == "currencies" and field == "max_balance" and value is not None:
+        return format_money(value, key, scales)
+    return format_value(field, value, scales)
+
+
+def describe_entry(
+    section: str, entry: Mapping[str, Any], scales: Mapping[str, int] | None = None
+) -> str:
     """One line about a whole entry, for an added or removed one."""
     if section == "currencies":
         return f"{entry.get('name', '')}, scale {entry.get('scale')}"
     return (
         f"{entry.get('name', '')}, {entry.get('kind', '')}, "
-        f"{format_value('prices', entry.get('prices'))}"
+        f"{format_value('prices', entry.get('prices'), scales)}"
     )

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from shopkeep_server import catalog_file
 from shopkeep_server.catalog_cli import Exit, main
+from shopkeep_server.store import catalog_diff
 
 SMALL_CATALOG: dict[str, Any] = {
     "currencies": [
@@ -578,16 +579,16 @@ def test_a_diff_prints_amounts_in_major_units_with_the_minor_units_beside() -> N
 
 def test_format_money_is_exact_and_says_when_it_has_no_scale() -> None:
     scales = {"USD": 4, "COINS": 0, "NANO": 9}
-    assert catalog_file.format_money(150, "USD", scales) == "0.0150 USD (150)"
-    assert catalog_file.format_money(0, "USD", scales) == "0.0000 USD (0)"
-    assert catalog_file.format_money(50, "COINS", scales) == "50 COINS"
+    assert catalog_diff.format_money(150, "USD", scales) == "0.0150 USD (150)"
+    assert catalog_diff.format_money(0, "USD", scales) == "0.0000 USD (0)"
+    assert catalog_diff.format_money(50, "COINS", scales) == "50 COINS"
     # 2**53 - 1 at scale 9: every digit kept (a float would round the last ones).
-    assert catalog_file.format_money(9_007_199_254_740_991, "NANO", scales) == (
+    assert catalog_diff.format_money(9_007_199_254_740_991, "NANO", scales) == (
         "9007199.254740991 NANO (9007199254740991)"
     )
-    assert catalog_file.format_money(150, "RUBY", scales) == "150 RUBY (minor units)"
-    assert catalog_file.format_money("lots", "USD", scales) == '"lots" USD'
-    assert catalog_file.format_value("prices", [{"currency": "USD", "amount": 5}]) == "5 USD"
+    assert catalog_diff.format_money(150, "RUBY", scales) == "150 RUBY (minor units)"
+    assert catalog_diff.format_money("lots", "USD", scales) == '"lots" USD'
+    assert catalog_diff.format_value("prices", [{"currency": "USD", "amount": 5}]) == "5 USD"
 
 
 def test_the_cli_diff_of_a_priced_catalog(live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ from psycopg import sql
 from conftest import ROOT, LiveServer, free_port, make_game
 from shopkeep_server import db
 from shopkeep_server.store import players
-from shopkeep_server.store.idempotency import Request
+from shopkeep_server.store.idempotency import IdempotencyKey
 
 CLI = str(Path(sys.executable).parent / "shopkeep-server")
 pytestmark = pytest.mark.slow
@@ -167,10 +167,22 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
 
         with db.connect(url) as conn:
             game = make_game(conn)
-            request = Request(game.id, "backend", "k" * 16, "f", "r", 86400, 1000)
-            players.grant(conn, request, player_id="p1", currency="COINS", amount=500, reason="x")
-            buy = Request(game.id, "p1", "b" * 16, "f", "r", 86400, 1000)
-            assert players.purchase(conn, buy, sku="potion", quantity=2).status == 201
+            key = IdempotencyKey("k" * 16, "f", "r", 86400, 1000)
+            players.grant(
+                conn,
+                game.id,
+                "p1",
+                actor="backend",
+                currency="COINS",
+                amount=500,
+                reason="x",
+                key=key,
+            )
+            buy = IdempotencyKey("b" * 16, "f", "r", 86400, 1000)
+            assert (
+                players.purchase(conn, game.id, "p1", sku="potion", quantity=2, key=buy).status
+                == 201
+            )
         passed = run_cli("audit", env=env)
         assert passed.returncode == 0, passed.stdout
         assert passed.stdout.startswith("audit passed")

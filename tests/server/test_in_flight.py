@@ -15,8 +15,8 @@ import pytest
 
 from conftest import Game, make_config
 from shopkeep_server import db
+from shopkeep_server.api.common import fingerprint
 from shopkeep_server.app import create_app
-from shopkeep_server.store.idempotency import fingerprint
 from support import new_key
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import time
@@ -23,7 +24,7 @@ from ..db import Database, run_with_retry
 from ..errors import Forbidden, RateLimited
 from ..metrics import Metrics
 from ..store.catalog import CatalogCache
-from ..store.idempotency import Outcome, Request, fingerprint
+from ..store.idempotency import IdempotencyKey, Outcome
 from ..store.rules import check_idempotency_key
 
 T = TypeVar("T")
@@ -104,14 +105,19 @@ def requires(
     return decorate
 
 
-def idempotent_request() -> Request:
-    """The idempotency record of this request: scope, key and fingerprint of the raw body."""
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """What a request's Idempotency-Key is bound to: sha256 of method, path and the canonical
+    JSON of the body. Stored with every key: changing it would make old keys unreplayable."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
+
+
+def idempotent_request() -> IdempotencyKey:
+    """This request's Idempotency-Key, with the fingerprint of its method, path and raw body;
+    its scope is the principal's (game, subject)."""
     config = services().config
-    who = principal()
     raw_body = request.get_json(silent=True) if request.content_length else None
-    return Request(
-        game=who.game,
-        subject=who.subject,
+    return IdempotencyKey(
         key=g.idempotency_key,
         fingerprint=fingerprint(request.method, request.path, raw_body),
         request_id=g.request_id,

@@ -2,7 +2,7 @@
 
 Every action calls what the API's handlers call (store.catalog, store.players), through the same
 idempotency machinery (``run_once`` for publish, rollback and restock; ``players.refund`` with a
-``Request`` for refunds), so the page cannot do what the API would refuse, and refuses it with the
+``key`` for refunds), so the page cannot do what the API would refuse, and refuses it with the
 API's own field paths and messages. Draft edits go through ``catalog.put_draft`` with the ETag the
 page was rendered from: an edit made meanwhile by someone else is refused, never overwritten.
 
@@ -38,7 +38,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WebResponse  # what redirect() returns too
 
 from ..api import schemas
-from ..api.common import services, with_connection
+from ..api.common import fingerprint, services, with_connection
 from ..catalog_file import diff_catalogs, format_value
 from ..errors import (
     NotFound,
@@ -48,7 +48,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..store import catalog, players, rules
-from ..store.idempotency import Outcome, Request, fingerprint, run_once
+from ..store.idempotency import IdempotencyKey, Outcome, run_once
 from . import sessions
 from .forms import CurrencyForm, ItemForm, catalog_errors, field_errors, number
 
@@ -168,14 +168,11 @@ def new_key() -> str:
     return f"studio-{uuid.uuid4().hex}"
 
 
-def _idempotent(key: str | None, body: dict[str, Any]) -> Request:
-    """The idempotency record of this form post, built like api.common.idempotent_request:
-    scope (game, studio account, key), fingerprint of method, path and body."""
+def _idempotent(key: str | None, body: dict[str, Any]) -> IdempotencyKey:
+    """The idempotency key of this form post, built like api.common.idempotent_request:
+    scope (game, studio account), fingerprint of method, path and body."""
     config = services().config
-    who = _session()
-    return Request(
-        game=who.game,
-        subject=who.subject,
+    return IdempotencyKey(
         key=rules.check_idempotency_key(key),
         fingerprint=fingerprint(request.method, request.path, body),
         request_id=g.get("request_id", "-"),
@@ -191,8 +188,10 @@ def _run_once(
     work: Callable[[psycopg.Connection], Any],
 ) -> Outcome:
     """Publish, rollback and restock, exactly like api/studio.py runs them."""
-    idem = _idempotent(key, body)
-    return with_connection(lambda conn: run_once(conn, idem, lambda c: (status, work(c))))
+    who, idem = _session(), _idempotent(key, body)
+    return with_connection(
+        lambda conn: run_once(conn, who.game, who.subject, idem, lambda c: (status, work(c)))
+    )
 
 
 def _outcome_payload(outcome: Outcome) -> tuple[bool, dict[str, Any]]:
@@ -800,7 +799,9 @@ def refund(player_id: str) -> WebResponse:
         request.form.get("key"), {"purchase_id": purchase_id, "reason": body["reason"]}
     )
     outcome = with_connection(
-        lambda conn: players.refund(conn, idem, purchase_id=purchase_id, reason=body["reason"])
+        lambda conn: players.refund(
+            conn, game, purchase_id, actor=_session().subject, reason=body["reason"], key=idem
+        )
     )
     ok, payload = _outcome_payload(outcome)
     if not ok:

@@ -136,14 +136,14 @@ MIGRATIONS_LOCK = 0x5E0B_0001
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SqlFile:
-    """One shipped SQL file with the sha256 of its text."""
+    """One shipped SQL file; ``checksum`` is the sha256 of its bytes."""
 
     name: str
     sql: str
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
 class MigrationError(Exception):
@@ -166,7 +166,8 @@ class MigrationChanged(MigrationError):
 
 def _sql_files(package: str) -> list[SqlFile]:
     found = [
-        SqlFile(entry.name, entry.read_text(encoding="utf-8"))
+        # Bytes, not read_text: no newline translation, so the checksum is the file's own.
+        SqlFile(entry.name, entry.read_bytes().decode("utf-8"))
         for entry in resources.files(package).iterdir()
         if entry.name.endswith(".sql")
     ]

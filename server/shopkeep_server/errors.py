@@ -107,7 +107,7 @@ STORED_REJECTIONS = frozenset(
     code for code, (status, _) in ERROR_TABLE.items() if status == 409
 ) - {"idempotency_key_in_use"}
 
-# SQLSTATEs raised by the SQL functions (migrations/0002_money.sql).
+# SQLSTATEs raised by the SQL functions (shopkeep_server/sql/00_errors.sql says which is which).
 _SQLSTATE_CODES = {"SKB01", "SKN01", "SKV01", "SKV02", "SKI01"}
 
 

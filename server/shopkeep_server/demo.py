@@ -165,7 +165,7 @@ def seed_demo(conn: psycopg.Connection, config: Config) -> bool:
     reason = "demo starting funds"
     for currency, amount in STARTING_FUNDS:
         key = IdempotencyKey(
-            key=f"demo-starting-funds-{DEMO_PLAYER}-{currency}",
+            value=f"demo-starting-funds-{DEMO_PLAYER}-{currency}",
             fingerprint=operation_fingerprint(
                 "grant", player=DEMO_PLAYER, currency=currency, amount=amount, reason=reason
             ),

@@ -21,7 +21,7 @@ from support import snapshot
 
 def new_key(operation: str = "test", **arguments: Any) -> IdempotencyKey:
     return IdempotencyKey(
-        key=f"store-{uuid.uuid4()}",
+        value=f"store-{uuid.uuid4()}",
         fingerprint=operation_fingerprint(operation, **arguments),
         request_id="req-store-test",
         ttl_seconds=86_400,
@@ -83,7 +83,7 @@ def stored(conn: psycopg.Connection, game: Game, subject: str, key: IdempotencyK
     return conn.execute(
         "SELECT status, response_body FROM idempotency_keys"
         " WHERE game_id = %s AND subject = %s AND key = %s",
-        (game.id, subject, key.key),
+        (game.id, subject, key.value),
     ).fetchone()
 
 
@@ -129,7 +129,7 @@ def test_purchase_debits_grants_writes_both_ledgers_and_stores_its_outcome(
         " FROM purchases WHERE game_id = %s AND id = %s",
         (game.id, purchase_id),
     ).fetchone()
-    assert row == ("potion", 3, "COINS", 50, 150, "completed", key.key)
+    assert row == ("potion", 3, "COINS", 50, 150, "completed", key.value)
     assert stored(conn, game, "p1", key) == (201, outcome.body)
 
     # The same key again: the stored bytes, and nothing else happens.
@@ -344,7 +344,7 @@ def test_consume_uses_up_owned_units(conn: psycopg.Connection, game: Game) -> No
     used = players.consume(conn, game.id, "p1", sku="potion", quantity=2, key=key)
     assert (used.status, body(used)) == (200, {"sku": "potion", "quantity": 1})
     assert owned(conn, game) == {"potion": 1}
-    assert item_ledger(conn, game)[-1] == ("potion", -2, 1, "consume", f"consume:{key.key}")
+    assert item_ledger(conn, game)[-1] == ("potion", -2, 1, "consume", f"consume:{key.value}")
 
     before = snapshot(conn, game.id)
     refused = players.consume(conn, game.id, "p1", sku="potion", quantity=2, key=new_key())

@@ -118,7 +118,7 @@ def idempotent_request() -> IdempotencyKey:
     config = services().config
     raw_body = request.get_json(silent=True) if request.content_length else None
     return IdempotencyKey(
-        key=g.idempotency_key,
+        value=g.idempotency_key,
         fingerprint=fingerprint(request.method, request.path, raw_body),
         request_id=g.request_id,
         ttl_seconds=config.idempotency_ttl,

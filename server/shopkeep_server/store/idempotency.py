@@ -35,14 +35,15 @@ class Outcome:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class IdempotencyKey:
-    """A key as the store needs it: its scope, (game, subject), is given with the operation.
+    """An idempotency key as the store needs it: ``value`` is the key itself; its scope,
+    (game, subject), is given with the operation.
 
     ``fingerprint`` is opaque here: the same key with another fingerprint is refused
     (idempotency_key_reused). ``request_id`` goes into a stored rejection's envelope;
     ``ttl_seconds`` is how long the outcome is kept, ``wait_ms`` how long a duplicate waits for
     its in-flight twin before idempotency_key_in_use."""
 
-    key: str
+    value: str
     fingerprint: str
     request_id: str
     ttl_seconds: int
@@ -96,7 +97,7 @@ def run_once(
     with domain_errors(), conn.transaction():
         row = conn.execute(
             "SELECT status, body FROM sk_idempotency_begin(%s, %s, %s, %s, %s, %s)",
-            (game, subject, key.key, key.fingerprint, key.ttl_seconds, key.wait_ms),
+            (game, subject, key.value, key.fingerprint, key.ttl_seconds, key.wait_ms),
         ).fetchone()
         assert row is not None
         if row[0] is not None:
@@ -112,7 +113,7 @@ def run_once(
             body = render(error_body(exc.code, exc.message, exc.details, key.request_id))
         conn.execute(
             "SELECT sk_idempotency_finish(%s, %s, %s, %s, %s)",
-            (game, subject, key.key, status, body),
+            (game, subject, key.value, status, body),
         )
     return Outcome(status=status, body=body, replayed=False)
 

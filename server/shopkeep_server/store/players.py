@@ -27,7 +27,7 @@ class Money(TypedDict):
 
 
 def _key_params(game: str, subject: str, key: IdempotencyKey) -> tuple[Any, ...]:
-    return (game, subject, key.key, key.fingerprint, key.ttl_seconds, key.wait_ms, key.request_id)
+    return (game, subject, key.value, key.fingerprint, key.ttl_seconds, key.wait_ms, key.request_id)
 
 
 # Each statement starts with the key's parameters (_key_params), then the operation's own.

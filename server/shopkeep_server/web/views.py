@@ -173,7 +173,7 @@ def _idempotent(key: str | None, body: dict[str, Any]) -> IdempotencyKey:
     scope (game, studio account), fingerprint of method, path and body."""
     config = services().config
     return IdempotencyKey(
-        key=rules.check_idempotency_key(key),
+        value=rules.check_idempotency_key(key),
         fingerprint=fingerprint(request.method, request.path, body),
         request_id=g.get("request_id", "-"),
         ttl_seconds=config.idempotency_ttl,

@@ -198,11 +198,13 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
-        )
+        # Looked up, not CREATE TABLE IF NOT EXISTS: a start with nothing to do runs no DDL.
+        if conn.execute("SELECT to_regclass('schema_migrations') IS NULL").fetchone() == (True,):
+            conn.execute(
+                "CREATE TABLE schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
+            )
         shipped = migration_files()
         recorded = _recorded_migrations(conn, {number for number, _, _ in shipped})
         for number, name, sql in shipped:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -120,50 +122,183 @@ def _is_connection_failure(exc: psycopg.OperationalError) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Migrations: numbered SQL files, each applied once, recorded in schema_migrations.
+# Migrations. Two kinds of SQL, both applied by migrate() in one transaction under one lock:
+# - migrations/NNNN_*.sql: versioned history, each applied once, recorded in schema_migrations
+#   with its sha256. An applied file must never change (MigrationChanged): a change of schema
+#   is a new numbered file.
+# - sql/*.sql: the money functions, code rather than history. Every file is CREATE OR REPLACE
+#   and all of them are run again, in name order, whenever any of them differs from what
+#   schema_functions records: edit one file and the next start runs it.
 # ---------------------------------------------------------------------------------------------
 
 MIGRATIONS_LOCK = 0x5E0B_0001
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SqlFile:
+    """One shipped SQL file; ``checksum`` is the sha256 of its bytes."""
+
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+
+class MigrationError(Exception):
+    """The database's recorded migrations do not fit the shipped files: the server and
+    ``shopkeep-server migrate`` stop with this message rather than guess."""
+
+
+class MigrationChanged(MigrationError):
+    """A migration applied to this database has been edited since."""
+
+    def __init__(self, name: str, recorded: str, current: str) -> None:
+        self.name, self.recorded, self.current = name, recorded, current
+        super().__init__(
+            f"migration {name} was changed after it was applied to this database"
+            f" (recorded sha256 {recorded}, shipped file {current}). Applied migrations are"
+            f" history: restore {name} as it was, and put the change in a new migration file"
+            " with the next number."
+        )
+
+
+def _sql_files(package: str) -> list[SqlFile]:
+    found = [
+        # Bytes, not read_text: no newline translation, so the checksum is the file's own.
+        SqlFile(entry.name, entry.read_bytes().decode("utf-8"))
+        for entry in resources.files(package).iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found, key=lambda f: f.name)
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(number, name, sql) of every migration shipped with the package, in order."""
-    found = []
-    for entry in resources.files("shopkeep_server.migrations").iterdir():
-        name = entry.name
-        if not name.endswith(".sql"):
-            continue
-        number = int(name.split("_", 1)[0])
-        found.append((number, name, entry.read_text(encoding="utf-8")))
-    found.sort()
+    found = sorted(
+        (int(f.name.split("_", 1)[0]), f.name, f.sql)
+        for f in _sql_files("shopkeep_server.migrations")
+    )
     numbers = [n for n, _, _ in found]
     if len(set(numbers)) != len(numbers):
         raise RuntimeError(f"two migrations share a number: {numbers}")
     return found
 
 
+def function_files() -> list[SqlFile]:
+    """The files of shopkeep_server/sql/, in the order they are applied (by name)."""
+    return _sql_files("shopkeep_server.sql")
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
-    """Applies the migrations not yet applied; returns their names. Safe to run from several
-    processes at once: an advisory lock lets one do the work while the others wait."""
+    """Applies the migrations not yet applied (returns their names), then the function files
+    if they changed. Safe to run from several processes at once: an advisory lock lets one do
+    the work while the others wait. Raises MigrationError when an applied migration changed."""
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for number, name, sql in migration_files():
-            if number in done:
+        # Looked up, not CREATE TABLE IF NOT EXISTS: a start with nothing to do runs no DDL.
+        if conn.execute("SELECT to_regclass('schema_migrations') IS NULL").fetchone() == (True,):
+            conn.execute(
+                "CREATE TABLE schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
+            )
+        shipped = migration_files()
+        recorded = _recorded_migrations(conn, {number for number, _, _ in shipped})
+        for number, name, sql in shipped:
+            checksum = SqlFile(name, sql).checksum
+            if number in recorded:
+                _check_applied(conn, number, name, checksum, *recorded[number])
                 continue
             log.info("applying migration %s", name)
             conn.execute(sql)
             conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (number, name, checksum),
             )
             applied_now.append(name)
+        apply_functions(conn)
     return applied_now
+
+
+def _recorded_migrations(
+    conn: psycopg.Connection, shipped: set[int]
+) -> dict[int, tuple[str, str | None]]:
+    has_checksum = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass"
+        " AND attname = 'checksum' AND NOT attisdropped"
+    ).fetchone()
+    if not has_checksum:  # recorded by a release before checksums: the column is new
+        conn.execute("ALTER TABLE schema_migrations ADD COLUMN checksum text")
+    rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
+    newer = sorted(name for version, name, _ in rows if version not in shipped)
+    if newer:
+        raise MigrationError(
+            f"this database has migrations this release does not ship ({', '.join(newer)}):"
+            " it was migrated by a newer release; run that release (or a later one)."
+        )
+    return {version: (name, checksum) for version, name, checksum in rows}
+
+
+def _check_applied(
+    conn: psycopg.Connection,
+    number: int,
+    name: str,
+    checksum: str,
+    recorded_name: str,
+    recorded_checksum: str | None,
+) -> None:
+    if recorded_checksum is None:
+        # Trust on first use: this migration was applied by a release that recorded no
+        # checksums, so the shipped file is taken as what was applied. From now on an edit of
+        # it is caught.
+        log.info("recording the checksum of migration %s (applied before checksums)", name)
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = %s WHERE version = %s", (checksum, number)
+        )
+    elif recorded_checksum != checksum or recorded_name != name:
+        raise MigrationChanged(
+            name if recorded_name == name else f"{recorded_name} (now {name})",
+            recorded_checksum,
+            checksum,
+        )
+
+
+def apply_functions(conn: psycopg.Connection) -> list[str]:
+    """Re-applies every function file when any differs from what schema_functions records;
+    returns the files applied (none on an unchanged start, which does no DDL). Runs in the
+    caller's transaction, under the migration lock.
+
+    Before the files run, every ``sk_`` function in the schema is dropped except trigger
+    functions (tables' triggers use them), so a function removed from the files or given
+    another signature does not linger. No CASCADE: a function something else depends on makes
+    the drop, and so the start, fail loudly."""
+    files = function_files()
+    recorded: dict[str, str] = dict(
+        conn.execute("SELECT name, checksum FROM schema_functions").fetchall()
+    )
+    if recorded == {f.name: f.checksum for f in files}:
+        return []
+    log.info("applying the function files: %s", ", ".join(f.name for f in files))
+    conn.execute(
+        "DO $$ DECLARE f regprocedure; BEGIN"
+        " FOR f IN SELECT p.oid FROM pg_proc p"
+        "  WHERE p.pronamespace = current_schema()::text::regnamespace AND p.prokind = 'f'"
+        "    AND p.proname LIKE 'sk\\_%' AND p.prorettype <> 'trigger'::regtype LOOP"
+        "  EXECUTE 'DROP FUNCTION ' || f;"
+        " END LOOP; END $$"
+    )
+    for file in files:
+        conn.execute(file.sql)
+    conn.execute("DELETE FROM schema_functions")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO schema_functions (name, checksum) VALUES (%s, %s)",
+            [(f.name, f.checksum) for f in files],
+        )
+    return [f.name for f in files]
 
 
 def connect(url: str) -> psycopg.Connection:

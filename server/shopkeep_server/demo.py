@@ -11,7 +11,7 @@ from .auth import mint_token
 from .config import Config
 from .errors import NotFound
 from .store import catalog, games, players
-from .store.idempotency import Request, fingerprint
+from .store.idempotency import IdempotencyKey, operation_fingerprint
 
 DEMO_GAME = "demo"
 DEMO_PLAYER = "player-1"
@@ -163,20 +163,26 @@ def seed_demo(conn: psycopg.Connection, config: Config, *, now: dt.datetime | No
             notes="demo catalog",
             stock_buckets=config.stock_buckets,
         )
+    reason = "demo starting funds"
     for currency, amount in STARTING_FUNDS:
-        reason = "demo starting funds"
-        body = {"currency": currency, "amount": amount, "reason": reason}
-        request = Request(
-            game=DEMO_GAME,
-            subject=DEMO_SERVICE,
-            key=f"demo-starting-funds-{DEMO_PLAYER}-{currency}",
-            fingerprint=fingerprint("POST", f"/v1/players/{DEMO_PLAYER}/grants", body),
+        key = IdempotencyKey(
+            value=f"demo-starting-funds-{DEMO_PLAYER}-{currency}",
+            fingerprint=operation_fingerprint(
+                "grant", player=DEMO_PLAYER, currency=currency, amount=amount, reason=reason
+            ),
             request_id="demo-seed",
             ttl_seconds=config.idempotency_ttl,
             wait_ms=config.idempotency_wait_ms,
         )
         players.grant(
-            conn, request, player_id=DEMO_PLAYER, currency=currency, amount=amount, reason=reason
+            conn,
+            DEMO_GAME,
+            DEMO_PLAYER,
+            actor=DEMO_SERVICE,
+            currency=currency,
+            amount=amount,
+            reason=reason,
+            key=key,
         )
     return True
 

@@ -27,7 +27,7 @@ from shopkeep_server.config import VARIABLES
 from shopkeep_server.launcher import StoreServer
 from shopkeep_server.store import players
 from shopkeep_server.store.audit import audit
-from shopkeep_server.store.idempotency import Request
+from shopkeep_server.store.idempotency import IdempotencyKey
 from support import ROOT, LiveServer, buy, free_port, grant, make_game
 
 CLI = str(Path(sys.executable).parent / "shopkeep-server")
@@ -176,10 +176,22 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
 
         with db.connect(url) as conn:
             game = make_game(conn)
-            request = Request(game.id, "backend", "k" * 16, "f", "r", 86400, 1000)
-            players.grant(conn, request, player_id="p1", currency="COINS", amount=500, reason="x")
-            buy = Request(game.id, "p1", "b" * 16, "f", "r", 86400, 1000)
-            assert players.purchase(conn, buy, sku="potion", quantity=2).status == 201
+            key = IdempotencyKey("k" * 16, "f", "r", 86400, 1000)
+            players.grant(
+                conn,
+                game.id,
+                "p1",
+                actor="backend",
+                currency="COINS",
+                amount=500,
+                reason="x",
+                key=key,
+            )
+            buy = IdempotencyKey("b" * 16, "f", "r", 86400, 1000)
+            assert (
+                players.purchase(conn, game.id, "p1", sku="potion", quantity=2, key=buy).status
+                == 201
+            )
         passed = run_cli("audit", env=env)
         assert passed.returncode == 0, passed.stdout
         assert passed.stdout.startswith("audit passed")

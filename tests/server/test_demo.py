@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import psycopg
-from conftest import make_config
 
 from shopkeep_server.demo import (
     DEMO_GAME,
@@ -22,6 +21,7 @@ from shopkeep_server.demo import (
     seed_demo,
 )
 from shopkeep_server.store import catalog, rules
+from support import make_config
 
 DROPS = ("dragon_egg", "phoenix_feather")
 

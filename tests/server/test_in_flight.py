@@ -15,7 +15,7 @@ import pytest
 
 from shopkeep_server import db
 from shopkeep_server.app import create_app
-from shopkeep_server.store.idempotency import fingerprint
+from shopkeep_server.runtime import fingerprint
 from support import Game, make_config, new_key
 
 

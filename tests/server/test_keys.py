@@ -16,7 +16,6 @@ import httpx
 import jwt
 import pytest
 from click.testing import CliRunner, Result
-from conftest import Game, LiveServer, make_game
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -24,6 +23,7 @@ from shopkeep_server.auth import mint_token
 from shopkeep_server.cli import main
 from shopkeep_server.errors import NotFound, ValidationFailed
 from shopkeep_server.store import games
+from support import Game, LiveServer, make_game
 
 
 def run(database_url: str, *args: str) -> Result:

@@ -15,7 +15,7 @@ from .. import runtime
 from ..auth import Principal
 from ..errors import Forbidden
 from ..runtime import services
-from ..store.idempotency import Outcome, Request
+from ..store.idempotency import IdempotencyKey, Outcome
 from ..store.rules import check_idempotency_key
 
 T = TypeVar("T")
@@ -56,10 +56,10 @@ def requires(
     return decorate
 
 
-def idempotent_request() -> Request:
+def idempotent_request() -> IdempotencyKey:
     """This API request's idempotency record (runtime.idempotent_request): the token's account,
     the Idempotency-Key header checked by ``requires``, and the JSON body as sent."""
-    return runtime.idempotent_request(principal(), g.idempotency_key, runtime.json_body())
+    return runtime.idempotent_request(g.idempotency_key, runtime.json_body())
 
 
 def outcome_response(outcome: Outcome) -> Response:

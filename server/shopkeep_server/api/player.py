@@ -91,8 +91,10 @@ def get_inventory() -> dict[str, Any]:
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_purchase(body: dict[str, Any]) -> Response:
     """Buys an item, exactly once per Idempotency-Key."""
-    idem = idempotent_request()
-    outcome = with_connection(lambda conn: players.purchase(conn, idem, **body))
+    who, idem = principal(), idempotent_request()
+    outcome = with_connection(
+        lambda conn: players.purchase(conn, who.game, who.subject, key=idem, **body)
+    )
     services().metrics.purchases.labels(outcome_label(outcome)).inc()
     return outcome_response(outcome)
 
@@ -130,10 +132,12 @@ def get_purchase(purchase_id: uuid.UUID) -> dict[str, Any]:
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def consume(body: dict[str, Any], sku: str) -> Response:
     """Uses up owned units of a consumable; answers with what is left."""
-    idem = idempotent_request()
+    who, idem = principal(), idempotent_request()
     return outcome_response(
         with_connection(
-            lambda conn: players.consume(conn, idem, sku=sku, quantity=body["quantity"])
+            lambda conn: players.consume(
+                conn, who.game, who.subject, sku=sku, quantity=body["quantity"], key=idem
+            )
         )
     )
 

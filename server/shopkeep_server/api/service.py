@@ -31,9 +31,13 @@ blp = Blueprint("service", __name__, url_prefix="/v1", description="Studio backe
 def create_grant(body: dict[str, Any], player_id: str) -> Response:
     """Gives a player currency or an item, exactly once per Idempotency-Key."""
     check_player_id(player_id)
-    idem = idempotent_request()
+    who, idem = principal(), idempotent_request()
     return outcome_response(
-        with_connection(lambda conn: players.grant(conn, idem, player_id=player_id, **body))
+        with_connection(
+            lambda conn: players.grant(
+                conn, who.game, player_id, actor=who.subject, key=idem, **body
+            )
+        )
     )
 
 
@@ -44,11 +48,11 @@ def create_grant(body: dict[str, Any], player_id: str) -> Response:
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:
     """Returns the price and takes back what the purchase granted."""
-    idem = idempotent_request()
+    who, idem = principal(), idempotent_request()
     return outcome_response(
         with_connection(
             lambda conn: players.refund(
-                conn, idem, purchase_id=str(purchase_id), reason=body["reason"]
+                conn, who.game, str(purchase_id), actor=who.subject, reason=body["reason"], key=idem
             )
         )
     )

@@ -63,10 +63,10 @@ def put_draft() -> Response:
 
 
 def _studio_operation(work: Any, status: int) -> Response:
-    idem = idempotent_request()
+    who, idem = principal(), idempotent_request()
 
     def run(conn: psycopg.Connection) -> Any:
-        return run_once(conn, idem, lambda c: (status, work(c)))
+        return run_once(conn, who.game, who.subject, idem, lambda c: (status, work(c)))
 
     return outcome_response(with_connection(run))
 

@@ -12,15 +12,15 @@ Nothing here knows routes, schemas of responses or pages; api/ and web/ import f
 never from each other.
 """
 
-from .idempotency import Actor, idempotent_request, json_body
+from .idempotency import fingerprint, idempotent_request, json_body
 from .rate_limit import RateLimiter
 from .services import Services, install, services
 from .unit_of_work import with_connection
 
 __all__ = [
-    "Actor",
     "RateLimiter",
     "Services",
+    "fingerprint",
     "idempotent_request",
     "install",
     "json_body",

@@ -1,9 +1,13 @@
-"""Exactly-once execution of state-changing requests, keyed by (game, subject, key).
+"""Exactly-once execution of state-changing operations, keyed by (game, subject, key).
 
 The outcome (status and the exact response body) is stored in the transaction that made the
 effects, so it exists exactly when the effects do. Money operations run entirely inside
-PostgreSQL (``sk_idempotent``: one round trip); studio operations use :func:`run_once`,
-which uses the same SQL functions to claim and finish the key.
+PostgreSQL (``sk_purchase`` and its siblings in shopkeep_server/sql/: one round trip); studio
+operations use :func:`run_once`, which uses the same SQL functions to claim and finish the key.
+
+The store knows nothing of HTTP: a key arrives with an opaque fingerprint of the operation it
+was first used for, made by the caller (the API hashes the request; other callers use
+:func:`operation_fingerprint`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -30,22 +34,27 @@ class Outcome:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Request:
-    """Who sent which key for what: everything the idempotency record needs."""
+class IdempotencyKey:
+    """An idempotency key as the store needs it: ``value`` is the key itself; its scope,
+    (game, subject), is given with the operation.
 
-    game: str
-    subject: str
-    key: str
+    ``fingerprint`` is opaque here: the same key with another fingerprint is refused
+    (idempotency_key_reused). ``request_id`` goes into a stored rejection's envelope;
+    ``ttl_seconds`` is how long the outcome is kept, ``wait_ms`` how long a duplicate waits for
+    its in-flight twin before idempotency_key_in_use."""
+
+    value: str
     fingerprint: str
     request_id: str
     ttl_seconds: int
     wait_ms: int
 
 
-def fingerprint(method: str, path: str, body: Any) -> str:
-    """sha256 of method, path and the canonical JSON of the body."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
+def operation_fingerprint(operation: str, **arguments: Any) -> str:
+    """A fingerprint for callers that are not HTTP requests (the demo's seeding, tests):
+    sha256 of the operation's name and the canonical JSON of its arguments."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
 
 
 def render(payload: Any) -> str:
@@ -65,47 +74,30 @@ def domain_errors() -> Iterator[None]:
 
 
 def run_operation(
-    conn: psycopg.Connection, request: Request, operation: str, args: dict[str, Any]
+    conn: psycopg.Connection, statement: LiteralString, params: tuple[Any, ...]
 ) -> Outcome:
-    """Runs one of the SQL money operations (purchase, grant, refund, consume) once per key,
-    in a single statement: one transaction, one round trip."""
+    """Runs one of the SQL money operations: ``statement`` selects (status, body, replayed)
+    from it. One statement: one transaction, one round trip."""
     with domain_errors():
-        row = conn.execute(
-            "SELECT status, body, replayed FROM sk_idempotent(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                request.game,
-                request.subject,
-                request.key,
-                request.fingerprint,
-                request.ttl_seconds,
-                request.wait_ms,
-                request.request_id,
-                operation,
-                json.dumps(args),
-            ),
-        ).fetchone()
+        row = conn.execute(statement, params).fetchone()
     assert row is not None
     return Outcome(status=row[0], body=row[1], replayed=row[2])
 
 
 def run_once(
     conn: psycopg.Connection,
-    request: Request,
+    game: str,
+    subject: str,
+    key: IdempotencyKey,
     work: Callable[[psycopg.Connection], tuple[int, Any]],
 ) -> Outcome:
-    """Runs ``work`` once per key in one transaction with its stored outcome. A business
-    rejection (a 409) is stored and its effects rolled back; any other error stores nothing."""
+    """Runs ``work`` once per (game, subject, key) in one transaction with its stored outcome.
+    A business rejection (a 409) is stored and its effects rolled back; any other error
+    stores nothing."""
     with domain_errors(), conn.transaction():
         row = conn.execute(
             "SELECT status, body FROM sk_idempotency_begin(%s, %s, %s, %s, %s, %s)",
-            (
-                request.game,
-                request.subject,
-                request.key,
-                request.fingerprint,
-                request.ttl_seconds,
-                request.wait_ms,
-            ),
+            (game, subject, key.value, key.fingerprint, key.ttl_seconds, key.wait_ms),
         ).fetchone()
         assert row is not None
         if row[0] is not None:
@@ -118,10 +110,10 @@ def run_once(
             if exc.code not in STORED_REJECTIONS:
                 raise
             status = exc.status
-            body = render(error_body(exc.code, exc.message, exc.details, request.request_id))
+            body = render(error_body(exc.code, exc.message, exc.details, key.request_id))
         conn.execute(
             "SELECT sk_idempotency_finish(%s, %s, %s, %s, %s)",
-            (request.game, request.subject, request.key, status, body),
+            (game, subject, key.value, status, body),
         )
     return Outcome(status=status, body=body, replayed=False)
 

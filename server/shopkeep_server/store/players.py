@@ -1,68 +1,133 @@
 """A player's money and things: purchases, grants, refunds, consumption and the reads of them.
 
-The state-changing functions hand their work to the SQL functions of migrations/0002_money.sql
-through :func:`idempotency.run_operation`, so every path that moves money is the same code.
+The state-changing functions each call one SQL function of shopkeep_server/sql/ (sk_purchase,
+sk_grant, sk_refund, sk_consume) in one statement, so every path that moves money is the same
+code and each is one round trip. Each runs exactly once per idempotency key, scoped to the
+game and to whoever acts: the player for a purchase or a consumption, the service account for
+a grant or a refund.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
 
 from ..errors import NotFound, ValidationFailed
-from .idempotency import Outcome, Request, run_operation
+from .idempotency import IdempotencyKey, Outcome, run_operation
 
 MAX_PAGE = 200
 
 
+class Money(TypedDict):
+    """An amount in minor units of a currency."""
+
+    currency: str
+    amount: int
+
+
+def _key_params(game: str, subject: str, key: IdempotencyKey) -> tuple[Any, ...]:
+    return (game, subject, key.value, key.fingerprint, key.ttl_seconds, key.wait_ms, key.request_id)
+
+
+# Each statement starts with the key's parameters (_key_params), then the operation's own.
+_KEY_ARGS = "%s, %s, %s, %s, %s::integer, %s::integer, %s"
+_PURCHASE = (
+    "SELECT status, body, replayed FROM sk_purchase("
+    + _KEY_ARGS
+    + ", %s, %s::integer, %s, %s, %s::bigint)"
+)
+_GRANT = (
+    "SELECT status, body, replayed FROM sk_grant("
+    + _KEY_ARGS
+    + ", %s, %s, %s, %s::bigint, %s, %s::bigint)"
+)
+_REFUND = "SELECT status, body, replayed FROM sk_refund(" + _KEY_ARGS + ", %s::uuid, %s)"
+_CONSUME = "SELECT status, body, replayed FROM sk_consume(" + _KEY_ARGS + ", %s, %s::integer)"
+
+
 def purchase(
     conn: psycopg.Connection,
-    request: Request,
+    game: str,
+    player: str,
     *,
     sku: str,
-    quantity: int,
+    quantity: int = 1,
     currency: str | None = None,
-    expected_price: dict[str, Any] | None = None,
+    expected_price: Money | None = None,
+    key: IdempotencyKey,
 ) -> Outcome:
-    """Buys ``quantity`` of ``sku`` for the request's subject, exactly once per key."""
-    args: dict[str, Any] = {"sku": sku, "quantity": quantity}
-    if currency is not None:
-        args["currency"] = currency
-    if expected_price is not None:
-        args["expected_price"] = expected_price
-    return run_operation(conn, request, "purchase", args)
+    """Buys ``quantity`` of ``sku`` for ``player``, exactly once per key. ``currency`` picks
+    one of several prices; ``expected_price`` is the unit price the player saw (a different
+    one now is price_changed). Rejections are checked in the order 60_purchase.sql lists."""
+    return run_operation(
+        conn,
+        _PURCHASE,
+        (
+            *_key_params(game, player, key),
+            sku,
+            quantity,
+            currency,
+            expected_price["currency"] if expected_price else None,
+            expected_price["amount"] if expected_price else None,
+        ),
+    )
 
 
 def grant(
     conn: psycopg.Connection,
-    request: Request,
+    game: str,
+    player: str,
     *,
-    player_id: str,
+    actor: str,
     reason: str,
     currency: str | None = None,
     amount: int | None = None,
     sku: str | None = None,
     quantity: int | None = None,
+    key: IdempotencyKey,
 ) -> Outcome:
-    """Gives a player currency or an item (a bundle's contents); the request's subject is the
-    granting service account."""
-    args: dict[str, Any] = {"player_id": player_id, "reason": reason}
-    if currency is not None:
-        args |= {"currency": currency, "amount": amount}
-    else:
-        args |= {"sku": sku, "quantity": quantity}
-    return run_operation(conn, request, "grant", args)
+    """Gives ``player`` ``amount`` of ``currency``, or ``quantity`` of ``sku`` (a bundle gives
+    its contents), on behalf of ``actor`` (the service account: the key's subject)."""
+    return run_operation(
+        conn,
+        _GRANT,
+        (*_key_params(game, actor, key), player, reason, currency, amount, sku, quantity),
+    )
 
 
-def refund(conn: psycopg.Connection, request: Request, *, purchase_id: str, reason: str) -> Outcome:
-    """Returns a purchase's price and takes back what it granted."""
-    return run_operation(conn, request, "refund", {"purchase_id": purchase_id, "reason": reason})
+def refund(
+    conn: psycopg.Connection,
+    game: str,
+    purchase_id: str,
+    *,
+    actor: str,
+    reason: str,
+    key: IdempotencyKey,
+) -> Outcome:
+    """Returns a purchase's price and takes back what it granted, on behalf of ``actor``."""
+    return run_operation(
+        conn,
+        _REFUND,
+        (*_key_params(game, actor, key), purchase_id, reason),
+    )
 
 
-def consume(conn: psycopg.Connection, request: Request, *, sku: str, quantity: int) -> Outcome:
-    """Uses up ``quantity`` of a consumable the request's subject owns."""
-    return run_operation(conn, request, "consume", {"sku": sku, "quantity": quantity})
+def consume(
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    *,
+    sku: str,
+    quantity: int,
+    key: IdempotencyKey,
+) -> Outcome:
+    """Uses up ``quantity`` of a consumable ``player`` owns."""
+    return run_operation(
+        conn,
+        _CONSUME,
+        (*_key_params(game, player, key), sku, quantity),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

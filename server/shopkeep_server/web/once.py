@@ -15,14 +15,15 @@ import psycopg
 
 from ..runtime import idempotent_request, with_connection
 from ..store import idempotency
-from ..store.idempotency import Outcome, Request
+from ..store.idempotency import IdempotencyKey, Outcome
 from ..store.rules import check_idempotency_key
 from .page import current_session
 
 
-def form_request(key: str | None, body: dict[str, Any]) -> Request:
-    """The idempotency record of this form post (the key must be well formed, as on the API)."""
-    return idempotent_request(current_session(), check_idempotency_key(key), body)
+def form_request(key: str | None, body: dict[str, Any]) -> IdempotencyKey:
+    """The idempotency key of this form post (well formed, as on the API); its scope is the
+    studio account of the page's session."""
+    return idempotent_request(check_idempotency_key(key), body)
 
 
 def run_once(
@@ -32,9 +33,11 @@ def run_once(
     work: Callable[[psycopg.Connection], Any],
 ) -> Outcome:
     """Publish, rollback and restock, exactly like api/studio.py runs them."""
-    idem = form_request(key, body)
+    who, idem = current_session(), form_request(key, body)
     return with_connection(
-        lambda conn: idempotency.run_once(conn, idem, lambda c: (status, work(c)))
+        lambda conn: idempotency.run_once(
+            conn, who.game, who.subject, idem, lambda c: (status, work(c))
+        )
     )
 
 

@@ -95,7 +95,14 @@ def refund(player_id: str) -> WebResponse:
         request.form.get("key"), {"purchase_id": purchase_id, "reason": body["reason"]}
     )
     outcome = with_connection(
-        lambda conn: players.refund(conn, idem, purchase_id=purchase_id, reason=body["reason"])
+        lambda conn: players.refund(
+            conn,
+            game,
+            purchase_id,
+            actor=current_session().subject,
+            reason=body["reason"],
+            key=idem,
+        )
     )
     ok, payload = once.outcome_payload(outcome)
     if not ok:

@@ -1,0 +1,52 @@
+-- Live stock of limited items, spread over buckets (stock_buckets) so a drop does not queue on
+-- one hot row. store/catalog.py reads it with sk_stock_remaining.
+
+-- Takes p_quantity units of a limited item. The fast path takes them all from one random
+-- bucket that is not locked by another buyer; near the end of a drop it locks every non-empty
+-- bucket in order and takes what is left, so "sold out" is only ever said when it is true.
+CREATE OR REPLACE FUNCTION sk_take_stock(p_game text, p_sku text, p_quantity bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_buckets integer;
+    v_offset integer;
+    v_bucket integer;
+    v_need bigint := p_quantity;
+    v_take bigint;
+    r record;
+BEGIN
+    SELECT buckets INTO v_buckets FROM stock_levels WHERE game_id = p_game AND sku = p_sku;
+    IF NOT FOUND THEN
+        PERFORM sk_fail('sold_out', format('%s is sold out', p_sku),
+                        jsonb_build_object('sku', p_sku));
+    END IF;
+    v_offset := floor(random() * v_buckets)::integer;
+    SELECT bucket INTO v_bucket FROM stock_buckets
+     WHERE game_id = p_game AND sku = p_sku AND remaining >= p_quantity
+     ORDER BY (bucket + v_offset) % v_buckets
+     LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        UPDATE stock_buckets SET remaining = remaining - p_quantity
+         WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket;
+        RETURN;
+    END IF;
+    FOR r IN SELECT bucket, remaining FROM stock_buckets
+              WHERE game_id = p_game AND sku = p_sku AND remaining > 0
+              ORDER BY bucket FOR UPDATE LOOP
+        v_take := least(r.remaining, v_need);
+        UPDATE stock_buckets SET remaining = remaining - v_take
+         WHERE game_id = p_game AND sku = p_sku AND bucket = r.bucket;
+        v_need := v_need - v_take;
+        EXIT WHEN v_need = 0;
+    END LOOP;
+    IF v_need > 0 THEN
+        PERFORM sk_fail('sold_out', format('%s is sold out', p_sku),
+            jsonb_build_object('sku', p_sku, 'requested', p_quantity,
+                               'remaining', p_quantity - v_need));
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION sk_stock_remaining(p_game text, p_sku text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(remaining), 0)::bigint FROM stock_buckets
+     WHERE game_id = p_game AND sku = p_sku
+$$;

@@ -1,0 +1,53 @@
+-- The JSON shapes the money functions answer with, shared with the read endpoints
+-- (store/players.py). The bodies are rendered here, once, because the exact bytes are stored
+-- with the idempotency key and replayed as they are.
+
+-- The game's live catalog version (its row id and its number); 404 without one.
+CREATE OR REPLACE FUNCTION sk_live_version(p_game text, OUT version_id bigint, OUT version integer)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    SELECT g.live_version_id, v.version INTO version_id, version
+      FROM games g LEFT JOIN catalog_versions v ON v.id = g.live_version_id
+     WHERE g.id = p_game;
+    IF version_id IS NULL THEN
+        PERFORM sk_not_found('this game has no published catalog');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION sk_balances_json(p_game text, p_player text, p_version_id bigint)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('currency', c.code,
+                                                 'amount', coalesce(w.balance, 0))
+                              ORDER BY c.code), '[]')
+      FROM catalog_currencies c
+      LEFT JOIN wallets w ON w.game_id = p_game AND w.player_id = p_player AND w.currency = c.code
+     WHERE c.version_id = p_version_id
+$$;
+
+CREATE OR REPLACE FUNCTION sk_inventory_json(p_game text, p_player text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'quantity', quantity)
+                              ORDER BY sku), '[]')
+      FROM inventories WHERE game_id = p_game AND player_id = p_player AND quantity > 0
+$$;
+
+CREATE OR REPLACE FUNCTION sk_purchase_json(p purchases) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'id', p.id, 'player_id', p.player_id, 'sku', p.sku, 'quantity', p.quantity,
+        'price', jsonb_build_object('currency', p.currency, 'amount', p.total_price),
+        'unit_price', jsonb_build_object('currency', p.currency, 'amount', p.unit_price),
+        'catalog_version', p.catalog_version, 'status', p.status, 'granted', p.granted,
+        'created_at', sk_ts(p.created_at), 'refunded_at', sk_ts(p.refunded_at),
+        'refund_reason', p.refund_reason)
+$$;
+
+-- The error envelope of a stored business rejection (errors.error_body builds the same one
+-- for the errors raised outside the SQL).
+CREATE OR REPLACE FUNCTION sk_error_body(
+    p_code text, p_message text, p_details text, p_request_id text
+) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('error', jsonb_build_object(
+        'code', p_code, 'message', p_message, 'details', p_details::jsonb,
+        'request_id', p_request_id))::text
+$$;

@@ -1,0 +1,74 @@
+-- A service account (p_actor, the key's subject) gives a player currency (p_currency and
+-- p_amount) or an item (p_sku and p_quantity; a bundle gives its contents), exactly once per
+-- idempotency key, in one statement. A currency outside the live catalog is a 422 and an
+-- unknown sku a 404 (neither stored); a durable already owned or a balance past its cap is a
+-- stored 409.
+CREATE OR REPLACE FUNCTION sk_grant(
+    p_game text, p_actor text, p_key text, p_fingerprint text,
+    p_ttl_seconds integer, p_wait_ms integer, p_request_id text,
+    p_player text, p_reason text, p_currency text, p_amount bigint,
+    p_sku text, p_quantity bigint,
+    OUT status integer, OUT body text, OUT replayed boolean
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_live record;
+    v_item catalog_items;
+    v_currency catalog_currencies;
+    v_id uuid;
+    v_reference text;
+    v_granted jsonb;
+    v_code text;
+    v_message text;
+    v_details text;
+BEGIN
+    SELECT b.status, b.body INTO status, body
+      FROM sk_idempotency_begin(p_game, p_actor, p_key, p_fingerprint, p_ttl_seconds,
+                                p_wait_ms) b;
+    replayed := status IS NOT NULL;
+    IF replayed THEN
+        RETURN;
+    END IF;
+    BEGIN
+        SELECT * INTO v_live FROM sk_live_version(p_game);
+        v_id := gen_random_uuid();
+        v_reference := 'grant:' || v_id;
+        IF p_currency IS NOT NULL THEN
+            SELECT * INTO v_currency FROM catalog_currencies
+             WHERE version_id = v_live.version_id AND code = p_currency;
+            IF NOT FOUND THEN
+                PERFORM sk_invalid('currency',
+                    format('%s is not a currency of the live catalog', p_currency));
+            END IF;
+            PERFORM sk_lock_wallets(p_game, p_player, ARRAY[v_currency.code]);
+            PERFORM sk_wallet_change(p_game, p_player, v_currency.code, p_amount,
+                                     v_currency.max_balance, 'grant', v_reference);
+            v_granted := jsonb_build_array(jsonb_build_object('currency', v_currency.code,
+                                                              'amount', p_amount));
+        ELSE
+            SELECT * INTO v_item FROM catalog_items
+             WHERE version_id = v_live.version_id AND sku = p_sku;
+            IF NOT FOUND THEN
+                PERFORM sk_not_found(format('no item %s in the live catalog', p_sku));
+            END IF;
+            PERFORM sk_lock_wallets(p_game, p_player, sk_contents_currencies(v_item));
+            v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,
+                                           p_quantity, 'grant', v_reference);
+        END IF;
+        INSERT INTO grants (id, game_id, player_id, currency, amount, sku, quantity, reason,
+                            granted_by)
+        VALUES (v_id, p_game, p_player, p_currency, p_amount, p_sku, p_quantity, p_reason,
+                p_actor);
+        status := 201;
+        body := jsonb_build_object(
+            'grant', jsonb_build_object('id', v_id, 'player_id', p_player, 'reason', p_reason,
+                                        'granted', v_granted, 'created_at', sk_ts(now())),
+            'balances', sk_balances_json(p_game, p_player, v_live.version_id),
+            'inventory', sk_inventory_json(p_game, p_player))::text;
+    EXCEPTION WHEN SQLSTATE 'SKB01' THEN
+        GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_message = PG_EXCEPTION_HINT,
+                                v_details = PG_EXCEPTION_DETAIL;
+        status := 409;
+        body := sk_error_body(v_code, v_message, v_details, p_request_id);
+    END;
+    PERFORM sk_idempotency_finish(p_game, p_actor, p_key, status, body);
+END $$;

@@ -49,7 +49,7 @@ def test_a_violation_left_in_the_database_fails_the_run(
             [
                 "*AUDIT FAILED after the test session: 1 violation(s)*",
                 "*- wallet balance equals the sum of its ledger deltas:"
-                " wallet gplanted/p1/COINS: balance 5 but ledger sums to 0",
+                " wallet gplanted/p1/COINS: balance 5 COINS but ledger sums to 0 COINS",
             ]
         )
     finally:

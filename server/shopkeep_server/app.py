@@ -20,6 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import __version__, web
 from .api import ops, player, service, studio
 from .api.common import RateLimiter, Services
+from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
 from .auth import Authenticator
 from .config import Config
@@ -63,6 +64,8 @@ class ShopkeepApi(Api):
     """flask-smorest's Api, answering every HTTP error with the API's error envelope."""
 
     ERROR_SCHEMA = ErrorSchema
+    # Every operation lists its error statuses itself (api/openapi.py), not one vague default.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return render_error(_from_http_exception(error))
@@ -169,7 +172,7 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         metrics=metrics,
     )
 
-    api = ShopkeepApi(app)
+    api = ShopkeepApi(app, spec_kwargs={"extra_plugins": [CommonResponsesPlugin()]})
     for blueprint in (player.blp, service.blp, studio.blp, ops.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(web.blp)

@@ -39,6 +39,10 @@ from shopkeep_server.store.games import GameKey
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Wire contract (tests/contract): every answer the suite gets is checked against the OpenAPI
+# document and read by the SDK's parsers; a drift fails the test that produced it.
+pytest_plugins = ["contract.plugin"]
+
 
 def _admin_url() -> str:
     url = os.environ.get("SHOPKEEP_TEST_DATABASE_URL")

@@ -37,12 +37,6 @@ IDEMPOTENT_REPLAYED_HEADER: dict[str, Any] = {
     "Idempotency-Key; absent on the first answer.",
     "schema": {"type": "string", "enum": ["true"]},
 }
-ETAG_HEADER: dict[str, Any] = {
-    "description": "The representation's ETag, for If-None-Match or If-Match.",
-    "schema": {"type": "string"},
-    "required": True,
-}
-
 # Error codes each shared cause can answer, grouped by status (from the error table).
 _ANY = ("internal_error", "unavailable")
 _AUTHENTICATED = ("unauthenticated", "forbidden", "rate_limited")
@@ -131,7 +125,8 @@ def complete_operation(operation: dict[str, Any]) -> None:
     for code in error_codes(operation):
         by_status.setdefault(str(_status(code)), []).append(code)
     for status, codes in by_status.items():
-        if status in responses:
+        own_reasons = status in responses
+        if own_reasons:
             # The route declared this status for its own reasons: keep them, add the shared ones.
             response = responses[status]
             response["description"] = f"{response.get('description', '')} Also {_describe(codes)}"
@@ -144,7 +139,7 @@ def complete_operation(operation: dict[str, Any]) -> None:
             # Only some of the status's codes carry it (a 409 business rejection does not).
             response.setdefault("headers", {})["Retry-After"] = {
                 **RETRY_AFTER_HEADER,
-                "required": _RETRY_AFTER_CODES.issuperset(codes),
+                "required": not own_reasons and _RETRY_AFTER_CODES.issuperset(codes),
             }
     idempotent = _header_parameter(operation, "Idempotency-Key") is not None
     for status, response in responses.items():

@@ -27,6 +27,7 @@ blp = Blueprint("service", __name__, url_prefix="/v1", description="Studio backe
 @requires("service", idempotent=True)
 @blp.arguments(schemas.GrantRequestSchema)
 @blp.response(201, schemas.GrantResultSchema)
+@schemas.fails_with(blp, "not_found", "balance_cap_exceeded", "purchase_limit_reached")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_grant(body: dict[str, Any], player_id: str) -> Response:
     """Gives a player currency or an item, exactly once per Idempotency-Key."""
@@ -41,6 +42,9 @@ def create_grant(body: dict[str, Any], player_id: str) -> Response:
 @requires("service", idempotent=True)
 @blp.arguments(schemas.RefundRequestSchema)
 @blp.response(200, schemas.PurchaseEnvelopeSchema)
+@schemas.fails_with(
+    blp, "not_found", "not_enough_items", "insufficient_funds", "balance_cap_exceeded"
+)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:
     """Returns the price and takes back what the purchase granted."""

@@ -29,7 +29,9 @@ blp = Blueprint("player", __name__, url_prefix="/v1", description="Catalog, wall
 @requires("player", "service", "studio")
 @blp.response(200, schemas.LiveCatalogSchema, headers=schemas.ETAG)
 @blp.alt_response(
-    304, description="Not modified: the If-None-Match ETag is the live version", headers=schemas.ETAG
+    304,
+    description="Not modified: the If-None-Match ETag is the live version",
+    headers=schemas.ETAG,
 )
 @schemas.fails_with(blp, "not_found")
 @blp.doc(parameters=[schemas.IF_NONE_MATCH])

@@ -56,9 +56,12 @@ _RETRY_AFTER_CODES = frozenset({"idempotency_key_in_use", "rate_limited", "unava
 
 def _header_parameter(operation: dict[str, Any], name: str) -> dict[str, Any] | None:
     for parameter in operation.get("parameters", []):
-        if isinstance(parameter, dict) and parameter.get("in") == "header":
-            if parameter.get("name", "").lower() == name.lower():
-                return parameter
+        if (
+            isinstance(parameter, dict)
+            and parameter.get("in") == "header"
+            and parameter.get("name", "").lower() == name.lower()
+        ):
+            return parameter
     return None
 
 

@@ -61,6 +61,7 @@ def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:
 @blp.route("/players/<string:player_id>/wallet", methods=["GET"])
 @requires("service")
 @blp.response(200, schemas.BalancesSchema)
+@schemas.fails_with(blp, "validation_failed")  # a malformed player id
 def player_wallet(player_id: str) -> dict[str, Any]:
     """A player's balances."""
     check_player_id(player_id)
@@ -70,6 +71,7 @@ def player_wallet(player_id: str) -> dict[str, Any]:
 @blp.route("/players/<string:player_id>/inventory", methods=["GET"])
 @requires("service")
 @blp.response(200, schemas.InventorySchema)
+@schemas.fails_with(blp, "validation_failed")  # a malformed player id
 def player_inventory(player_id: str) -> dict[str, Any]:
     """What a player owns."""
     check_player_id(player_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 
 from shopkeep import Amount
@@ -21,7 +22,7 @@ from shopkeep.models import ItemQuantity
 
 from .checker import Answer, contract
 from .plugin import RECORDER
-from .sdk_view import NOT_IN_SDK, SDK_READERS, kept
+from .sdk_view import NOT_IN_SDK, SDK_READERS, kept, sdk_problems
 
 # Shapes that are either one thing or another ({sku, quantity} or {currency, amount}): no field
 # of theirs is always present, and the schema's own rule says which pair must be.
@@ -98,6 +99,8 @@ def test_a_real_purchase_meets_the_contract(purchase: Answer) -> None:
         (lambda b: b["purchase"].update(sku=None), "sku': ['Field may not be null.']"),
         (lambda b: b["purchase"].pop("unit_price"), "unit_price': ['Missing data"),
         (lambda b: b["purchase"].update(status="pending"), "status': ['Must be one of"),
+        (lambda b: b["purchase"].update(created_at="today"), "not an RFC 3339 timestamp"),
+        (lambda b: b["granted"].append({"sku": "potion"}), "either sku and quantity"),
     ],
     ids=[
         "unknown field",
@@ -107,6 +110,8 @@ def test_a_real_purchase_meets_the_contract(purchase: Answer) -> None:
         "null",
         "missing nested",
         "bad enum",
+        "bad timestamp",
+        "half a grant",
     ],
 )
 def test_a_body_that_drifts_from_its_schema_is_caught(
@@ -147,6 +152,23 @@ def test_an_error_body_is_held_to_the_envelope(shop: Shop) -> None:
     del body["error"]["request_id"]
     problems = contract().problems(_with_body(refused, body))
     assert any("request_id': ['Missing data for required field.']" in p for p in problems)
+
+
+def test_the_sdk_reads_each_route_through_its_own_parser(purchase: Answer) -> None:
+    body = json.loads(purchase.body)
+    response = httpx.Response(201, json=body, request=httpx.Request("POST", "http://x/"))
+    assert sdk_problems("player.create_purchase", response) == []
+    body["purchase"]["discount"] = 0
+    body["purchase"]["quantity"] = "1"
+    edited = httpx.Response(201, json=body, request=httpx.Request("POST", "http://x/"))
+    assert sdk_problems("player.create_purchase", edited) == [
+        "the parser refused the body: TypeError(\"quantity: expected an integer, got '1'\")"
+    ]
+    body["purchase"]["quantity"] = 1
+    edited = httpx.Response(201, json=body, request=httpx.Request("POST", "http://x/"))
+    assert sdk_problems("player.create_purchase", edited) == [
+        "body.purchase.discount: dropped by Purchase"
+    ]
 
 
 def test_what_the_sdk_drops_or_misreads_is_caught() -> None:

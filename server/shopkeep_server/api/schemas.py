@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -99,9 +100,21 @@ def _str(**kwargs: Any) -> fields.String:
     return fields.String(required=True, **kwargs)
 
 
+def _rfc3339(value: str) -> None:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValidationError("not an RFC 3339 timestamp") from error
+    if parsed.tzinfo is None:
+        raise ValidationError("an RFC 3339 timestamp needs its offset")
+
+
 def _timestamp(**kwargs: Any) -> fields.String:
-    # Kept a string: handlers that return dicts are dumped through these schemas, unchanged.
-    return fields.String(required=True, metadata={"format": "date-time"}, **kwargs)
+    # A string with a format check on load only: handlers that return dicts are dumped
+    # through these schemas, and their timestamps must go out exactly as the store wrote them.
+    return fields.String(
+        required=True, validate=_rfc3339, metadata={"format": "date-time"}, **kwargs
+    )
 
 
 def _list(schema: type[Schema], **kwargs: Any) -> fields.List:
@@ -155,6 +168,11 @@ class GrantedSchema(Schema):
     quantity = StrictInteger()
     currency = fields.String()
     amount = StrictInteger()
+
+    @validates_schema
+    def _one_pair(self, data: dict[str, Any], **_: Any) -> None:
+        if set(data) not in ({"sku", "quantity"}, {"currency", "amount"}):
+            raise ValidationError("either sku and quantity, or currency and amount")
 
 
 class PurchaseSchema(Schema):

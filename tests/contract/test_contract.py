@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import flask
 import httpx
 import pytest
+from flask_smorest import Blueprint
 
 from shopkeep import Amount
 from shopkeep.models import ItemQuantity
+from shopkeep_server.api.common import IDEMPOTENCY_HEADER
+from shopkeep_server.api.openapi import CommonResponsesPlugin
+from shopkeep_server.api.schemas import PageQuerySchema, StatusSchema
+from shopkeep_server.app import ShopkeepApi
 
 from .checker import Answer, contract
 from .plugin import RECORDER
@@ -345,3 +351,28 @@ def test_a_generated_client_reads_real_bodies_in_full(
     ]
     refused = read["POST /v1/purchases 409"]
     assert refused.error.code == "purchase_limit_reached"
+
+
+def test_a_new_route_gets_the_shared_answers_without_a_line_of_its_own() -> None:
+    app = flask.Flask(__name__)
+    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
+    api = ShopkeepApi(app, spec_kwargs={"extra_plugins": [CommonResponsesPlugin()]})
+    blp = Blueprint("new", __name__, url_prefix="/v1")
+
+    @blp.route("/things", methods=["POST"])
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(201, StatusSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    def make_thing(query: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "made"}
+
+    api.register_blueprint(blp)
+    responses = api.spec.to_dict()["paths"]["/v1/things"]["post"]["responses"]
+    assert sorted(responses) == ["201", "400", "401", "403", "409", "422", "429", "500", "503"]
+    assert all("X-Request-Id" in response["headers"] for response in responses.values())
+    assert "Idempotent-Replayed" in responses["201"]["headers"]
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert "`idempotency_key_in_use`" in responses["409"]["description"]
+    assert responses["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }

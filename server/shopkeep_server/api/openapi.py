@@ -132,7 +132,7 @@ def complete_operation(operation: dict[str, Any]) -> None:
         if own_reasons:
             # The route declared this status for its own reasons: keep them, add the shared ones.
             response = responses[status]
-            response["description"] = f"{response.get('description', '')} Also {_describe(codes)}"
+            response["description"] = f"{response.get('description', '')}; {_describe(codes)}"
         else:
             response = responses[status] = {
                 "description": _describe(codes),

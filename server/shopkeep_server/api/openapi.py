@@ -15,8 +15,7 @@ from typing import Any
 
 from apispec import APISpec, BasePlugin
 
-from ..errors import ERROR_TABLE
-from .schemas import ErrorSchema
+from .schemas import ErrorSchema, codes_by_status, describe_codes
 
 ERROR_COMPONENT = "Error"
 ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
@@ -90,14 +89,6 @@ def error_codes(operation: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
-def _status(code: str) -> int:
-    return ERROR_TABLE[code][0]
-
-
-def _describe(codes: list[str]) -> str:
-    return "; ".join(f"`{code}`: {ERROR_TABLE[code][1].default_message}" for code in codes)
-
-
 class CommonResponsesPlugin(BasePlugin):
     """Adds the shared error responses and headers to every operation (see the module doc)."""
 
@@ -124,18 +115,16 @@ def complete_operation(operation: dict[str, Any]) -> None:
         if not isinstance(response, str)
     }
     operation["responses"] = responses
-    by_status: dict[str, list[str]] = {}
-    for code in error_codes(operation):
-        by_status.setdefault(str(_status(code)), []).append(code)
-    for status, codes in by_status.items():
+    for number, codes in codes_by_status(error_codes(operation)).items():
+        status = str(number)
         own_reasons = status in responses
         if own_reasons:
             # The route declared this status for its own reasons: keep them, add the shared ones.
             response = responses[status]
-            response["description"] = f"{response.get('description', '')}; {_describe(codes)}"
+            response["description"] = f"{response.get('description', '')}; {describe_codes(codes)}"
         else:
             response = responses[status] = {
-                "description": _describe(codes),
+                "description": describe_codes(codes),
                 "content": {"application/json": {"schema": dict(ERROR_REF)}},
             }
         if _RETRY_AFTER_CODES.intersection(codes):

@@ -310,16 +310,26 @@ def if_match(*, required: bool) -> dict[str, Any]:
     }
 
 
-def fails_with(blp: Blueprint, *codes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Documents the error codes a route answers for reasons of its own (a business rejection,
-    an unknown id), one response per status of the error table, each with the error envelope."""
+def codes_by_status(codes: list[str] | tuple[str, ...]) -> dict[int, list[str]]:
+    """Error codes grouped by their HTTP status, as the error table says."""
     by_status: dict[int, list[str]] = {}
     for code in codes:
         by_status.setdefault(ERROR_TABLE[code][0], []).append(code)
+    return by_status
+
+
+def describe_codes(codes: list[str]) -> str:
+    """A response's description: each code with its default message."""
+    return "; ".join(f"`{code}`: {ERROR_TABLE[code][1].default_message}" for code in codes)
+
+
+def fails_with(blp: Blueprint, *codes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Documents the error codes a route answers for reasons of its own (a business rejection,
+    an unknown id), one response per status of the error table, each with the error envelope."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        for status, group in by_status.items():
-            description = "; ".join(f"`{c}`: {ERROR_TABLE[c][1].default_message}" for c in group)
+        for status, group in codes_by_status(codes).items():
+            description = describe_codes(group)
             view = blp.alt_response(status, schema=ErrorSchema, description=description)(view)
         return view
 

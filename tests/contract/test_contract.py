@@ -10,7 +10,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -252,7 +251,9 @@ def generated_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     config.write_text("post_hooks: []\n")  # no formatter run: the code is only imported
     subprocess.run(
         [
-            str(Path(sys.executable).with_name("openapi-python-client")),
+            sys.executable,
+            "-m",
+            "openapi_python_client",
             "generate",
             "--path",
             str(document),

@@ -104,7 +104,9 @@ def sdk_problems(endpoint: str, response: httpx.Response) -> list[str]:
 
 
 def _error_problems(response: httpx.Response) -> list[str]:
-    body = response.json()["error"]
+    body = response.json().get("error")
+    if not isinstance(body, dict):
+        return ["not the error envelope"]
     error = error_from_body(response.status_code, response.content)
     seen = {
         "code": error.code,

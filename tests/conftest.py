@@ -33,8 +33,10 @@ from support import (
     stop_server,
 )
 
-# tests/test_session_audit.py runs a pytest of its own.
-pytest_plugins = ["pytester"]
+# tests/test_session_audit.py runs a pytest of its own; the wire contract (tests/contract)
+# checks every answer the suite gets against the OpenAPI document and the SDK's parsers, so a
+# drift fails the test that produced it.
+pytest_plugins = ["pytester", "contract.plugin"]
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__, web
 from .api import ops, player, service, studio
+from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
 from .config import Config
 from .db import Database, DatabaseUnavailable, PooledDatabase
@@ -60,6 +61,8 @@ class ShopkeepApi(Api):
     """flask-smorest's Api, answering every HTTP error with the API's error envelope."""
 
     ERROR_SCHEMA = ErrorSchema
+    # Every operation lists its error statuses itself (api/openapi.py), not one vague default.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return render_error(_from_http_exception(error))
@@ -161,7 +164,7 @@ def create_app(config: Config | None = None, *, database: Database | None = None
     install(app, services)
     metrics = services.metrics
 
-    api = ShopkeepApi(app)
+    api = ShopkeepApi(app, spec_kwargs={"extra_plugins": [CommonResponsesPlugin()]})
     for blueprint in (player.blp, service.blp, studio.blp, ops.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(web.blp)

@@ -61,6 +61,7 @@ def test_duplicate_gets_in_use_while_twin_holds_the_key(
     assert "Idempotent-Replayed" not in retry.headers
 
 
+@pytest.mark.planted_outcome
 def test_duplicate_waits_for_twin_and_replays_its_outcome(committed_url, committed_game) -> None:
     app = create_app(make_config(committed_url, idempotency_wait_ms=10_000))
     client = app.test_client()

@@ -26,8 +26,14 @@ blp = Blueprint("player", __name__, url_prefix="/v1", description="Catalog, wall
 
 @blp.route("/catalog", methods=["GET"])
 @requires("player", "service", "studio")
-@blp.response(200, schemas.LiveCatalogSchema)
-@blp.alt_response(304, description="Not modified: the If-None-Match ETag is the live version")
+@blp.response(200, schemas.LiveCatalogSchema, headers=schemas.ETAG)
+@blp.alt_response(
+    304,
+    description="Not modified: the If-None-Match ETag is the live version",
+    headers=schemas.ETAG,
+)
+@schemas.fails_with(blp, "not_found")
+@blp.doc(parameters=[schemas.IF_NONE_MATCH])
 def get_catalog() -> Response:
     """The live catalog version, with an ETag."""
     live = with_connection(
@@ -87,7 +93,16 @@ def get_inventory() -> dict[str, Any]:
 @requires("player", idempotent=True)
 @blp.arguments(schemas.PurchaseRequestSchema)
 @blp.response(201, schemas.PurchaseResultSchema)
-@blp.alt_response(409, schema=schemas.ErrorSchema, description="A final business rejection")
+@schemas.fails_with(
+    blp,
+    "not_found",
+    "insufficient_funds",
+    "sold_out",
+    "purchase_limit_reached",
+    "item_unavailable",
+    "price_changed",
+    "balance_cap_exceeded",
+)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_purchase(body: dict[str, Any]) -> Response:
     """Buys an item, exactly once per Idempotency-Key."""
@@ -116,6 +131,7 @@ def list_purchases(query: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/purchases/<uuid:purchase_id>", methods=["GET"])
 @requires("player", "service")
 @blp.response(200, schemas.PurchaseEnvelopeSchema)
+@schemas.fails_with(blp, "not_found")
 def get_purchase(purchase_id: uuid.UUID) -> dict[str, Any]:
     """One purchase: a player sees only its own, a service any of its game."""
     who = principal()
@@ -129,6 +145,7 @@ def get_purchase(purchase_id: uuid.UUID) -> dict[str, Any]:
 @requires("player", idempotent=True)
 @blp.arguments(schemas.ConsumeRequestSchema)
 @blp.response(200, schemas.ConsumeResultSchema)
+@schemas.fails_with(blp, "not_found", "not_enough_items")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def consume(body: dict[str, Any], sku: str) -> Response:
     """Uses up owned units of a consumable; answers with what is left."""

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, missing, validate, validates_schema
+
+from ..errors import ERROR_TABLE
 
 # The bodies of the operations the studio page runs too: their home is store/inputs.py.
 from ..store.inputs import PublishRequestSchema as PublishRequestSchema
@@ -15,6 +21,7 @@ from ..store.rules import (
     CurrencySchema,
     ItemSchema,
     MoneySchema,
+    StrictInteger,
     amount_field,
     currency_field,
     quantity_field,
@@ -68,90 +75,143 @@ class StockQuerySchema(Schema):
 
 
 # --- responses --------------------------------------------------------------------------------
+#
+# What the server sends, field for field: a field always present is required, one that may be
+# null says so, and loading a real body with unknown=RAISE refuses any field not declared here.
+# tests/contract checks every body the test suite gets against these (and the SDK's reading of
+# it); the OpenAPI document is generated from them.
+
+
+def _int(**kwargs: Any) -> StrictInteger:
+    return StrictInteger(required=True, **kwargs)
+
+
+def _str(**kwargs: Any) -> fields.String:
+    return fields.String(required=True, **kwargs)
+
+
+def _rfc3339(value: str) -> None:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValidationError("not an RFC 3339 timestamp") from error
+    if parsed.tzinfo is None:
+        raise ValidationError("an RFC 3339 timestamp needs its offset")
+
+
+def _timestamp(**kwargs: Any) -> fields.String:
+    # A string with a format check on load only: handlers that return dicts are dumped
+    # through these schemas, and their timestamps must go out exactly as the store wrote them.
+    return fields.String(
+        required=True, validate=_rfc3339, metadata={"format": "date-time"}, **kwargs
+    )
+
+
+def _list(schema: type[Schema], **kwargs: Any) -> fields.List:
+    return fields.List(fields.Nested(schema), required=True, **kwargs)
+
+
+def always_present(schema: type[Schema], name: str) -> type[Schema]:
+    """``schema`` as the server sends it back: every field present (the defaults the request
+    side fills in are filled in), each keeping its type, nullability and rules."""
+    declared: dict[str, Any] = {}
+    for field_name, field in schema._declared_fields.items():
+        sent = copy.copy(field)
+        sent.required = True
+        sent.load_default = missing
+        declared[field_name] = sent
+    return type(name, (schema,), declared)
 
 
 class BalancesSchema(Schema):
-    balances = fields.List(fields.Nested(MoneySchema))
+    balances = _list(MoneySchema)
 
 
 class InventoryEntrySchema(Schema):
-    sku = fields.String()
-    quantity = fields.Integer()
+    sku = _str()
+    quantity = _int()
 
 
 class InventorySchema(Schema):
-    items = fields.List(fields.Nested(InventoryEntrySchema))
+    items = _list(InventoryEntrySchema)
 
 
 class LedgerEntrySchema(Schema):
-    id = fields.Integer()
-    currency = fields.String()
-    delta = fields.Integer()
-    balance_after = fields.Integer()
-    kind = fields.String(metadata={"enum": ["purchase", "grant", "refund", "adjust"]})
-    reference = fields.String()
-    created_at = fields.String(metadata={"format": "date-time"})
+    id = _int()
+    currency = _str()
+    delta = _int()
+    balance_after = _int()
+    kind = _str(validate=validate.OneOf(["purchase", "grant", "refund", "adjust"]))
+    reference = _str()
+    created_at = _timestamp()
 
 
 class LedgerPageSchema(Schema):
-    entries = fields.List(fields.Nested(LedgerEntrySchema))
-    next_cursor = fields.String(allow_none=True)
+    entries = _list(LedgerEntrySchema)
+    next_cursor = _str(allow_none=True, metadata={"description": "null on the last page"})
 
 
 class GrantedSchema(Schema):
+    """One thing granted: ``{sku, quantity}`` or ``{currency, amount}``."""
+
     sku = fields.String()
-    quantity = fields.Integer()
+    quantity = StrictInteger()
     currency = fields.String()
-    amount = fields.Integer()
+    amount = StrictInteger()
+
+    @validates_schema
+    def _one_pair(self, data: dict[str, Any], **_: Any) -> None:
+        if set(data) not in ({"sku", "quantity"}, {"currency", "amount"}):
+            raise ValidationError("either sku and quantity, or currency and amount")
 
 
 class PurchaseSchema(Schema):
-    id = fields.String(metadata={"format": "uuid"})
-    player_id = fields.String()
-    sku = fields.String()
-    quantity = fields.Integer()
-    price = fields.Nested(MoneySchema, metadata={"description": "total charged"})
-    unit_price = fields.Nested(MoneySchema)
-    catalog_version = fields.Integer()
-    status = fields.String(metadata={"enum": ["completed", "refunded"]})
-    granted = fields.List(fields.Nested(GrantedSchema))
-    created_at = fields.String(metadata={"format": "date-time"})
-    refunded_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    refund_reason = fields.String(allow_none=True)
+    id = _str(metadata={"format": "uuid"})
+    player_id = _str()
+    sku = _str()
+    quantity = _int()
+    price = fields.Nested(MoneySchema, required=True, metadata={"description": "total charged"})
+    unit_price = fields.Nested(MoneySchema, required=True)
+    catalog_version = _int()
+    status = _str(validate=validate.OneOf(["completed", "refunded"]))
+    granted = _list(GrantedSchema)
+    created_at = _timestamp()
+    refunded_at = _timestamp(allow_none=True)
+    refund_reason = _str(allow_none=True)
 
 
 class PurchaseEnvelopeSchema(Schema):
-    purchase = fields.Nested(PurchaseSchema)
+    purchase = fields.Nested(PurchaseSchema, required=True)
 
 
 class PurchaseResultSchema(Schema):
-    purchase = fields.Nested(PurchaseSchema)
-    balances = fields.List(fields.Nested(MoneySchema))
-    granted = fields.List(fields.Nested(GrantedSchema))
+    purchase = fields.Nested(PurchaseSchema, required=True)
+    balances = _list(MoneySchema)
+    granted = _list(GrantedSchema)
 
 
 class PurchasePageSchema(Schema):
-    purchases = fields.List(fields.Nested(PurchaseSchema))
-    next_cursor = fields.String(allow_none=True)
+    purchases = _list(PurchaseSchema)
+    next_cursor = _str(allow_none=True, metadata={"description": "null on the last page"})
 
 
 class GrantSchema(Schema):
-    id = fields.String(metadata={"format": "uuid"})
-    player_id = fields.String()
-    reason = fields.String()
-    granted = fields.List(fields.Nested(GrantedSchema))
-    created_at = fields.String(metadata={"format": "date-time"})
+    id = _str(metadata={"format": "uuid"})
+    player_id = _str()
+    reason = _str()
+    granted = _list(GrantedSchema)
+    created_at = _timestamp()
 
 
 class GrantResultSchema(Schema):
-    grant = fields.Nested(GrantSchema)
-    balances = fields.List(fields.Nested(MoneySchema))
-    inventory = fields.List(fields.Nested(InventoryEntrySchema))
+    grant = fields.Nested(GrantSchema, required=True)
+    balances = _list(MoneySchema)
+    inventory = _list(InventoryEntrySchema)
 
 
 class ConsumeResultSchema(Schema):
-    sku = fields.String()
-    quantity = fields.Integer(metadata={"description": "what is left"})
+    sku = _str()
+    quantity = _int(metadata={"description": "what is left"})
 
 
 class CatalogDocumentSchema(Schema):
@@ -161,51 +221,121 @@ class CatalogDocumentSchema(Schema):
     items = fields.List(fields.Nested(ItemSchema))
 
 
-class LiveCatalogSchema(CatalogDocumentSchema):
-    version = fields.Integer()
+SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
+SentItemSchema = always_present(ItemSchema, "SentItemSchema")
+
+
+class SentCatalogSchema(Schema):
+    """A catalog as the server sends it: every field of every currency and item present."""
+
+    currencies = _list(SentCurrencySchema)
+    items = _list(SentItemSchema)
+
+
+class LiveCatalogSchema(SentCatalogSchema):
+    version = _int()
 
 
 class StockEntrySchema(Schema):
-    sku = fields.String()
-    remaining = fields.Integer()
+    sku = _str()
+    remaining = _int()
 
 
 class StockSchema(Schema):
-    stock = fields.List(fields.Nested(StockEntrySchema))
+    stock = _list(StockEntrySchema)
 
 
-class VersionSummarySchema(Schema):
-    version = fields.Integer()
-    notes = fields.String()
-    published_by = fields.String()
-    published_at = fields.String(metadata={"format": "date-time"})
-    live = fields.Boolean()
+class PublishedVersionSchema(Schema):
+    """What publishing (or rolling back) made: the new version, live at once."""
+
+    version = _int()
+    notes = _str()
+    published_by = _str()
+    published_at = _timestamp()
+
+
+class VersionSummarySchema(PublishedVersionSchema):
+    live = fields.Boolean(required=True)
 
 
 class VersionListSchema(Schema):
-    versions = fields.List(fields.Nested(VersionSummarySchema))
+    versions = _list(VersionSummarySchema)
 
 
 class VersionDetailSchema(VersionSummarySchema):
-    currencies = fields.List(fields.Nested(CurrencySchema))
-    items = fields.List(fields.Nested(ItemSchema))
+    currencies = _list(SentCurrencySchema)
+    items = _list(SentItemSchema)
 
 
 class RestockResultSchema(Schema):
-    sku = fields.String()
-    remaining = fields.Integer()
+    sku = _str()
+    remaining = _int()
+
+
+# --- headers and a route's own error answers (the shared ones: api/openapi.py) ----------------
+
+ETAG: dict[str, Any] = {
+    "ETag": {
+        "description": "The representation's ETag, for If-None-Match or If-Match.",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+}
+IF_NONE_MATCH: dict[str, Any] = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag of the catalog the client holds: 304 if it is still the live one.",
+}
+
+
+def if_match(*, required: bool) -> dict[str, Any]:
+    return {
+        "in": "header",
+        "name": "If-Match",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": "The draft's ETag as read: 412 if the draft changed since.",
+    }
+
+
+def codes_by_status(codes: list[str] | tuple[str, ...]) -> dict[int, list[str]]:
+    """Error codes grouped by their HTTP status, as the error table says."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(ERROR_TABLE[code][0], []).append(code)
+    return by_status
+
+
+def describe_codes(codes: list[str]) -> str:
+    """A response's description: each code with its default message."""
+    return "; ".join(f"`{code}`: {ERROR_TABLE[code][1].default_message}" for code in codes)
+
+
+def fails_with(blp: Blueprint, *codes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Documents the error codes a route answers for reasons of its own (a business rejection,
+    an unknown id), one response per status of the error table, each with the error envelope."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status, group in codes_by_status(codes).items():
+            description = describe_codes(group)
+            view = blp.alt_response(status, schema=ErrorSchema, description=description)(view)
+        return view
+
+    return decorate
 
 
 class ErrorDetailSchema(Schema):
-    code = fields.String()
-    message = fields.String()
-    details = fields.Dict()
-    request_id = fields.String()
+    code = _str()
+    message = _str()
+    details = fields.Dict(required=True)
+    request_id = _str()
 
 
 class ErrorSchema(Schema):
-    error = fields.Nested(ErrorDetailSchema)
+    error = fields.Nested(ErrorDetailSchema, required=True)
 
 
 class StatusSchema(Schema):
-    status = fields.String()
+    status = _str()

@@ -27,6 +27,7 @@ blp = Blueprint("service", __name__, url_prefix="/v1", description="Studio backe
 @requires("service", idempotent=True)
 @blp.arguments(schemas.GrantRequestSchema)
 @blp.response(201, schemas.GrantResultSchema)
+@schemas.fails_with(blp, "not_found", "balance_cap_exceeded", "purchase_limit_reached")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_grant(body: dict[str, Any], player_id: str) -> Response:
     """Gives a player currency or an item, exactly once per Idempotency-Key."""
@@ -45,6 +46,9 @@ def create_grant(body: dict[str, Any], player_id: str) -> Response:
 @requires("service", idempotent=True)
 @blp.arguments(schemas.RefundRequestSchema)
 @blp.response(200, schemas.PurchaseEnvelopeSchema)
+@schemas.fails_with(
+    blp, "not_found", "not_enough_items", "insufficient_funds", "balance_cap_exceeded"
+)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:
     """Returns the price and takes back what the purchase granted."""
@@ -61,6 +65,7 @@ def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:
 @blp.route("/players/<string:player_id>/wallet", methods=["GET"])
 @requires("service")
 @blp.response(200, schemas.BalancesSchema)
+@schemas.fails_with(blp, "validation_failed")  # a malformed player id
 def player_wallet(player_id: str) -> dict[str, Any]:
     """A player's balances."""
     check_player_id(player_id)
@@ -70,6 +75,7 @@ def player_wallet(player_id: str) -> dict[str, Any]:
 @blp.route("/players/<string:player_id>/inventory", methods=["GET"])
 @requires("service")
 @blp.response(200, schemas.InventorySchema)
+@schemas.fails_with(blp, "validation_failed")  # a malformed player id
 def player_inventory(player_id: str) -> dict[str, Any]:
     """What a player owns."""
     check_player_id(player_id)

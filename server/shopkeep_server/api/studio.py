@@ -34,7 +34,8 @@ DRAFT_BODY = {
 
 @blp.route("/catalog/draft", methods=["GET"])
 @requires("studio")
-@blp.response(200, schemas.CatalogDocumentSchema)
+@blp.response(200, schemas.SentCatalogSchema, headers=schemas.ETAG)
+@schemas.fails_with(blp, "not_found")
 def get_draft() -> Response:
     """The draft, with its ETag for a later PUT."""
     content, etag = with_connection(lambda conn: catalog.get_draft(conn, principal().game))
@@ -43,13 +44,9 @@ def get_draft() -> Response:
 
 @blp.route("/catalog/draft", methods=["PUT"])
 @requires("studio")
-@blp.response(200, schemas.CatalogDocumentSchema)
-@blp.doc(
-    requestBody=DRAFT_BODY,
-    parameters=[
-        {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
-    ],
-)
+@blp.response(200, schemas.SentCatalogSchema, headers=schemas.ETAG)
+@schemas.fails_with(blp, "not_found")
+@blp.doc(requestBody=DRAFT_BODY, parameters=[schemas.if_match(required=True)])
 def put_draft() -> Response:
     """Replaces the whole draft; If-Match must carry the ETag it was read with."""
     if_match = request.headers.get("If-Match")
@@ -74,13 +71,9 @@ def _studio_operation(work: Any, status: int) -> Response:
 @blp.route("/catalog/publish", methods=["POST"])
 @requires("studio", idempotent=True)
 @blp.arguments(schemas.PublishRequestSchema)
-@blp.response(201, schemas.VersionSummarySchema)
-@blp.doc(
-    parameters=[
-        IDEMPOTENCY_HEADER,
-        {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"}},
-    ]
-)
+@blp.response(201, schemas.PublishedVersionSchema)
+@schemas.fails_with(blp, "not_found")
+@blp.doc(parameters=[IDEMPOTENCY_HEADER, schemas.if_match(required=False)])
 def publish(body: dict[str, Any]) -> Response:
     """Publishes the draft as the next version; live at once. With If-Match (the draft's
     ETag), only the draft that was reviewed is published (412 if it changed since)."""
@@ -103,7 +96,8 @@ def publish(body: dict[str, Any]) -> Response:
 @blp.route("/catalog/rollback", methods=["POST"])
 @requires("studio", idempotent=True)
 @blp.arguments(schemas.RollbackRequestSchema)
-@blp.response(201, schemas.VersionSummarySchema)
+@blp.response(201, schemas.PublishedVersionSchema)
+@schemas.fails_with(blp, "not_found")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def rollback(body: dict[str, Any]) -> Response:
     """Publishes an earlier version's content as a new version."""
@@ -128,6 +122,7 @@ def list_versions() -> dict[str, Any]:
 @blp.route("/catalog/versions/<int:version>", methods=["GET"])
 @requires("studio")
 @blp.response(200, schemas.VersionDetailSchema)
+@schemas.fails_with(blp, "not_found")
 def get_version(version: int) -> Response:
     """One published version with its content."""
     return json_response(
@@ -139,6 +134,7 @@ def get_version(version: int) -> Response:
 @requires("studio", idempotent=True)
 @blp.arguments(schemas.RestockRequestSchema)
 @blp.response(200, schemas.RestockResultSchema)
+@schemas.fails_with(blp, "not_found")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def restock(body: dict[str, Any], sku: str) -> Response:
     """Adds units to a limited item."""

@@ -1,0 +1,155 @@
+"""The SDK's side of the contract: each captured body goes through the parser the SDK uses for
+that route, and every field of the body must survive in what the parser returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from shopkeep import Money
+from shopkeep._core import (
+    CatalogCache,
+    op_consume,
+    op_get_purchase,
+    op_grant,
+    op_inventory,
+    op_ledger_page,
+    op_purchases_page,
+    op_refund,
+    op_stock,
+    op_wallet,
+    parse_purchase_result,
+)
+from shopkeep.errors import error_from_body
+from shopkeep.models import parse_time
+
+KEY = "contract-check-key-0001"
+
+
+@dataclasses.dataclass(frozen=True)
+class SdkReader:
+    """How the SDK reads a route's success body, and which part of the body that result holds
+    (reshaped only where the SDK deliberately wraps or unwraps)."""
+
+    parse: Callable[[httpx.Response], Any]
+    wire: Callable[[Any], Any] = lambda body: body
+
+
+def _page(key: str) -> Callable[[Any], Any]:
+    return lambda body: {"items": body[key], "next_cursor": body["next_cursor"]}
+
+
+_purchase_page = SdkReader(op_purchases_page(None, None, None).parse, _page("purchases"))
+_ledger_page = SdkReader(op_ledger_page(None, None, None).parse, _page("entries"))
+_purchase = SdkReader(op_get_purchase("id").parse, lambda body: body["purchase"])
+
+SDK_READERS: dict[str, SdkReader] = {
+    "player.get_catalog": SdkReader(lambda r: CatalogCache().operation().parse(r)),
+    "player.get_stock": SdkReader(op_stock(()).parse, lambda body: body["stock"]),
+    "player.get_wallet": SdkReader(op_wallet().parse),
+    "player.get_ledger": _ledger_page,
+    "player.get_inventory": SdkReader(op_inventory().parse),
+    "player.create_purchase": SdkReader(lambda r: parse_purchase_result(r, KEY)),
+    "player.list_purchases": _purchase_page,
+    "player.get_purchase": _purchase,
+    "player.consume": SdkReader(op_consume("sku", 1, KEY).parse),
+    "service.create_grant": SdkReader(
+        op_grant(
+            "p", currency="COINS", amount=1, sku=None, quantity=None, reason="r", key=KEY
+        ).parse,
+        lambda body: {**body, "inventory": {"items": body["inventory"]}},
+    ),
+    "service.refund": SdkReader(op_refund("id", reason="r", key=KEY).parse, _purchase.wire),
+    "service.player_wallet": SdkReader(op_wallet("p").parse),
+    "service.player_inventory": SdkReader(op_inventory("p").parse),
+    "service.player_ledger": _ledger_page,
+    "service.player_purchases": _purchase_page,
+}
+
+# Operations the SDK has no call for: the studio's tools and the operators' probes use them.
+NOT_IN_SDK = frozenset(
+    {
+        "studio.get_draft",
+        "studio.put_draft",
+        "studio.publish",
+        "studio.rollback",
+        "studio.list_versions",
+        "studio.get_version",
+        "studio.restock",
+        "ops.healthz",
+        "ops.readyz",
+        "ops.metrics",
+    }
+)
+
+
+def sdk_problems(endpoint: str, response: httpx.Response) -> list[str]:
+    """What the SDK drops or misreads of ``response`` (nothing for a route it does not call)."""
+    if response.status_code >= 400:
+        return _error_problems(response)
+    reader = SDK_READERS.get(endpoint)
+    if reader is None or not response.content:
+        return []
+    try:
+        parsed = reader.parse(response)
+    except Exception as error:  # the SDK refusing a real body is exactly what is checked
+        return [f"the parser refused the body: {error!r}"]
+    if response.status_code == 304:
+        return []
+    return kept(reader.wire(response.json()), parsed, "body")
+
+
+def _error_problems(response: httpx.Response) -> list[str]:
+    body = response.json().get("error")
+    if not isinstance(body, dict):
+        return ["not the error envelope"]
+    error = error_from_body(response.status_code, response.content)
+    seen = {
+        "code": error.code,
+        "message": error.message,
+        "details": dict(error.details),
+        "request_id": error.request_id,
+    }
+    return [f"error.{k}: sent {body[k]!r}, SDK has {seen[k]!r}" for k in body if body[k] != seen[k]]
+
+
+def kept(wire: Any, model: Any, where: str) -> list[str]:
+    """Every field of ``wire`` is in ``model`` with the same value (in the SDK's own types:
+    timestamps as datetimes, catalog amounts as Money, lists as tuples)."""
+    if isinstance(model, Money):
+        if isinstance(wire, Mapping):
+            same = wire == {"currency": model.currency, "amount": model.minor}
+        else:  # a currency's max_balance: the currency is the one it belongs to
+            same = wire == model.minor
+        return [] if same else [f"{where}: sent {wire!r}, SDK has {model!r}"]
+    if dataclasses.is_dataclass(model) and not isinstance(model, type):
+        if not isinstance(wire, Mapping):
+            return [f"{where}: sent {wire!r}, SDK has {model!r}"]
+        problems: list[str] = []
+        for name, value in wire.items():
+            if not hasattr(model, name):
+                problems.append(f"{where}.{name}: dropped by {type(model).__name__}")
+            else:
+                problems += kept(value, getattr(model, name), f"{where}.{name}")
+        return problems
+    if isinstance(model, tuple | list):
+        if not isinstance(wire, list) or len(wire) != len(model):
+            return [f"{where}: sent {wire!r}, SDK has {model!r}"]
+        return [
+            p
+            for i, (w, m) in enumerate(zip(wire, model, strict=True))
+            for p in kept(w, m, f"{where}[{i}]")
+        ]
+    if isinstance(model, dt.datetime):
+        same = isinstance(wire, str) and parse_time(wire) == model
+        return [] if same else [f"{where}: sent {wire!r}, SDK has {model!r}"]
+    if isinstance(model, str) and isinstance(wire, int) and not isinstance(wire, bool):
+        # An opaque id the SDK keeps as str whatever JSON type carries it (LedgerEntry.id).
+        same = model == str(wire)
+    else:
+        same = type(wire) is type(model) and wire == model
+    return [] if same else [f"{where}: sent {wire!r}, SDK has {model!r}"]

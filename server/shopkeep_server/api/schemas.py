@@ -63,7 +63,9 @@ class PublishRequestSchema(Schema):
 
 
 class RollbackRequestSchema(Schema):
-    version = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    version = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=1, max=2**31 - 1)
+    )
 
 
 class RestockRequestSchema(Schema):

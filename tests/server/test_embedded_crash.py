@@ -51,7 +51,7 @@ def _stop_leftover_postgres(pgdata: Path) -> None:
     try:
         process = _postmaster(pgdata)
         if process is not None:
-            process.terminate()  # a smart shutdown: the postmaster ends its own backends
+            process.send_signal(signal.SIGINT)  # fast shutdown: clients are disconnected
             process.wait(15)
     except psutil.Error:
         pass  # already gone

@@ -71,6 +71,7 @@ def _handles(pgdata: Path) -> list[int]:
 
 
 def _kill(server: LiveServer) -> None:
+    assert server.process is not None
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(10)
 
@@ -92,8 +93,10 @@ def test_kill_then_clean_start_and_stop_stops_postgres(data_dir: Path, tmp_path:
 
     clean = _start(data_dir, tmp_path, "clean")
     assert _handles(pgdata) == [clean.process.pid]  # the dead one was forgotten on start
+    clean_process = clean.process
+    assert clean_process is not None
     stop_server(clean)
-    assert clean.process.returncode == 0
+    assert clean_process.wait(15) == 0  # a clean stop
     _wait_until_stopped(pgdata)
     assert _postmaster(pgdata) is None
     assert _handles(pgdata) == []
@@ -106,8 +109,10 @@ def test_a_crash_while_another_server_runs(data_dir: Path, tmp_path: Path) -> No
     crashed = _start(data_dir, tmp_path, "crashed")
     assert sorted(_handles(pgdata)) == sorted([survivor.process.pid, crashed.process.pid])
     _kill(crashed)
+    survivor_process = survivor.process
+    assert survivor_process is not None
     stop_server(survivor)
-    assert survivor.process.returncode == 0
+    assert survivor_process.wait(15) == 0  # a clean stop
     _wait_until_stopped(pgdata)
     assert _postmaster(pgdata) is None
     assert _handles(pgdata) == []

@@ -33,7 +33,7 @@ def check_currency_code(code: object) -> str:
     """Return ``code`` if it is a valid currency code, else raise (TypeError / ValueError)."""
     if not isinstance(code, str):
         raise TypeError(f"a currency code is a str, not {type(code).__name__}")
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         raise ValueError(f"invalid currency code {code!r}: expected ^[A-Z][A-Z0-9_]{{1,15}}$")
     return code
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+import math
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from flask import Flask, Response, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import __version__, web
+from . import __version__, logs, web
 from .api import ops, player, service, studio
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
@@ -38,23 +38,62 @@ from .errors import (
     from_database,
 )
 from .runtime import Services, install
-from .store.rules import flatten_errors
+from .serving import CLOSE_CONNECTION
+from .store.rules import MAX_JSON_DEPTH, check_path_parameters, flatten_errors, matches
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# An incoming X-Request-Id is kept when it matches (the whole string); otherwise one is made.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 # Endpoints whose bodies may be larger than the general limit: a whole catalog.
 LARGE_BODY_ENDPOINTS = {"studio.put_draft"}
+# A body over the limit is still read, and thrown away, up to this many bytes, so that the
+# connection can carry the client's next request; past it the server closes the connection
+# after the 413 (serving.CLOSE_CONNECTION asks the gunicorn worker to).
+DISCARD_BYTES = 8 * 1024 * 1024
 
 
 class StrictJSONProvider(DefaultJSONProvider):
-    """JSON without NaN or Infinity: they are not JSON and not money."""
+    """JSON without NaN or Infinity (not JSON, not money), no number that overflows to
+    infinity, and nesting at most MAX_JSON_DEPTH deep (400 bad_request beyond)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         def refuse(constant: str) -> None:
             raise ValueError(f"{constant} is not valid JSON")
 
-        return json.loads(s, parse_constant=refuse, **kwargs)
+        def finite(text: str) -> float:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(f"{text} is out of range")
+            return value
+
+        try:
+            value = json.loads(s, parse_constant=refuse, parse_float=finite, **kwargs)
+        except RecursionError as exc:  # the parser recurses per level: thousands of them
+            raise BadRequest(f"the JSON may nest at most {MAX_JSON_DEPTH} levels") from exc
+        if json_depth(value, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise BadRequest(f"the JSON may nest at most {MAX_JSON_DEPTH} levels")
+        return value
+
+
+def json_depth(value: Any, *, stop_after: int) -> int:
+    """How many objects and arrays deep ``value`` nests (a scalar is 0), counted without
+    recursion; stops looking once past ``stop_after``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop_after:
+            break
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class ShopkeepApi(Api):
@@ -179,20 +218,41 @@ def create_app(config: Config | None = None, *, database: Database | None = None
     def start_request() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        if request.method in ("POST", "PUT", "PATCH"):
-            _check_body(config)
+        g.request_id = incoming if matches(REQUEST_ID_PATTERN, incoming) else uuid.uuid4().hex
+        # Every log line written while this request is handled carries its id.
+        g.request_id_token = logs.request_id_var.set(g.request_id)
+        _check_body(config)
+        # Path segments the API's rules give as plain strings (sku, player_id): a NUL or a
+        # newline is refused here, before any handler hands it to PostgreSQL. (The studio page
+        # looks its segments up in the draft and answers with its own pages.)
+        if request.blueprint != web.blp.name:
+            check_path_parameters(request.view_args or {})
 
     @app.after_request
     def finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "-")
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
         metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        elapsed = time.perf_counter() - g.started if "started" in g else 0.0
         if "started" in g:
-            metrics.latency.labels(request.method, endpoint).observe(
-                time.perf_counter() - g.started
-            )
+            metrics.latency.labels(request.method, endpoint).observe(elapsed)
+        caller = g.get("principal")
+        logs.access(
+            method=request.method,
+            route=logs.openapi_route(endpoint),
+            path=request.path,
+            status=response.status_code,
+            duration_ms=elapsed * 1000,
+            game=caller.game if caller is not None else None,
+            subject=caller.subject if caller is not None else None,
+        )
         return response
+
+    @app.teardown_request
+    def forget_request_id(_: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            logs.request_id_var.reset(token)
 
     @app.teardown_appcontext
     def _nothing_to_release(_: BaseException | None) -> None:
@@ -212,10 +272,15 @@ def _check_body(config: Config) -> None:
     )
     request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the body may be at most {limit} bytes")
-    data = request.get_data(cache=True)
+        _refuse_body(limit)
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:  # a chunked body without Content-Length ran past the limit
+        _refuse_body(limit)
     if len(data) > limit:
-        raise PayloadTooLarge(f"the body may be at most {limit} bytes")
+        _refuse_body(limit)
     if not data or request.blueprint == web.blp.name:
         return  # the studio page posts HTML forms; the size limit above applies to them too
     if request.mimetype != "application/json":
@@ -224,3 +289,27 @@ def _check_body(config: Config) -> None:
         request.get_json()
     except HTTPException as exc:
         raise BadRequest() from exc
+
+
+def _refuse_body(limit: int) -> NoReturn:
+    """413 for a body over ``limit``. What the client sends is read and thrown away up to
+    DISCARD_BYTES, so its next request on this connection is understood; a longer body is not
+    read, and the connection is closed after the answer (with `Connection: close`)."""
+    declared = request.content_length
+    drained = declared is None or declared <= DISCARD_BYTES
+    if drained:
+        stream = request.environ["wsgi.input"]
+        budget = DISCARD_BYTES
+        try:
+            while budget > 0:
+                chunk = stream.read(min(65_536, budget))
+                if not chunk:
+                    break
+                budget -= len(chunk)
+            else:
+                drained = False  # still more to come: a chunked body past the bound
+        except (OSError, ValueError):
+            drained = False  # the client went away or broke the framing mid-body
+    if not drained:
+        request.environ[CLOSE_CONNECTION] = True
+    raise PayloadTooLarge(f"the body may be at most {limit} bytes")

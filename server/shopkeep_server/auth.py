@@ -14,14 +14,17 @@ import psycopg
 from .db import Database
 from .errors import Unauthenticated
 from .store import games
-from .store.games import GameKey
-from .store.rules import ACCOUNT_ID
+from .store.games import GAME_ID, GameKey
+from .store.rules import ACCOUNT_ID_PATTERN, matches
 
 T = TypeVar("T")
 
 AUDIENCE = "shopkeep"
 ROLES = ("player", "service", "studio")
 LEEWAY_SECONDS = 10
+# What the keys table admits as a kid (migrations/0001_schema.sql): any other kid names no key,
+# and is not sent to the database (a NUL in it would fail there as an internal error).
+KID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,23 +73,27 @@ class Authenticator:
         token = token.strip()
         try:
             header = jwt.get_unverified_header(token)
+            algorithm = header.get("alg")
+            if not isinstance(algorithm, str) or algorithm.lower() == "none":
+                raise Unauthenticated("unsigned tokens are refused")
+            claims = self._verify(token, header)
         except jwt.PyJWTError as exc:
             raise Unauthenticated("malformed token") from exc
-        algorithm = header.get("alg")
-        if not isinstance(algorithm, str) or algorithm.lower() == "none":
-            raise Unauthenticated("unsigned tokens are refused")
-        claims = self._verify(token, header)
+        except RecursionError as exc:
+            # PyJWT parses a token's JSON with the standard json module, which recurses.
+            raise Unauthenticated("malformed token") from exc
         role = claims.get("role")
         subject = claims.get("sub")
         if role not in ROLES:
             raise Unauthenticated("the token's role must be player, service or studio")
-        if not isinstance(subject, str) or not ACCOUNT_ID.match(subject):
+        # The whole string: "bp-rich\n" is not the account "bp-rich".
+        if not isinstance(subject, str) or not matches(ACCOUNT_ID_PATTERN, subject):
             raise Unauthenticated("the token's sub is not a valid account id")
         return Principal(game=claims["game"], subject=subject, role=role)
 
     def _verify(self, token: str, header: dict[str, Any]) -> dict[str, Any]:
         kid = header.get("kid")
-        key = self._key_by_kid(kid) if isinstance(kid, str) else None
+        key = self._key_by_kid(kid) if isinstance(kid, str) and matches(KID_PATTERN, kid) else None
         if key is not None:
             return self._decode(token, key, key.secret or key.public_key)
         # No key of ours by that kid: the game may trust an identity provider's JWKS.
@@ -95,7 +102,7 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("malformed token") from exc
         game = unverified.get("game")
-        if isinstance(game, str):
+        if isinstance(game, str) and GAME_ID.fullmatch(game):
             for candidate in self._jwks_keys(game):
                 assert candidate.jwks_url is not None
                 try:

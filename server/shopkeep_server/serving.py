@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -9,13 +10,46 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import ThreadWorker
 
+from . import logs
 from .config import Config
+from .errors import BadRequest, IdempotencyKeyInvalid, StoreError, error_body
 
 log = logging.getLogger(__name__)
+
+# The HTTP server's limits, sized so the contract's largest requests fit: `GET /v1/stock` with
+# 100 skus of 64 characters is a request line of about 7,000 bytes (gunicorn's default is 4,094
+# and 8,190 its most), and a bearer token from a studio's identity provider may carry many
+# claims. A request past them is answered 400 bad_request in the API's envelope.
+LIMIT_REQUEST_LINE = 8190
+LIMIT_REQUEST_FIELD_SIZE = 16_384
+LIMIT_REQUEST_FIELDS = 100
+# The environ key create_app sets to have the connection closed after its answer.
+CLOSE_CONNECTION = "shopkeep.close_connection"
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Malformed requests gunicorn refuses before the application sees them.
+_MALFORMED = (
+    http_errors.InvalidRequestLine,
+    http_errors.InvalidRequestMethod,
+    http_errors.InvalidHTTPVersion,
+    http_errors.InvalidHeader,
+    http_errors.InvalidHeaderName,
+    http_errors.ObsoleteFolding,
+    http_errors.InvalidSchemeHeaders,
+    http_errors.InvalidChunkSize,
+    http_errors.ChunkMissingTerminator,
+    http_errors.InvalidChunkExtension,
+)
 
 
 class Janitor(threading.Thread):
@@ -49,6 +83,91 @@ def _child_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def refusal_for(exc: BaseException) -> StoreError | None:
+    """The API error for a request gunicorn could not parse, or None to leave it to gunicorn
+    (the statuses that are not the client's malformed request: 417, 501, ...)."""
+    if isinstance(exc, http_errors.LimitRequestLine):
+        return BadRequest(f"the request line may be at most {LIMIT_REQUEST_LINE} bytes")
+    if isinstance(exc, http_errors.LimitRequestHeaders):
+        return BadRequest(
+            f"at most {LIMIT_REQUEST_FIELDS} request headers of at most"
+            f" {LIMIT_REQUEST_FIELD_SIZE} bytes each"
+        )
+    if isinstance(exc, http_errors.InvalidHeader) and str(exc.hdr).lower() == "idempotency-key":
+        return IdempotencyKeyInvalid()
+    if isinstance(exc, _MALFORMED):
+        return BadRequest(f"the HTTP request is malformed: {exc}")
+    return None
+
+
+class StoreWorker(ThreadWorker):
+    """gunicorn's threaded worker, with two things the application cannot do by itself: it
+    answers requests refused before the application (too long, malformed) in the API's error
+    envelope with an X-Request-Id, and it closes a connection when the application asks."""
+
+    _current = threading.local()  # the gunicorn request this thread is serving
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        loaded: WSGIApp = self.wsgi  # type: ignore[has-type]
+        self.wsgi = _closing_when_asked(loaded, self._current)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        self._current.request = req
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            self._current.request = None
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        error = refusal_for(exc)
+        if error is None:
+            super().handle_error(req, client, addr, exc)
+            return
+        request_id = uuid.uuid4().hex
+        body = json.dumps(error_body(error.code, error.message, {}, request_id)).encode()
+        head = (
+            f"HTTP/1.1 {error.status} Bad Request\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"X-Request-Id: {request_id}\r\n\r\n"
+        ).encode("latin-1")
+        token = logs.request_id_var.set(request_id)
+        try:
+            log.warning("refused before the application: %s", exc)
+            logs.access(
+                method=getattr(req, "method", None) or "-",
+                route="unparsed",
+                path=getattr(req, "path", None) or "-",
+                status=error.status,
+                duration_ms=0.0,
+                game=None,
+                subject=None,
+            )
+        finally:
+            logs.request_id_var.reset(token)
+        try:
+            util.write_nonblock(client, head + body)
+        except OSError:
+            log.debug("the client left before its error answer was written")
+
+
+def _closing_when_asked(app: WSGIApp, current: threading.local) -> WSGIApp:
+    """Marks gunicorn's request to be closed when the application set CLOSE_CONNECTION: the
+    answer then says `Connection: close` and the worker closes the socket after it (an
+    application may not send hop-by-hop headers itself)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            request = getattr(current, "request", None)
+            if environ.get(CLOSE_CONNECTION) and request is not None:
+                request.must_close = True
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
 class StoreServer(BaseApplication):
     """gunicorn running create_app in each worker (after the fork, so every worker has its own
     connection pool)."""
@@ -58,13 +177,17 @@ class StoreServer(BaseApplication):
         self.options = {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": StoreWorker,
             "threads": config.threads,
             "timeout": 60,
             "graceful_timeout": 10,
             "keepalive": 5,
             "loglevel": config.log_level.lower(),
-            "accesslog": None,
+            "accesslog": None,  # the application writes one access line per request (logs.py)
+            "logconfig_dict": logs.gunicorn_config(config.log_level),
+            "limit_request_line": LIMIT_REQUEST_LINE,
+            "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+            "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "child_exit": _child_exit,
             "proc_name": "shopkeep-server",
             # Several stores may run on one machine (tests, load tests): no shared control socket.

@@ -52,7 +52,7 @@ class KeyInfo:
 
 def create_game(conn: psycopg.Connection, game_id: str, *, name: str | None = None) -> bool:
     """Creates the game; False when it already exists."""
-    if not GAME_ID.match(game_id):
+    if not GAME_ID.fullmatch(game_id):
         raise ValidationFailed(details={"game": ["must match ^[a-z0-9][a-z0-9_-]{0,63}$"]})
     cur = conn.execute(
         "INSERT INTO games (id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",

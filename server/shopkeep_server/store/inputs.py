@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .rules import amount_field, reason_field
+from .rules import amount_field, reason_field, text_field
 
 
 class RefundRequestSchema(Schema):
@@ -13,11 +13,13 @@ class RefundRequestSchema(Schema):
 
 
 class PublishRequestSchema(Schema):
-    notes = fields.String(load_default="", validate=validate.Length(max=1000))
+    notes = text_field(load_default="", max_length=1000, multiline=True)
 
 
 class RollbackRequestSchema(Schema):
-    version = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    version = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=1, max=2**31 - 1)
+    )
 
 
 class RestockRequestSchema(Schema):

@@ -156,7 +156,7 @@ def inventory(conn: psycopg.Connection, game: str, player: str) -> dict[str, Any
 def _cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise ValidationFailed(details={"cursor": ["not a cursor this API gave out"]})
     return int(cursor)
 

@@ -16,10 +16,38 @@ from ..errors import ValidationFailed
 # JSON numbers above 2**53 - 1 lose precision in many clients: no amount may pass it.
 MAX_AMOUNT = 9_007_199_254_740_991
 MAX_QUANTITY = 1000
+METADATA_MAX_BYTES = 4096
+# How deeply a request body's JSON may nest: a catalog draft reaches an item's metadata at
+# depth 4, which leaves a studio's metadata 28 levels; deeper bodies are refused as bad_request
+# before any schema sees them (a few thousand levels would otherwise be a RecursionError).
+MAX_JSON_DEPTH = 32
+
+# Patterns as the contract writes them (JSON Schema and OpenAPI: `$` is the end of the string).
+# Python's `$` also matches before a final newline, so they are only ever used with
+# `fullmatch` (see `matches`): "apple\n" is not a sku.
 SKU_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 CURRENCY_PATTERN = r"^[A-Z][A-Z0-9_]{1,15}$"
-METADATA_MAX_BYTES = 4096
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{16,255}$")
+KEY_PATTERN = r"^[\x21-\x7e]{16,255}$"
+# Account ids (a token's `sub`, a player id in a path): what a studio's ids look like in practice.
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+
+# Control characters (C0, DEL, C1) and lone surrogates (which no UTF-8 text can hold): a NUL
+# would reach PostgreSQL, which refuses it in text and jsonb. Multi-line text (a description,
+# release notes, metadata strings) may hold tab, newline and carriage return; one-line text
+# (names, tags, reasons, metadata keys) none of them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL_MESSAGE = "must not contain control characters"
+CONTROL_BUT_LINES_MESSAGE = "must not contain control characters other than tab and line breaks"
+
+
+def matches(pattern: str, value: str) -> bool:
+    """Whether the whole of ``value`` matches one of the patterns above."""
+    return re.fullmatch(pattern, value) is not None
+
+
+def has_control_characters(value: str, *, multiline: bool = False) -> bool:
+    return (_CONTROL_BUT_LINES if multiline else _CONTROL).search(value) is not None
 
 
 class StrictInteger(fields.Integer):
@@ -42,10 +70,43 @@ def quantity_field(**kwargs: Any) -> StrictInteger:
     return StrictInteger(validate=validate.Range(min=1, max=MAX_QUANTITY), **kwargs)
 
 
+class WholeMatch(validate.Regexp):
+    """marshmallow's Regexp with `fullmatch`: its `match` lets `$` stop before a final newline.
+    The pattern stays as written, so the OpenAPI document shows the contract's pattern."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def _must_match(pattern: str) -> validate.Regexp:
     # marshmallow formats the message with str.format: the pattern's braces must be doubled.
     message = "must match " + pattern.replace("{", "{{").replace("}", "}}")
-    return validate.Regexp(pattern, error=message)
+    return WholeMatch(pattern, error=message)
+
+
+class Text(fields.String):
+    """A string a person wrote: no control characters (tab and line breaks where ``multiline``)
+    and no lone surrogates, so whatever passes can be stored and printed as it is."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.multiline = multiline
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if has_control_characters(text, multiline=self.multiline):
+            raise ValidationError(CONTROL_BUT_LINES_MESSAGE if self.multiline else CONTROL_MESSAGE)
+        return text
+
+
+def text_field(
+    *, max_length: int, min_length: int = 0, multiline: bool = False, **kwargs: Any
+) -> Text:
+    return Text(
+        multiline=multiline, validate=validate.Length(min=min_length, max=max_length), **kwargs
+    )
 
 
 def sku_field(**kwargs: Any) -> fields.String:
@@ -56,8 +117,38 @@ def currency_field(**kwargs: Any) -> fields.String:
     return fields.String(validate=_must_match(CURRENCY_PATTERN), **kwargs)
 
 
-def reason_field(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=500), **kwargs)
+def reason_field(**kwargs: Any) -> Text:
+    # One line: a reason is a label in ledgers and support tools, not a letter.
+    return text_field(min_length=1, max_length=500, **kwargs)
+
+
+class Metadata(fields.Dict):
+    """A studio's free-form JSON object: keys are one-line text, every string inside may be
+    multi-line text; depth is bounded by the JSON parser (MAX_JSON_DEPTH)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=Text(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        errors: dict[str, list[str]] = {}
+        # Iterative walk: the value came from JSON, so it is dicts, lists and scalars.
+        pending: list[tuple[str, Any]] = [("", loaded)]
+        while pending:
+            path, node = pending.pop()
+            if isinstance(node, dict):
+                for key, child in node.items():
+                    child_path = f"{path}.{key}" if path else str(key)
+                    if has_control_characters(str(key)):
+                        errors.setdefault(child_path, []).append(CONTROL_MESSAGE)
+                    pending.append((child_path, child))
+            elif isinstance(node, list):
+                pending.extend((f"{path}.{index}", child) for index, child in enumerate(node))
+            elif isinstance(node, str) and has_control_characters(node, multiline=True):
+                errors.setdefault(path, []).append(CONTROL_BUT_LINES_MESSAGE)
+        if errors:
+            raise ValidationError(errors)
+        return loaded
 
 
 class RFC3339(fields.AwareDateTime):
@@ -86,7 +177,7 @@ class MoneySchema(Schema):
 
 class CurrencySchema(Schema):
     code = currency_field(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = text_field(required=True, min_length=1, max_length=100)
     scale = StrictInteger(required=True, validate=validate.Range(min=0, max=9))
     max_balance = amount_field(allow_none=True, load_default=None)
 
@@ -113,8 +204,10 @@ class ContentSchema(Schema):
 
 class ItemSchema(Schema):
     sku = sku_field(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    name = text_field(required=True, min_length=1, max_length=200)
+    # A description may run over several lines (a studio writes paragraphs): tab and line
+    # breaks pass, other control characters do not.
+    description = text_field(load_default="", max_length=2000, multiline=True)
     kind = fields.String(
         required=True, validate=validate.OneOf(["consumable", "durable", "bundle"])
     )
@@ -133,11 +226,11 @@ class ItemSchema(Schema):
     available_from = RFC3339(allow_none=True, load_default=None)
     available_until = RFC3339(allow_none=True, load_default=None)
     tags = fields.List(
-        fields.String(validate=validate.Length(min=1, max=50)),
+        text_field(min_length=1, max_length=50),
         load_default=list,
         validate=validate.Length(max=20),
     )
-    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+    metadata = Metadata(load_default=dict)
 
     @validates_schema
     def _item_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -228,16 +321,30 @@ def check_idempotency_key(key: str | None) -> str:
 
     if key is None:
         raise IdempotencyKeyMissing()
-    if not KEY_PATTERN.match(key):
+    if not matches(KEY_PATTERN, key):
         raise IdempotencyKeyInvalid()
     return key
 
 
-# Account ids (a token's `sub`, a player id in a path): what a studio's ids look like in practice.
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+# Compiled for callers that test account ids themselves: `\Z`, so even `.match` takes the whole.
+ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN.removesuffix("$") + r"\Z")
+
+# Path parameters the URL rules give as plain strings, checked before any handler runs.
+PATH_PARAMETERS = {"sku": SKU_PATTERN, "player_id": ACCOUNT_ID_PATTERN}
+
+
+def check_path_parameters(values: Mapping[str, Any]) -> None:
+    """422 naming the parameter for a path segment no stored row can have (a NUL, a newline)."""
+    errors = {
+        name: [f"must match {PATH_PARAMETERS[name]}"]
+        for name, value in values.items()
+        if name in PATH_PARAMETERS
+        and not (isinstance(value, str) and matches(PATH_PARAMETERS[name], value))
+    }
+    if errors:
+        raise ValidationFailed(details=errors)
 
 
 def check_player_id(player_id: str) -> str:
-    if not ACCOUNT_ID.match(player_id):
-        raise ValidationFailed(details={"player_id": ["must match ^[A-Za-z0-9_.:@-]{1,128}$"]})
+    check_path_parameters({"player_id": player_id})
     return player_id

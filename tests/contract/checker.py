@@ -14,6 +14,7 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -153,7 +154,8 @@ class Contract:
             answer.status,
             headers=answer.headers,
             content=answer.body,
-            request=httpx.Request(answer.method, f"http://contract.test{answer.path}"),
+            # The path as sent may hold what a URL cannot (a refused "potion\n"): quoted here.
+            request=httpx.Request(answer.method, f"http://contract.test{quote(answer.path)}"),
         )
         problems += [f"{where}: SDK: {p}" for p in sdk_problems(operation.endpoint, response)]
         return problems

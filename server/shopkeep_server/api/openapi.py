@@ -3,7 +3,7 @@
 A route declares only what is its own (its success schema, its business rejections, the
 headers of its success response, the Idempotency-Key or If-Match it reads). The plugin below
 derives the rest from what the operation already says: every response carries X-Request-Id;
-every operation may answer 500 and 503; one that needs a token answers 401, 403 and 429; one
+every operation may answer 400 (a request the HTTP server refuses), 500 and 503; one that needs a token answers 401, 403 and 429; one
 with a body or query answers the input errors; one that reads an Idempotency-Key answers the
 key's errors and marks its replayable answers with Idempotent-Replayed. A new route therefore
 gets its common headers and error responses without a line of its own.
@@ -37,7 +37,9 @@ IDEMPOTENT_REPLAYED_HEADER: dict[str, Any] = {
     "schema": {"type": "string", "enum": ["true"]},
 }
 # Error codes each shared cause can answer, grouped by status (from the error table).
-_ANY = ("internal_error", "unavailable")
+# bad_request for any operation: the HTTP server itself answers it in the envelope to a request
+# over its limits (request line, header size or count) or malformed (serving.StoreWorker).
+_ANY = ("bad_request", "internal_error", "unavailable")
 _AUTHENTICATED = ("unauthenticated", "forbidden", "rate_limited")
 _BODY = ("bad_request", "payload_too_large", "unsupported_media_type", "validation_failed")
 _QUERY = ("validation_failed",)

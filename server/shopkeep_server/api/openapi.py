@@ -4,9 +4,10 @@ A route declares only what is its own (its success schema, its business rejectio
 headers of its success response, the Idempotency-Key or If-Match it reads). The plugin below
 derives the rest from what the operation already says: every response carries X-Request-Id;
 every operation may answer 400 (a request the HTTP server refuses), 500 and 503; one that
-needs a token answers 401, 403 and 429; one with a body or query answers the input errors; one that reads an Idempotency-Key answers the
-key's errors and marks its replayable answers with Idempotent-Replayed. A new route therefore
-gets its common headers and error responses without a line of its own.
+needs a token answers 401, 403 and 429; one with a body or query answers the input errors;
+one that reads an Idempotency-Key answers the key's errors and marks its replayable answers
+with Idempotent-Replayed. A new route therefore gets its common headers and error responses
+without a line of its own.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
 import psutil
 
-from shopkeep_server.launcher import PrivateDatabase, StoreServer, StoreStartError
+from shopkeep_server.launcher import PrivateDatabase, Started, StoreServer, StoreStartError
 
 
 class StackError(RuntimeError):
@@ -59,7 +59,7 @@ def stop_group(process: subprocess.Popen[bytes], *, grace: float = 15.0) -> None
         process.wait(5)
 
 
-class PrivateStore:
+class PrivateStore(Started):
     """``shopkeep-server serve`` on 127.0.0.1 with a database of its own.
 
     The database is ``SHOPKEEP_DATABASE_URL`` when set (each run makes a game of its own, so a
@@ -122,21 +122,6 @@ class PrivateStore:
         if self._database is not None:
             self._database.stop()
             self._database = None
-
-    def __enter__(self) -> PrivateStore:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- driving it -----------------------------------------------------------------------------
 

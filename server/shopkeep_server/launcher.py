@@ -10,6 +10,7 @@ session).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import shutil
@@ -53,7 +54,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class PrivateDatabase:
+class Started(abc.ABC):
+    """A context manager for anything with ``start()`` (returning itself) and ``stop()``: a
+    failed start stops what it had started, and leaving the block always stops it."""
+
+    @abc.abstractmethod
+    def start(self) -> Self: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class PrivateDatabase(Started):
     """An embedded PostgreSQL in a fresh temporary directory, owned by this process.
 
     :meth:`stop` stops it and deletes its directory; so does the end of this process, if
@@ -111,23 +138,8 @@ class PrivateDatabase:
         except (OSError, ValueError, IndexError):
             return None
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class StoreServer:
+class StoreServer(Started):
     """``shopkeep-server serve`` on a free port of 127.0.0.1, as a child process.
 
     The database is ``database_url`` when given; otherwise the server's own embedded
@@ -267,21 +279,6 @@ class StoreServer:
                 os.killpg(process.pid, signum)
             else:
                 process.send_signal(signum)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- reading and driving it -----------------------------------------------------------------
 

@@ -226,7 +226,7 @@ class StudioBackend:
 
     def finish_round(self, player_id: str, round_id: str, coins: int) -> RoundPayout:
         """Bank ``coins`` (capped) for ``player_id``'s round ``round_id``, exactly once."""
-        if not ROUND_ID.match(round_id):
+        if not ROUND_ID.fullmatch(round_id):
             raise BackendError(400, "bad_request", "round id must be 8..64 of [A-Za-z0-9_-]")
         if not isinstance(coins, int) or isinstance(coins, bool) or coins < 0:
             raise BackendError(400, "bad_request", "coins must be a non-negative integer")
@@ -291,7 +291,7 @@ def _handler_for(backend: StudioBackend) -> type[BaseHTTPRequestHandler]:
                 self._error(BackendError(404, "not_found", "no such route"))
 
         def do_POST(self) -> None:
-            match = FINISH_PATH.match(self.path)
+            match = FINISH_PATH.fullmatch(self.path)
             if match is None:
                 self._error(BackendError(404, "not_found", "no such route"))
                 return

@@ -45,6 +45,7 @@ from shopkeep import (
     StoreClient,
     Wallet,
 )
+from shopkeep.errors import ErrorCategory
 
 from .backend import BackendClient, BackendError, RoundPayout
 
@@ -103,13 +104,9 @@ def countdown(until: datetime, now: datetime) -> str:
 
 
 def _unsettled(error: BaseException) -> bool:
-    # No response, a 5xx, a 429 or a key still in flight: the outcome is not known yet.
-    if not isinstance(error, ShopkeepError):
-        return False
-    status = error.status
-    return (
-        status is None or status == 429 or status >= 500 or error.code == "idempotency_key_in_use"
-    )
+    # The SDK's own rule (the contract's categories): no response, a 5xx, a 429 or a key still
+    # in flight leave the outcome open.
+    return isinstance(error, ShopkeepError) and error.category is ErrorCategory.TRANSIENT
 
 
 class StoreSession:

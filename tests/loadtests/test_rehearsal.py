@@ -9,15 +9,21 @@ passes (and through PgBouncer: the hosts migrated, purged and sold through it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from loadtests.rehearsal import RehearsalError, find_tool
+from loadtests.rehearsal import PgBouncer, RehearsalError, find_tool
+from shopkeep_server import db
+from shopkeep_server.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +83,33 @@ def test_a_host_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, pool
     if pooler:
         assert "through PgBouncer: purged" in done.stdout, report
         assert "migrate: up to date" in done.stdout, report
+
+
+@pytest.mark.parametrize("prepared", ["off", "on"])
+def test_prepared_statements_off_is_what_pgbouncer_before_1_21_needs(
+    database_url: str, prepared: str
+) -> None:
+    """Two CLI-style connections (shopkeep_server.db.connect) run the same statements through
+    one PgBouncer server connection: with SHOPKEEP_PREPARED_STATEMENTS=on psycopg prepares
+    them, and the second client's prepare collides with the first's; off, nothing collides."""
+    _require("pgbouncer")
+    config = Config.from_env({"SHOPKEEP_PREPARED_STATEMENTS": prepared})
+    work = Path(tempfile.mkdtemp(prefix="shopkeep-test-pgbouncer-"))
+    work.chmod(0o755)  # PgBouncer runs as another user when we are root
+    try:
+        with PgBouncer(database_url, work_dir=work / "pgbouncer", pool_size=1) as bouncer:
+            first, second = db.connect(bouncer.url, config), db.connect(bouncer.url, config)
+            try:
+                with contextlib.ExitStack() as errors:
+                    if prepared == "on":
+                        errors.enter_context(
+                            pytest.raises(psycopg.errors.DuplicatePreparedStatement)
+                        )
+                    for n in range(8):
+                        for conn in (first, second):
+                            assert conn.execute("SELECT %s::int + 1", (n,)).fetchone() == (n + 1,)
+            finally:
+                first.close()
+                second.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

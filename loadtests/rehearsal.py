@@ -311,6 +311,7 @@ def purchase_stream(
     kill_after: int,
     kill: Any,
     seed: int,
+    max_retries: int = 8,
 ) -> Stream:
     """``purchases`` purchases by random players over ``threads`` threads through ``url``;
     ``kill()`` is called once ``kill_after`` of them were acknowledged."""
@@ -327,7 +328,7 @@ def purchase_stream(
             url,
             tokens[player],
             timeout=10,
-            max_retries=8,
+            max_retries=max_retries,
             backoff=0.2,
             max_backoff=2.0,
             on_request=attempts,

@@ -5,7 +5,8 @@ PostgreSQL 15 and ``postgresql-15-auto-failover`` (``pg_autoctl``) and runs as r
 and ``pg_autoctl`` run as Debian's ``postgres`` user) or as that user itself. Under a temporary
 directory, on ports of 127.0.0.1, it makes a pg_auto_failover formation: a monitor, a primary
 and a synchronous standby (the monitor's health checks tightened from their 20-second default
-to about 4 seconds, so the rehearsal is short).
+to about 4 seconds and the promotion's wait for the old primary to demote itself from 30 to 8
+seconds, so the rehearsal is short).
 
 Two ``shopkeep-server`` hosts behind HAProxy connect with the multi-host URL
 ``pg_autoctl show uri`` prints (``target_session_attrs=read-write``), as pg_auto_failover's
@@ -63,14 +64,19 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DATABASE = "shopkeep"
 PG_USER = "postgres"
 # The monitor's health checks, in milliseconds: a node that failed checks for this long is
-# unhealthy and, if it was the primary, replaced.
+# unhealthy and, if it was the primary, replaced. Then the monitor waits primary_demote_timeout
+# (default 30 s) before promoting, so that a primary cut off from the monitor has demoted itself
+# first (after its own network_partition_timeout, default 20 s): the second must stay longer
+# than the first, or a partition could leave two primaries.
 MONITOR_SETTINGS = {
     "pgautofailover.health_check_period": 1000,
     "pgautofailover.health_check_timeout": 1000,
     "pgautofailover.health_check_max_retries": 1,
     "pgautofailover.health_check_retry_delay": 500,
     "pgautofailover.node_considered_unhealthy_timeout": 4000,
+    "pgautofailover.primary_demote_timeout": 8000,
 }
+NETWORK_PARTITION_TIMEOUT_SECONDS = 5
 
 
 class Formation(Started):
@@ -163,6 +169,11 @@ class Formation(Started):
                 "create", "postgres", "--pgdata", str(self.work_dir / node),
                 "--pgport", str(self.ports[node]), "--monitor", self._monitor_uri(),
                 "--dbname", DATABASE, "--name", node, *common, log="create.log",
+            )  # fmt: skip
+            self._autoctl(
+                "config", "set", "--pgdata", str(self.work_dir / node),
+                "timeout.network_partition_timeout", str(NETWORK_PARTITION_TIMEOUT_SECONDS),
+                log="create.log",
             )  # fmt: skip
             self._run(node)
             if node == "node1":

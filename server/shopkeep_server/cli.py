@@ -75,7 +75,7 @@ def _connect(config: Config) -> psycopg.Connection:
 
     url = _database_url(config)
     try:
-        return db.connect(url)
+        return db.connect(url, config)
     except psycopg.OperationalError as exc:
         # A wrong SHOPKEEP_DATABASE_URL is a user mistake: say so, without a traceback.
         where = "SHOPKEEP_DATABASE_URL" if config.database_url else "the embedded PostgreSQL"

@@ -40,6 +40,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
     "SHOPKEEP_THREADS": ("8", "threads per gunicorn worker"),
     "SHOPKEEP_LOG_LEVEL": ("INFO", "log level of the server"),
+    "SHOPKEEP_PREPARED_STATEMENTS": (
+        "on",
+        "`off` behind PgBouncer < 1.21 in transaction mode, which cannot keep prepared statements",
+    ),
     "SHOPKEEP_PROXY_HOPS": (
         "0",
         "reverse proxies in front that set X-Forwarded-*; trusted for scheme, host and client",
@@ -64,6 +68,15 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+    return raw == "on"
 
 
 def default_data_dir() -> Path:
@@ -92,6 +105,7 @@ class Config:
     threads: int = 8
     log_level: str = "INFO"
     proxy_hops: int = 0
+    prepared_statements: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -120,6 +134,7 @@ class Config:
             threads=threads,
             log_level=env.get("SHOPKEEP_LOG_LEVEL", "INFO").upper(),
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),
+            prepared_statements=_switch(env, "SHOPKEEP_PREPARED_STATEMENTS", default=True),
         )
 
     def replace(self, **changes: object) -> Config:

@@ -55,7 +55,7 @@ class PooledDatabase:
             url,
             min_size=config.pool_min,
             max_size=max(config.pool_max, config.pool_min, 1),
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(config)},
             configure=lambda conn: _configure(conn, config.statement_timeout_ms),
             timeout=config.pool_timeout,
             name="shopkeep",
@@ -301,6 +301,14 @@ def apply_functions(conn: psycopg.Connection) -> list[str]:
     return [f.name for f in files]
 
 
-def connect(url: str) -> psycopg.Connection:
+def _prepare_threshold(config: Config) -> int | None:
+    # None: never prepare. psycopg prepares a statement run 5 times on a connection; through
+    # PgBouncer < 1.21 in transaction mode the next run may reach a server connection that
+    # lacks it (or holds another client's statement of the same name).
+    return 5 if config.prepared_statements else None
+
+
+def connect(url: str, config: Config | None = None) -> psycopg.Connection:
     """A plain autocommit connection for command-line work."""
-    return psycopg.connect(url, autocommit=True)
+    threshold = _prepare_threshold(config or Config())
+    return psycopg.connect(url, autocommit=True, prepare_threshold=threshold)

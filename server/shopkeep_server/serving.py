@@ -69,7 +69,7 @@ class Janitor(threading.Thread):
             # Spread the workers out so they do not all wake at once.
             time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
             try:
-                with db.connect(self.config.database_url) as conn:
+                with db.connect(self.config.database_url, self.config) as conn:
                     purged = purge_if_free(conn)
                 if purged:
                     log.info("purged %d expired idempotency keys", purged)

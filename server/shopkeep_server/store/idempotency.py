@@ -123,25 +123,36 @@ PURGE_LOCK = 0x5E0B_0002
 
 def purge_expired(conn: psycopg.Connection, *, batch: int = 10_000) -> int:
     """Deletes expired keys in batches (short transactions); returns how many."""
-    total = 0
-    while True:
-        cur = conn.execute(
-            "DELETE FROM idempotency_keys WHERE ctid IN ("
-            " SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT %s)",
-            (batch,),
-        )
-        total += cur.rowcount
-        if cur.rowcount < batch:
-            return total
+    return _purge(conn, batch=batch, exclusive=False) or 0
 
 
 def purge_if_free(conn: psycopg.Connection) -> int | None:
     """Purges unless another process is purging right now (then None): every server worker
     may call this on a timer, and one does the work."""
-    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (PURGE_LOCK,)).fetchone()
-    if not row or not row[0]:
-        return None
-    try:
-        return purge_expired(conn)
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
+    return _purge(conn, batch=10_000, exclusive=True)
+
+
+def _purge(conn: psycopg.Connection, *, batch: int, exclusive: bool) -> int | None:
+    # Each batch is one transaction, and an exclusive purge takes the lock inside it with
+    # pg_try_advisory_xact_lock: a transaction-scoped lock is safe through PgBouncer in
+    # transaction mode, where a session lock could stay behind on a server connection another
+    # client gets next. A purger that finds the lock taken stops: the holder goes on.
+    # prepare=False: a pooler of that mode cannot keep a prepared statement for us either.
+    total = 0
+    while True:
+        with conn.transaction():
+            if exclusive:
+                row = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (PURGE_LOCK,), prepare=False
+                ).fetchone()
+                if not row or not row[0]:
+                    return None if total == 0 else total
+            cur = conn.execute(
+                "DELETE FROM idempotency_keys WHERE ctid IN ("
+                " SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT %s)",
+                (batch,),
+                prepare=False,
+            )
+        total += cur.rowcount
+        if cur.rowcount < batch:
+            return total

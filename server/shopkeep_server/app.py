@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Endpoints whose bodies may be larger than the general limit: a whole catalog.
-LARGE_BODY_ENDPOINTS = {"studio.put_draft"}
+LARGE_BODY_ENDPOINTS = {"studio.put_draft", "studio.validate_catalog"}
 
 
 class StrictJSONProvider(DefaultJSONProvider):

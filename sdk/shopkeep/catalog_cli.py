@@ -198,7 +198,8 @@ def main(ctx: click.Context, server: str, token: str | None) -> None:
     Exit codes:
       0  done
       1  refused: the file or the draft is not valid, the draft changed under you
-         (stale ETag), no such version; or differences found with diff --exit-code
+         (stale ETag, on push or publish), no such version; or differences found
+         with diff --exit-code
       2  usage: wrong options or arguments, unreadable file
       3  authentication: no token, token refused, or not a studio token
       4  the store cannot be reached or failed (5xx)

@@ -277,6 +277,26 @@ def test_a_stale_push_is_refused_and_the_other_edit_is_kept(
     assert after.content["items"][0]["name"] == "Bob's potion"
     assert after.content["items"][0]["prices"] == [{"currency": "COINS", "amount": 50}]
 
+    # Publishing the ETag that was pushed (draft-3) would publish bob's draft unseen: refused.
+    stale_publish = cli("catalog", "publish", "--if-match", '"draft-3"', "--notes", "mine")
+    assert stale_publish.exit_code == Exit.REFUSED
+    assert stale_publish.stderr == (
+        'error: the draft was changed by someone else since it was read (it is now "draft-4");'
+        " nothing was published. Look at it with `shopkeep catalog diff FILE`, then publish"
+        " again.\n"
+    )
+    assert [line.split()[0] for line in cli("catalog", "versions").stdout.splitlines()] == [
+        "VERSION",
+        "1",
+    ]
+    both = cli("catalog", "publish", "--if-match", '"draft-4"', "--any-draft")
+    assert both.exit_code == Exit.USAGE
+    # Without --if-match, the draft as read now (bob's), with its changes shown first.
+    published = cli("catalog", "publish", "--notes", "bob's name")
+    assert published.exit_code == Exit.OK, published.output
+    assert published.stderr == 'publishing draft "draft-4" (items: 1 changed)\n'
+    assert published.stdout == "published version 2: live now\n"
+
 
 def test_a_broken_file_is_refused_with_its_line(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "catalog.yaml"

@@ -8,7 +8,7 @@ neither HTTP nor files and needs nothing beyond the SDK.
 The catalog's rules live on the server (its schemas in shopkeep_server/store/rules.py). What
 this module needs of them to write and compare catalogs, the field order and what an
 optional field defaults to, is mirrored below, as the SDK mirrors the error table; a test
-(tests/test_contract_followers.py) checks the mirror against the server's schemas.
+(tests/server/test_catalog_rules.py) checks the mirror against the server's schemas.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ wallet, inventory, purchases and ledger, refunds) is the service role's in the A
 ``service_token=`` for those calls; without it they are sent with ``token``, so a token whose
 role the API refuses gets :class:`~shopkeep.errors.PermissionDenied` and nothing else happens.
 
+:class:`AsyncStudioClient` has the same calls as coroutines, on
+:class:`~shopkeep.AsyncStoreClient`'s engine.
+
 Every call goes through the same engine as :class:`~shopkeep.StoreClient`: retries with jitter
 honouring ``Retry-After``, an idempotency key made once per call and reused by every retry,
 the SDK's typed errors. The draft is guarded by its ETag: :meth:`put_draft` needs one, and
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -45,6 +48,7 @@ from ._core import (
     op_stock,
     segment,
 )
+from .aio import AsyncStoreClient
 from .client import StoreClient
 from .models import (
     Inventory,
@@ -57,7 +61,14 @@ from .models import (
     _required_time,
 )
 
-__all__ = ["CatalogVersion", "Draft", "PublishedVersion", "StudioClient"]
+__all__ = [
+    "ANY_DRAFT",
+    "AsyncStudioClient",
+    "CatalogVersion",
+    "Draft",
+    "PublishedVersion",
+    "StudioClient",
+]
 
 DRAFT_PATH = "/v1/admin/catalog/draft"
 
@@ -227,6 +238,23 @@ ANY_DRAFT = _AnyDraft()
 """``publish(if_match=ANY_DRAFT)``: publish whatever the draft is now, unchecked."""
 
 
+def _publish_etag(if_match: str | _AnyDraft | None, remembered: str | None) -> str | None:
+    """The If-Match of a publish: the ETag named, else the one remembered, or none at all for
+    :data:`ANY_DRAFT`."""
+    if if_match is ANY_DRAFT:
+        return None
+    if isinstance(if_match, str) and if_match:
+        return if_match
+    if if_match is None and remembered is not None:
+        return remembered
+    if if_match is None:
+        raise ValueError(
+            "publish needs the draft's ETag: read the draft (draft()) or push it "
+            "(put_draft()) first, pass if_match=ETAG, or if_match=ANY_DRAFT"
+        )
+    raise TypeError(f"if_match must be an ETag or ANY_DRAFT, not {if_match!r}")
+
+
 class StudioClient:
     """A blocking client of one store's studio calls, for a studio token.
 
@@ -317,20 +345,7 @@ class StudioClient:
         :class:`~shopkeep.errors.PreconditionFailed` with nothing published. ``if_match`` names
         another ETag (one a reviewer saw); :data:`ANY_DRAFT` publishes the draft unchecked. A
         client that has seen no draft must say one of the two (``ValueError``)."""
-        etag: str | None
-        if if_match is ANY_DRAFT:
-            etag = None
-        elif isinstance(if_match, str) and if_match:
-            etag = if_match
-        elif if_match is None and self.draft_etag is not None:
-            etag = self.draft_etag
-        elif if_match is None:
-            raise ValueError(
-                "publish needs the draft's ETag: read the draft (draft()) or push it "
-                "(put_draft()) first, pass if_match=ETAG, or if_match=ANY_DRAFT"
-            )
-        else:
-            raise TypeError(f"if_match must be an ETag or ANY_DRAFT, not {if_match!r}")
+        etag = _publish_etag(if_match, self.draft_etag)
         key = check_idempotency_key(idempotency_key)
         return self._studio._run(op_publish(notes, etag, key))
 
@@ -415,3 +430,150 @@ class StudioClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncStudioClient:
+    """The asyncio twin of :class:`StudioClient`: the same calls as coroutines (the listing
+    calls as async iterators), options as :class:`~shopkeep.AsyncStoreClient`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | Callable[[], str],
+        *,
+        service_token: str | Callable[[], str] | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_request: RequestHook | None = None,
+        jitter: Jitter | random.Random | None = None,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+    ) -> None:
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "transport": transport,
+            "on_request": on_request,
+            "jitter": jitter,
+            "sleep": sleep,
+            "backoff": backoff,
+            "max_backoff": max_backoff,
+        }
+        self.base_url = base_url.rstrip("/")
+        self._studio = AsyncStoreClient(base_url, token, **options)
+        self._support = (
+            AsyncStoreClient(base_url, service_token, **options)
+            if service_token is not None
+            else self._studio
+        )
+        self.draft_etag: str | None = None
+
+    async def draft(self) -> Draft:
+        """See :meth:`StudioClient.draft`."""
+        found = await self._studio._run(op_get_draft())
+        self.draft_etag = found.etag
+        return found
+
+    async def put_draft(self, content: Mapping[str, Any], *, if_match: str) -> Draft:
+        """See :meth:`StudioClient.put_draft`."""
+        stored = await self._studio._run(op_put_draft(content, if_match))
+        self.draft_etag = stored.etag
+        return stored
+
+    async def validate(self, content: Mapping[str, Any]) -> dict[str, Any]:
+        """See :meth:`StudioClient.validate`."""
+        return await self._studio._run(op_validate(content, check_idempotency_key(None)))
+
+    async def publish(
+        self,
+        *,
+        notes: str = "",
+        if_match: str | _AnyDraft | None = None,
+        idempotency_key: str | None = None,
+    ) -> PublishedVersion:
+        """See :meth:`StudioClient.publish`: If-Match by default."""
+        etag = _publish_etag(if_match, self.draft_etag)
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_publish(notes, etag, key))
+
+    async def rollback(
+        self, version: int, *, idempotency_key: str | None = None
+    ) -> PublishedVersion:
+        """See :meth:`StudioClient.rollback`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_rollback(version, key))
+
+    async def versions(self) -> list[CatalogVersion]:
+        """See :meth:`StudioClient.versions`."""
+        return await self._studio._run(op_versions())
+
+    async def version(self, number: int) -> CatalogVersion:
+        """See :meth:`StudioClient.version`."""
+        return await self._studio._run(op_version(number))
+
+    async def live(self) -> CatalogVersion | None:
+        """See :meth:`StudioClient.live`."""
+        live = next((v for v in await self.versions() if v.live), None)
+        return None if live is None else await self.version(live.version)
+
+    async def restock(
+        self, sku: str, add: int, *, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """See :meth:`StudioClient.restock`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_restock(sku, add, key))
+
+    async def stock(self, skus: Iterable[str] = ()) -> list[StockLevel]:
+        """See :meth:`StudioClient.stock`."""
+        return await self._studio._run(op_stock(skus))
+
+    async def refund(
+        self, purchase_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> Purchase:
+        """See :meth:`StudioClient.refund`."""
+        return await self._support.refund(
+            purchase_id, reason=reason, idempotency_key=idempotency_key
+        )
+
+    async def purchase(self, purchase_id: str) -> Purchase:
+        """See :meth:`StudioClient.purchase`."""
+        return await self._support.get_purchase(purchase_id)
+
+    async def player_wallet(self, player_id: str) -> Wallet:
+        """See :meth:`StudioClient.player_wallet`."""
+        return await self._support.player_wallet(player_id)
+
+    async def player_inventory(self, player_id: str) -> Inventory:
+        """See :meth:`StudioClient.player_inventory`."""
+        return await self._support.player_inventory(player_id)
+
+    def player_purchases(
+        self, player_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[Purchase]:
+        """See :meth:`StudioClient.player_purchases`."""
+        return self._support.player_purchases(player_id, limit=limit)
+
+    def player_ledger(
+        self, player_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[LedgerEntry]:
+        """See :meth:`StudioClient.player_ledger`."""
+        return self._support.player_ledger(player_id, limit=limit)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._studio.aclose()
+        if self._support is not self._studio:
+            await self._support.aclose()
+
+    async def __aenter__(self) -> AsyncStudioClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -4,6 +4,7 @@ a service token: exact stock, exact balances, nothing changed after a refusal.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from shopkeep import (
     StoreClient,
     ValidationError,
 )
-from shopkeep.studio import ANY_DRAFT, StudioClient
+from shopkeep.studio import ANY_DRAFT, AsyncStudioClient, StudioClient
 from support import GameHandle, LiveServer, coins_catalog, coins_item
 
 CATALOG = coins_catalog(
@@ -266,3 +267,42 @@ def test_studio_calls_are_retried_with_one_key_and_the_draft_etag(
     assert first_key and first_key == second_key
     assert first_etag == second_etag == '"draft-5"'
     assert sleeps == [1.0]
+
+
+def test_the_async_twin_guards_publish_restocks_and_refunds_the_same(
+    live_server: LiveServer, shop: GameHandle
+) -> None:
+    shop.grant("p5", "COINS", 1000)
+    with StoreClient(live_server.url, shop.token("player", "p5")) as player:
+        purchase_id = player.purchase("egg").purchase.id
+
+    async def main() -> None:
+        async with (
+            AsyncStudioClient(
+                live_server.url,
+                shop.token("studio", "alice"),
+                service_token=shop.token("service", "support"),
+            ) as studio,
+            AsyncStudioClient(live_server.url, shop.token("studio", "bob")) as bob,
+        ):
+            draft = await studio.draft()
+            await studio.put_draft(_with_price(draft.content, "potion", 70), if_match=draft.etag)
+            theirs = await bob.draft()
+            await bob.put_draft(_with_price(theirs.content, "potion", 2), if_match=theirs.etag)
+            with pytest.raises(PreconditionFailed):
+                await studio.publish(notes="stale")
+            assert [v.version for v in await studio.versions()] == [1]
+            assert (await bob.publish(notes="bob")).version == 2
+            live = await studio.live()
+            assert live is not None and live.content is not None
+            assert live.content["items"][0]["prices"] == [{"currency": "COINS", "amount": 2}]
+
+            assert await studio.restock("egg", 3) == StockLevel("egg", 12)
+            assert await studio.stock(["egg"]) == [StockLevel("egg", 12)]
+            refunded = await studio.refund(purchase_id, reason="async support")
+            assert refunded.status == "refunded"
+            wallet = await studio.player_wallet("p5")
+            assert wallet.balances == (Amount("COINS", 1000),)
+            assert [p.status async for p in studio.player_purchases("p5")] == ["refunded"]
+
+    asyncio.run(main())

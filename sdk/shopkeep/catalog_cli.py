@@ -95,7 +95,7 @@ def _fail_api(
         )
     if error.status == 403:
         raise Failure(f"error: {error.message} (use a studio token)", Exit.AUTH)
-    if isinstance(error, PreconditionFailed):
+    if isinstance(error, PreconditionFailed) and error.status == 412:
         now = error.details.get("etag")
         again = "push again" if action == "pushed" else "publish again"
         raise Failure(

@@ -7,8 +7,9 @@ deployment:
    ``secret``); service and studio tokens from ``shopkeep-server token``.
 2. Player tokens are signed here with the game's key, as a studio's own login server would
    (one ``shopkeep-server token`` process per player would take minutes for a thousand).
-3. The studio token publishes the load-test catalog (``PUT /v1/admin/catalog/draft`` with
-   ``If-Match``, then ``POST /v1/admin/catalog/publish``).
+3. The studio token publishes the load-test catalog through the SDK's
+   :class:`~shopkeep.studio.StudioClient` (the draft replaced with ``If-Match``, then
+   published with the ETag of exactly that draft).
 4. The service token grants every player its starting coins, with one idempotency key per
    player, so a seeding interrupted and run again never pays anyone twice.
 5. Just before the load starts, :func:`announce_drop` publishes the catalog again with the
@@ -34,7 +35,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ import httpx
 import jwt
 
 from shopkeep import StoreClient
+from shopkeep.studio import StudioClient
 
 from .common import CURRENCY, DROP_PRICE, DROP_SKU, START_COINS, Seed, load_catalog
 
@@ -91,42 +92,19 @@ def parse_game_create(output: str) -> dict[str, str]:
     return fields
 
 
-def _check(response: httpx.Response, expected: int, what: str) -> httpx.Response:
-    if response.status_code != expected:
-        raise SeedError(f"{what}: {response.status_code} {response.text[:500]}")
-    return response
-
-
 def publish_catalog(host: str, studio_token: str, content: dict[str, Any], *, notes: str) -> int:
     """Replace the draft with ``content`` and publish it; returns the new version number.
 
-    The SDK has no studio calls, so this speaks HTTP itself: read the draft's ETag, PUT with
-    ``If-Match``, publish with an idempotency key (a retry of this function publishes again,
-    which is harmless: the content is the same).
+    Through the SDK's studio client: the draft is read for its ETag, replaced with
+    ``If-Match``, and published with the new ETag, so a draft someone changed in between is
+    refused (``PreconditionFailed``) rather than published. Any refusal is the SDK's typed
+    error; a retry of this function publishes again, which is harmless (same content).
     """
-    headers = {"Authorization": f"Bearer {studio_token}"}
-    with httpx.Client(base_url=host, headers=headers, timeout=30, verify=_SSL) as http:
-        draft = _check(http.get("/v1/admin/catalog/draft"), 200, "GET draft")
-        _check(
-            http.put(
-                "/v1/admin/catalog/draft",
-                json=content,
-                headers={"If-Match": draft.headers["ETag"]},
-            ),
-            200,
-            "PUT draft",
-        )
-        published = _check(
-            http.post(
-                "/v1/admin/catalog/publish",
-                json={"notes": notes},
-                headers={"Idempotency-Key": f"loadtest-publish-{uuid.uuid4()}"},
-            ),
-            201,
-            "publish",
-        )
-    version: int = published.json()["version"]
-    return version
+    transport = httpx.HTTPTransport(verify=_SSL)
+    with StudioClient(host, studio_token, transport=transport, timeout=30) as studio:
+        draft = studio.draft()
+        studio.put_draft(content, if_match=draft.etag)
+        return studio.publish(notes=notes).version
 
 
 def grant_start_coins(

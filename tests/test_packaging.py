@@ -1,6 +1,7 @@
 """The distributions: what a game installs (`shopkeep`: the SDK and httpx, nothing of the
-server), what a studio runs (`shopkeep-server`) and the developer's workspace (everything
-else, never in a game's environment)."""
+server), what a studio member adds for the command line (`shopkeep[cli]`: click and PyYAML),
+what a studio runs (`shopkeep-server`) and the developer's workspace (everything else, never
+in a game's environment)."""
 
 from __future__ import annotations
 
@@ -92,15 +93,25 @@ def test_sdk_wheel_holds_the_sdk_alone(sdk_wheel: Path) -> None:
         assert "shopkeep/py.typed" in package
         assert all(n.startswith("shopkeep/") for n in package), package
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+        # The studio command line is in the package (its modules import click and PyYAML only
+        # when run); the command is safe without the extra (shopkeep/cli.py).
+        for module in ("studio.py", "catalog_cli.py", "catalog_file.py", "catalog_diff.py"):
+            assert f"shopkeep/{module}" in package
         message = _wheel_metadata(wheel)
-        # No console script: the studio CLI is not in the SDK yet (it comes as shopkeep[cli]).
-        assert _entry_points(wheel) == ""
+        entry_points = _entry_points(wheel)
+    assert entry_points.split() == ["[console_scripts]", "shopkeep", "=", "shopkeep.cli:main"]
     assert message["Name"] == "shopkeep"
     assert message["License-Expression"] == "Apache-2.0"
     requirements = _requirements(message)
-    assert [r.name for r in requirements] == ["httpx"]
-    assert requirements[0].extras == set() and requirements[0].marker is None
-    assert message.get_all("Provides-Extra") is None
+    always = [r for r in requirements if r.marker is None]
+    assert [r.name for r in always] == ["httpx"] and always[0].extras == set()
+    assert message.get_all("Provides-Extra") == ["cli"]
+    cli_extra = {
+        canonicalize_name(r.name)
+        for r in requirements
+        if r.marker is not None and r.marker.evaluate({"extra": "cli"})
+    }
+    assert cli_extra == {"click", "pyyaml"}
 
 
 def test_server_wheel_holds_the_server_with_its_data_files(server_wheel: Path) -> None:
@@ -120,11 +131,13 @@ def test_server_wheel_holds_the_server_with_its_data_files(server_wheel: Path) -
     assert any(n.startswith("shopkeep_server/migrations/0001") for n in package)
     assert not any(n.startswith(("shopkeep/", "sample_game/", "loadtests/")) for n in package)
     assert "shopkeep-server = shopkeep_server.cli:main" in entry_points
-    assert "shopkeep = shopkeep_server.catalog_cli:main" in entry_points
+    # The studio command line is the SDK's (shopkeep[cli]), not the server's.
+    assert "shopkeep =" not in entry_points
+    assert not {"shopkeep_server/catalog_cli.py", "shopkeep_server/catalog_file.py"} & package
     assert message["Name"] == "shopkeep-server"
     required = {canonicalize_name(r.name) for r in _requirements(message)}
     assert {"flask", "psycopg", "psycopg-pool", "click", "gunicorn"} <= required
-    assert not required & {"pygame-ce", "locust", "psutil", "pytest"}
+    assert not required & {"pygame-ce", "locust", "psutil", "pytest", "pyyaml"}
     # The server depends on the SDK exactly when its code imports it.
     imports_sdk = any(
         re.search(r"^\s*(from|import) shopkeep(\.|\s|$)", path.read_text(), re.MULTILINE)
@@ -142,7 +155,8 @@ def _pyproject_requirements(path: Path) -> Iterable[Requirement]:
 
 def test_a_dependency_shared_by_two_distributions_has_one_range() -> None:
     """Each distribution states what it imports; where two need the same package (httpx: the
-    SDK, and the server's studio CLI), the ranges must be the same."""
+    SDK, and click: the SDK's cli extra and the server's command), the ranges must be the
+    same."""
     ranges: dict[str, set[str]] = {}
     for path in PYPROJECTS:
         for requirement in _pyproject_requirements(path):
@@ -164,9 +178,9 @@ def test_workspace_installs_the_game_and_load_tests_only() -> None:
 
 
 def test_sdk_depends_on_httpx_only() -> None:
-    requirements = metadata.requires("shopkeep") or []
-    assert [Requirement(r).name for r in requirements] == ["httpx"]
-    assert metadata.metadata("shopkeep").get_all("Provides-Extra") is None
+    requirements = [Requirement(r) for r in metadata.requires("shopkeep") or []]
+    assert [r.name for r in requirements if r.marker is None] == ["httpx"]
+    assert metadata.metadata("shopkeep").get_all("Provides-Extra") == ["cli"]
     assert "dev" in (metadata.metadata("shopkeep-workspace").get_all("Provides-Extra") or [])
 
 
@@ -267,6 +281,46 @@ def test_the_sdk_wheel_installs_alone_in_a_fresh_venv(sdk_wheel: Path, tmp_path:
         )
         assert missing.returncode == 1
         assert f"No module named '{module}'" in missing.stderr
-    # The SDK installs no command, so none can crash.
-    assert not (venv / "bin" / "shopkeep").exists()
+    # The SDK's one command says what it needs instead of crashing; the server's is not there.
     assert not (venv / "bin" / "shopkeep-server").exists()
+    for args in (["--help"], ["catalog", "pull"]):
+        bare = subprocess.run(
+            [str(venv / "bin" / "shopkeep"), *args], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert bare.returncode == 2
+        assert "Traceback" not in bare.stderr
+        assert "pip install 'shopkeep[cli]'" in bare.stderr, bare.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_extra_installs_the_command_line_without_the_server(
+    sdk_wheel: Path, tmp_path: Path
+) -> None:
+    venv = tmp_path / "studio-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    done = subprocess.run(
+        [str(python), *PIP[1:], "install", f"{sdk_wheel}[cli]"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [str(python), "-c", _LIST_DISTRIBUTIONS],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    requires: dict[str, list[str]] = json.loads(listed.stdout)
+    installed = {canonicalize_name(name) for name in requires} - {"pip", "setuptools"}
+    expected = {"shopkeep"} | _closure("httpx", requires)
+    expected |= _closure("click", requires) | _closure("pyyaml", requires)
+    assert installed == expected
+    assert not installed & {"flask", "psycopg", "marshmallow", "shopkeep-server"}
+    helped = subprocess.run(
+        [str(venv / "bin" / "shopkeep"), "catalog", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "pull" in helped.stdout and "publish" in helped.stdout

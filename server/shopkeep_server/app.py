@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # An incoming X-Request-Id is kept when it matches (the whole string); otherwise one is made.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 # Endpoints whose bodies may be larger than the general limit: a whole catalog.
-LARGE_BODY_ENDPOINTS = {"studio.put_draft"}
+LARGE_BODY_ENDPOINTS = {"studio.put_draft", "studio.validate_catalog"}
 # A body over the limit is still read, and thrown away, up to this many bytes, so that the
 # connection can carry the client's next request; past it the server closes the connection
 # after the 413 (serving.CLOSE_CONNECTION asks the gunicorn worker to).

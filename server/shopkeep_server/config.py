@@ -36,7 +36,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "seconds between purges of expired idempotency keys by the server; 0 disables",
     ),
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
-    "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog draft body for PUT draft"),
+    "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog body (PUT draft and validate)"),
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
     "SHOPKEEP_THREADS": ("8", "threads per gunicorn worker"),
     "SHOPKEEP_LOG_LEVEL": ("INFO", "log level of the server"),

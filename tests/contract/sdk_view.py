@@ -26,6 +26,16 @@ from shopkeep._core import (
 )
 from shopkeep.errors import error_from_body
 from shopkeep.models import parse_time
+from shopkeep.studio import (
+    op_get_draft,
+    op_publish,
+    op_put_draft,
+    op_restock,
+    op_rollback,
+    op_validate,
+    op_version,
+    op_versions,
+)
 
 KEY = "contract-check-key-0001"
 
@@ -68,18 +78,26 @@ SDK_READERS: dict[str, SdkReader] = {
     "service.player_inventory": SdkReader(op_inventory("p").parse),
     "service.player_ledger": _ledger_page,
     "service.player_purchases": _purchase_page,
+    # The studio's calls (shopkeep.studio.StudioClient): a draft's content is the body itself.
+    "studio.get_draft": SdkReader(op_get_draft().parse, lambda body: {"content": body}),
+    "studio.put_draft": SdkReader(op_put_draft({}, "*").parse, lambda body: {"content": body}),
+    "studio.validate_catalog": SdkReader(op_validate({}, KEY).parse),
+    "studio.publish": SdkReader(op_publish("", None, KEY).parse),
+    "studio.rollback": SdkReader(op_rollback(1, KEY).parse),
+    "studio.list_versions": SdkReader(op_versions().parse, lambda body: body["versions"]),
+    "studio.get_version": SdkReader(
+        op_version(1).parse,
+        lambda body: {
+            **{k: v for k, v in body.items() if k not in ("currencies", "items")},
+            "content": {"currencies": body["currencies"], "items": body["items"]},
+        },
+    ),
+    "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
 }
 
-# Operations the SDK has no call for: the studio's tools and the operators' probes use them.
+# Operations the SDK has no call for: the operators' probes use them.
 NOT_IN_SDK = frozenset(
     {
-        "studio.get_draft",
-        "studio.put_draft",
-        "studio.publish",
-        "studio.rollback",
-        "studio.list_versions",
-        "studio.get_version",
-        "studio.restock",
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",

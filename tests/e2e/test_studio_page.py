@@ -13,13 +13,14 @@ import html
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from shopkeep import Amount, StoreClient, ValidationError
+from shopkeep.studio import StudioClient
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -84,8 +85,13 @@ def shot(tmp_path: Path):  # type: ignore[no-untyped-def]
     return take
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def studio_api(live_server: Any, shop: Any, sub: str) -> StudioClient:
+    """The API's side of the studio, beside the page: the SDK's studio client."""
+    return StudioClient(live_server.url, shop.token("studio", sub))
+
+
+def player_api(live_server: Any, shop: Any, sub: str) -> StoreClient:
+    return StoreClient(live_server.url, shop.token("player", sub))
 
 
 def sign_in(page: Any, token: str) -> None:
@@ -127,17 +133,14 @@ def test_sign_in_change_a_price_publish_and_the_api_serves_it(
     page.get_by_role("button", name="Save to draft").click()
     shown = page.locator(".field-error").all_inner_texts()
     assert shown == [f"items.0.prices.0.amount: {PRICE_RANGE}"]
-    studio = _auth(shop.token("studio", "alice"))
-    draft = httpx.get(f"{url}/v1/admin/catalog/draft", headers=studio)
-    refused = draft.json()
-    refused["items"][0]["prices"][0]["amount"] = -5
-    api = httpx.put(
-        f"{url}/v1/admin/catalog/draft",
-        json=refused,
-        headers={**studio, "If-Match": draft.headers["ETag"]},
-    )
-    assert api.status_code == 422
-    assert api.json()["error"]["details"] == {"items.0.prices.0.amount": [PRICE_RANGE]}
+    with studio_api(live_server, shop, "alice") as studio:
+        draft = studio.draft()
+        refused = draft.content
+        refused["items"][0]["prices"][0]["amount"] = -5
+        with pytest.raises(ValidationError) as api:
+            studio.put_draft(refused, if_match=draft.etag)
+    assert api.value.status == 422
+    assert api.value.fields == {"items.0.prices.0.amount": [PRICE_RANGE]}
     shot(page, "item-error")
 
     page.get_by_label("Price 1 amount").fill("65")
@@ -155,10 +158,10 @@ def test_sign_in_change_a_price_publish_and_the_api_serves_it(
     page.get_by_role("button", name="Publish the draft").click()
     assert flash(page) == "Published version 2: live now."
 
-    live = httpx.get(f"{url}/v1/catalog", headers=_auth(shop.token("player", "p1"))).json()
-    assert live["version"] == 2
-    potion = next(item for item in live["items"] if item["sku"] == "potion")
-    assert potion["prices"] == [{"currency": "COINS", "amount": 65}]
+    with player_api(live_server, shop, "p1") as player:
+        live = player.catalog()
+    assert live.version == 2
+    assert live.item("potion").price().minor == 65
 
     # Roll back from the history: version 1's price is live again, as version 3.
     page.get_by_role("link", name="History").click()
@@ -167,20 +170,19 @@ def test_sign_in_change_a_price_publish_and_the_api_serves_it(
     assert flash(page) == (
         "Rolled back: version 3 is live with the content of version 1. The draft is unchanged."
     )
-    live = httpx.get(f"{url}/v1/catalog", headers=_auth(shop.token("player", "p1"))).json()
-    assert live["version"] == 3
-    potion = next(item for item in live["items"] if item["sku"] == "potion")
-    assert potion["prices"] == [{"currency": "COINS", "amount": 50}]
+    with player_api(live_server, shop, "p1") as player:
+        live = player.catalog()
+    assert live.version == 3
+    assert live.item("potion").price().minor == 50
 
     # Restock a limited item through the same store function as POST /v1/admin/stock/{sku}.
     page.get_by_role("link", name="Catalog").click()
     page.get_by_label("Restock dragon_egg").fill("5")
     page.locator("#live li[data-sku='dragon_egg']").get_by_role("button", name="Add units").click()
     assert flash(page) == "Restocked dragon_egg: added 5, 105 left."
-    stock = httpx.get(
-        f"{url}/v1/stock?sku=dragon_egg", headers=_auth(shop.token("player", "p1"))
-    ).json()
-    assert stock == {"stock": [{"sku": "dragon_egg", "remaining": 105}]}
+    with studio_api(live_server, shop, "alice") as studio:
+        stock = studio.stock(["dragon_egg"])
+    assert [(s.sku, s.remaining) for s in stock] == [("dragon_egg", 105)]
 
     # Signing out ends the session: the cookie no longer opens the page.
     page.get_by_role("button", name="Sign out").click()
@@ -195,16 +197,9 @@ def test_player_lookup_and_refund(
     shop,
     shot,
 ) -> None:
-    url = live_server.url
-    player = _auth(shop.token("player", "p-7"))
+    player = player_api(live_server, shop, "p-7")
     shop.grant("p-7", "COINS", 1000)
-    bought = httpx.post(
-        f"{url}/v1/purchases",
-        json={"sku": "sword"},
-        headers={**player, "Idempotency-Key": f"buy-{uuid.uuid4()}"},
-    )
-    assert bought.status_code == 201
-    purchase_id = bought.json()["purchase"]["id"]
+    purchase_id = player.purchase("sword").purchase.id
 
     sign_in(page, shop.token("studio", "support-1"))
     page.get_by_role("link", name="Players").click()
@@ -226,13 +221,13 @@ def test_player_lookup_and_refund(
     assert page.locator("#balances tr[data-currency='COINS'] td").inner_text() == "1000 COINS"
 
     # The API agrees: the money is back, the sword is gone, the purchase says why.
-    wallet = httpx.get(f"{url}/v1/wallet", headers=player).json()
-    assert {"currency": "COINS", "amount": 1000} in wallet["balances"]
-    assert httpx.get(f"{url}/v1/inventory", headers=player).json() == {"items": []}
-    refunded = httpx.get(f"{url}/v1/purchases/{purchase_id}", headers=player).json()["purchase"]
-    assert (refunded["status"], refunded["refund_reason"]) == ("refunded", "bought by mistake")
-    ledger = httpx.get(f"{url}/v1/wallet/ledger", headers=player).json()["entries"]
-    assert [(e["kind"], e["delta"], e["balance_after"]) for e in ledger] == [
+    with player:
+        assert Amount("COINS", 1000) in player.wallet().balances
+        assert player.inventory().items == ()
+        refunded = player.get_purchase(purchase_id)
+        ledger = list(player.ledger())
+    assert (refunded.status, refunded.refund_reason) == ("refunded", "bought by mistake")
+    assert [(e.kind, e.delta, e.balance_after) for e in ledger] == [
         ("refund", 300, 1000),
         ("purchase", -300, 700),
         ("grant", 1000, 1000),
@@ -247,12 +242,12 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     url = live_server.url
     sign_in(page, shop.token("studio", "alice"))
     page.get_by_role("button", name="Reset to live").click()
-    studio = _auth(shop.token("studio", "alice"))
-    before = httpx.get(f"{url}/v1/admin/catalog/draft", headers=studio)
+    studio = studio_api(live_server, shop, "alice")
+    before = studio.draft()
 
     # The browser's own session cookie goes along; only the CSRF token is missing or wrong.
     form = {
-        "etag": before.headers["ETag"],
+        "etag": before.etag,
         "sku": "potion",
         "name": "Free potion",
         "kind": "consumable",
@@ -267,11 +262,11 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     publish = page.request.post(f"{url}/studio/publish", form={"notes": "x", "key": "k" * 20})
     assert publish.status == 403
 
-    after = httpx.get(f"{url}/v1/admin/catalog/draft", headers=studio)
-    assert after.headers["ETag"] == before.headers["ETag"]
-    assert after.json() == before.json()
-    versions = httpx.get(f"{url}/v1/admin/catalog/versions", headers=studio).json()["versions"]
-    assert [v["version"] for v in versions] == [1]
+    with studio:
+        after = studio.draft()
+        versions = studio.versions()
+    assert (after.etag, after.content) == (before.etag, before.content)
+    assert [v.version for v in versions] == [1]
 
 
 def test_player_and_service_tokens_are_refused_at_sign_in(
@@ -299,22 +294,16 @@ def test_an_edit_made_meanwhile_is_refused_never_overwritten(
     live_server,  # type: ignore[no-untyped-def]
     shop,
 ) -> None:
-    url = live_server.url
     sign_in(page, shop.token("studio", "alice"))
     page.get_by_role("button", name="Reset to live").click()
     page.get_by_role("link", name="Edit sword").click()
 
     # While the form is open, someone else changes the draft through the API.
-    studio = _auth(shop.token("studio", "bob"))
-    draft = httpx.get(f"{url}/v1/admin/catalog/draft", headers=studio)
-    theirs = draft.json()
+    bob = studio_api(live_server, shop, "bob")
+    draft = bob.draft()
+    theirs = draft.content
     theirs["items"][0]["name"] = "Bob's potion"
-    put = httpx.put(
-        f"{url}/v1/admin/catalog/draft",
-        json=theirs,
-        headers={**studio, "If-Match": draft.headers["ETag"]},
-    )
-    assert put.status_code == 200
+    put = bob.put_draft(theirs, if_match=draft.etag)
 
     page.get_by_label("Price 1 amount").fill("1")
     page.get_by_role("button", name="Save to draft").click()
@@ -325,10 +314,11 @@ def test_an_edit_made_meanwhile_is_refused_never_overwritten(
     )
     assert page.get_by_label("Price 1 amount").input_value() == "1"  # the input is kept
 
-    after = httpx.get(f"{url}/v1/admin/catalog/draft", headers=studio)
-    assert after.headers["ETag"] == put.headers["ETag"]
-    assert after.json()["items"][0]["name"] == "Bob's potion"
-    sword = next(item for item in after.json()["items"] if item["sku"] == "sword")
+    with bob:
+        after = bob.draft()
+    assert after.etag == put.etag
+    assert after.content["items"][0]["name"] == "Bob's potion"
+    sword = next(item for item in after.content["items"] if item["sku"] == "sword")
     assert sword["prices"] == [{"currency": "COINS", "amount": 300}]
 
 

@@ -1,16 +1,15 @@
-"""One home for the catalog's rules: a catalog file is checked by the store's own rules
-(store.catalog.check_catalog over the schemas of store/rules.py), and what a file leaves out
-is exactly what the store fills in."""
+"""One home for the catalog's rules: the store's schemas (store/rules.py) and
+store.catalog.validate_catalog. A catalog file is checked by the store it goes to
+(``POST /v1/admin/catalog/validate``, which stores nothing, then ``PUT`` draft), and the SDK's
+catalog file and diff (shopkeep.catalog_file, shopkeep.catalog_diff) follow the schemas' field
+order and defaults: what a file leaves out is exactly what the store fills in."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
-
-from shopkeep_server import catalog_file
-from shopkeep_server.errors import ValidationFailed
+from shopkeep import catalog_diff, catalog_file
 from shopkeep_server.store import rules
 from support import Game, coins_catalog, coins_item
 
@@ -21,7 +20,22 @@ def _put_draft(client: Any, game: Game, content: dict[str, Any]) -> Any:
     return client.put("/v1/admin/catalog/draft", json=content, headers={**studio, "If-Match": etag})
 
 
-def test_a_file_is_refused_offline_exactly_as_the_store_refuses_it(client, game: Game) -> None:
+def _validate(client: Any, game: Game, content: Any) -> Any:
+    return client.post(
+        "/v1/admin/catalog/validate", json=content, headers=game.headers("studio", "alice")
+    )
+
+
+def test_the_sdk_mirror_of_the_catalog_fields_is_the_schemas() -> None:
+    assert catalog_diff.CURRENCY_FIELDS == rules.CURRENCY_FIELDS
+    assert catalog_diff.ITEM_FIELDS == rules.ITEM_FIELDS
+    assert tuple(rules.ContentSchema().fields) == catalog_diff.ENTRY_FIELDS
+    assert catalog_diff.CURRENCY_DEFAULTS == rules.CURRENCY_DEFAULTS
+    assert catalog_diff.ITEM_DEFAULTS == rules.ITEM_DEFAULTS
+    assert catalog_diff.TIMESTAMP_FIELDS == rules.TIMESTAMP_FIELDS
+
+
+def test_validate_refuses_a_file_exactly_as_the_draft_refuses_it(client, game: Game) -> None:
     content = coins_catalog(
         coins_item("potion", 50),
         coins_item("potion", 60),
@@ -37,22 +51,45 @@ def test_a_file_is_refused_offline_exactly_as_the_store_refuses_it(client, game:
         "items.3.contents.0.sku": ["a bundle cannot hold another bundle"],
         "items.4.contents.0.sku": ["a bundle cannot hold another bundle"],
     }
+    before = client.get("/v1/admin/catalog/draft", headers=game.headers("studio"))
 
-    with pytest.raises(ValidationFailed) as offline:
-        catalog_file.normalize(content)
-    assert offline.value.details == expected
+    checked = _validate(client, game, content)
+    assert checked.status_code == 422
+    assert checked.get_json()["error"]["code"] == "validation_failed"
+    assert checked.get_json()["error"]["details"] == expected
 
     refused = _put_draft(client, game, content)
     assert refused.status_code == 422
     assert refused.get_json()["error"]["details"] == expected
+
+    # Also the rule that needs the store's history: a published currency keeps its scale.
+    rescaled = coins_catalog(coins_item("potion", 50))
+    rescaled["currencies"][0]["scale"] = 2
+    scale = _validate(client, game, rescaled)
+    assert scale.status_code == 422
+    assert scale.get_json()["error"]["details"] == {
+        "currencies.0.scale": ["a published currency keeps its scale (0)"]
+    }
+    after = client.get("/v1/admin/catalog/draft", headers=game.headers("studio"))
+    assert after.headers["ETag"] == before.headers["ETag"]
+    assert after.get_json() == before.get_json()
 
 
 def test_what_a_file_leaves_out_is_what_the_store_fills_in(client, game: Game) -> None:
     required_item = coins_item("potion", 50)
     required_currency = {"code": "COINS", "name": "Coins", "scale": 0}
     content = {"currencies": [required_currency], "items": [required_item]}
+    before = client.get("/v1/admin/catalog/draft", headers=game.headers("studio"))
+    validated = _validate(client, game, content)
+    assert validated.status_code == 200
+    # validate stores nothing: the draft and its ETag are as they were.
+    unchanged = client.get("/v1/admin/catalog/draft", headers=game.headers("studio"))
+    assert unchanged.headers["ETag"] == before.headers["ETag"]
+    assert unchanged.get_json() == before.get_json()
+
     assert _put_draft(client, game, content).status_code == 200
     draft = client.get("/v1/admin/catalog/draft", headers=game.headers("studio")).get_json()
+    assert validated.get_json() == draft
 
     # The store filled in every optional field with the schemas' defaults, and only those.
     (item,) = draft["items"]
@@ -64,19 +101,19 @@ def test_what_a_file_leaves_out_is_what_the_store_fills_in(client, game: Game) -
     } == rules.CURRENCY_DEFAULTS
     assert set(currency) == set(rules.CURRENCY_FIELDS)
 
-    # Offline, a file is normalized to the same, and written back without the defaults.
-    assert catalog_file.normalize(content) == draft
+    # A file is written back without the defaults, and compares equal to what it was.
     assert json.loads(catalog_file.dumps(draft, "json")) == content
-    assert catalog_file.diff_catalogs(content, draft).empty
+    assert catalog_diff.diff_catalogs(content, draft).empty
 
 
 def test_timestamps_are_kept_and_written_as_the_store_keeps_them(client, game: Game) -> None:
     content = coins_catalog(coins_item("egg", 800, available_from="2030-01-01T00:00:00+02:00"))
+    validated = _validate(client, game, content).get_json()
     assert _put_draft(client, game, content).status_code == 200
     draft = client.get("/v1/admin/catalog/draft", headers=game.headers("studio")).get_json()
     assert draft["items"][0]["available_from"] == "2029-12-31T22:00:00.000000Z"
-    assert catalog_file.normalize(content) == draft
+    assert validated == draft
     written = json.loads(catalog_file.dumps(draft, "json"))
     assert written["items"][0]["available_from"] == "2029-12-31T22:00:00Z"
-    assert catalog_file.diff_catalogs(content, draft).empty
+    assert catalog_diff.diff_catalogs(content, draft).empty
     assert rules.TIMESTAMP_FIELDS == ("available_from", "available_until")

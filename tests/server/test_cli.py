@@ -22,7 +22,8 @@ from psycopg import sql
 
 import shopkeep
 from sample_game.__main__ import build_parser as demo_parser
-from shopkeep_server import __version__, catalog_cli, cli, db
+from shopkeep import catalog_cli
+from shopkeep_server import __version__, cli, db
 from shopkeep_server.config import VARIABLES
 from shopkeep_server.launcher import StoreServer
 from shopkeep_server.store import players
@@ -274,7 +275,7 @@ def test_every_command_line_has_a_version(capsys: pytest.CaptureFixture[str]) ->
         f"shopkeep-server, version {__version__}\n"
     )
     assert CliRunner().invoke(catalog_cli.main, ["--version"]).stdout == (
-        f"shopkeep, version {__version__}\n"
+        f"shopkeep, version {shopkeep.__version__}\n"
     )
     with pytest.raises(SystemExit) as exited:
         demo_parser().parse_args(["--version"])

@@ -1,7 +1,8 @@
 """The server's layers, read from the source with ``ast``: who may import whom.
 
-- web/ (the studio page) imports nothing from api/ and nothing from the catalog CLI or its file
-  module: what both edges need lives below them (runtime/, store/).
+- web/ (the studio page) imports nothing from api/ and nothing from the studio command line or
+  its file module (both are the SDK's, shopkeep.catalog_cli and shopkeep.catalog_file): what
+  both edges need lives below them (runtime/, store/) or is the SDK's (shopkeep.catalog_diff).
 - runtime/ (services, unit of work, idempotent request, rate limiter) is below both edges.
 - store/ (the domain) speaks no HTTP: nothing from flask, werkzeug or the layers above it.
 """
@@ -17,7 +18,8 @@ import shopkeep_server
 
 PACKAGE_DIR = Path(shopkeep_server.__file__).resolve().parent
 PACKAGE = "shopkeep_server"
-CLI_MODULES = ("shopkeep_server.catalog_cli", "shopkeep_server.catalog_file")
+# The studio command line and its file module: the SDK's, never imported by the server.
+CLI_MODULES = ("shopkeep.catalog_cli", "shopkeep.catalog_file", "shopkeep.cli")
 
 
 def module_name(path: Path) -> str:
@@ -71,8 +73,9 @@ def within(name: str, *prefixes: str) -> bool:
     [
         ("from ..api import common", "shopkeep_server.web.page", "shopkeep_server.api.common"),
         ("from ..api.common import x", "shopkeep_server.web.page", "shopkeep_server.api.common"),
-        ("from .. import catalog_file", "shopkeep_server.web.page", CLI_MODULES[1]),
-        ("import shopkeep_server.catalog_cli", "shopkeep_server.web.page", CLI_MODULES[0]),
+        ("from .. import forms", "shopkeep_server.web.page", "shopkeep_server.forms"),
+        ("import shopkeep.catalog_cli", "shopkeep_server.web.page", CLI_MODULES[0]),
+        ("from shopkeep import catalog_file", "shopkeep_server.web.page", CLI_MODULES[1]),
         ("from ...api import common", "shopkeep_server.store.sub.m", "shopkeep_server.api"),
         ("from flask import g", "shopkeep_server.store.players", "flask"),
     ],
@@ -121,20 +124,21 @@ def test_the_store_speaks_no_http() -> None:
     assert {module: names for module, names in offending.items() if names} == {}
 
 
-def test_the_server_does_not_depend_on_the_cli_file_module() -> None:
-    """The catalog file module will move into the client SDK: only the CLI may import it."""
+def test_the_server_imports_nothing_of_the_studio_command_line() -> None:
+    """The command line and the catalog file are the SDK's client side (its ``cli`` extra):
+    the server, installed without that extra, imports neither."""
     users = {
-        module
-        for folder in ("api", "web", "runtime", "store")
-        for module, names in modules_under(folder)
-        if any(within(n, CLI_MODULES[1]) for n in names)
-    }
-    top_level = {
         module_name(path)
-        for path in PACKAGE_DIR.glob("*.py")
+        for path in PACKAGE_DIR.rglob("*.py")
         if any(
-            within(n, CLI_MODULES[1])
-            for n in imported_modules(path.read_text(encoding="utf-8"), module_name(path))
+            within(n, *CLI_MODULES)
+            for n in imported_modules(
+                path.read_text(encoding="utf-8"),
+                module_name(path),
+                is_package=path.name == "__init__.py",
+            )
         )
     }
-    assert users | top_level == {CLI_MODULES[0]}
+    assert users == set()
+    assert not (PACKAGE_DIR / "catalog_cli.py").exists()
+    assert not (PACKAGE_DIR / "catalog_file.py").exists()

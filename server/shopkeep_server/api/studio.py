@@ -59,6 +59,19 @@ def put_draft() -> Response:
     return json_response(content, headers={"ETag": etag})
 
 
+@blp.route("/catalog/validate", methods=["POST"])
+@requires("studio")
+@blp.response(200, schemas.SentCatalogSchema)
+@blp.doc(requestBody=DRAFT_BODY)
+def validate_catalog() -> Response:
+    """Checks a catalog exactly as PUT draft would and answers it as the draft would be
+    stored (defaults filled in, timestamps in UTC), or the same 422; stores nothing. The
+    studio tools compare a file with the store's view of it before anything is pushed."""
+    raw = request.get_json(silent=True) if request.content_length else None
+    content = with_connection(lambda conn: catalog.validate_catalog(conn, principal().game, raw))
+    return json_response(content)
+
+
 def _studio_operation(work: Any, status: int) -> Response:
     who, idem = principal(), idempotent_request()
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from .catalog_diff import format_money
+from shopkeep.catalog_diff import format_money
 
 
 def _line(row: Mapping[str, Any]) -> str:

@@ -43,17 +43,6 @@ def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str,
     return _normalized(data)
 
 
-def check_catalog(raw: Any) -> dict[str, Any]:
-    """Every rule of :func:`validate_catalog` that needs no database (fields, entries that
-    appear twice, references between entries): what a catalog file is checked with before
-    it reaches a store. Returns it normalized; raises validation_failed with field paths."""
-    data = rules.load(_catalog_schema, raw)
-    errors = _entry_errors(data)
-    if errors:
-        raise ValidationFailed(details=errors)
-    return _normalized(data)
-
-
 def _entry_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     """Entries that appear twice and references to what the catalog does not hold."""
     errors: dict[str, list[str]] = {}

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..store.catalog_diff import describe, short_timestamp
+from shopkeep.catalog_diff import describe, short_timestamp
+
 from ..store.rules import CURRENCY_FIELDS, ITEM_FIELDS
 
 MAX_PRICE_ROWS = 10

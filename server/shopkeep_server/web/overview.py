@@ -13,10 +13,11 @@ import psycopg
 from flask import request
 from werkzeug.wrappers import Response as WebResponse
 
+from shopkeep.catalog_diff import diff_catalogs
+
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
 from ..runtime import with_connection
 from ..store import catalog, rules
-from ..store.catalog_diff import diff_catalogs
 from ..store.inputs import RestockRequestSchema
 from . import once
 from .forms import catalog_errors, number

@@ -14,10 +14,11 @@ from flask import Response, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WebResponse  # what redirect() returns too
 
+from shopkeep.catalog_diff import format_value
+
 from ..errors import StoreError
 from ..runtime import with_connection
 from ..store import catalog
-from ..store.catalog_diff import format_value
 from . import sessions
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,11 @@ import psycopg
 from flask import request
 from werkzeug.wrappers import Response as WebResponse
 
+from shopkeep.catalog_diff import diff_catalogs
+
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
 from ..runtime import services, with_connection
 from ..store import catalog, rules
-from ..store.catalog_diff import diff_catalogs
 from ..store.inputs import PublishRequestSchema, RollbackRequestSchema
 from . import once
 from .forms import catalog_errors, number

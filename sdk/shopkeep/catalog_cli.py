@@ -3,40 +3,48 @@
     shopkeep catalog pull [--version N | --live] [-o FILE]
     shopkeep catalog diff FILE [--against draft|live] [--exit-code]
     shopkeep catalog push FILE [--if-match ETAG]
-    shopkeep catalog publish [--notes TEXT]
+    shopkeep catalog publish [--notes TEXT] [--if-match ETAG | --any-draft]
     shopkeep catalog versions
     shopkeep catalog rollback N
 
-It only speaks HTTP (httpx) with a studio token, so it runs anywhere: a laptop, CI. Every POST
-carries an Idempotency-Key that is reused on retries, so a retried publish publishes once.
+Installed with the SDK's ``cli`` extra (``pip install 'shopkeep[cli]'``: click and PyYAML).
+Every call goes through :class:`shopkeep.studio.StudioClient`, the SDK's engine: retries of
+what is safe to resend, one idempotency key per command reused by its retries, typed errors.
+The command's entry point is :mod:`shopkeep.cli`, which says what to install when click is
+missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import httpx
-
-from shopkeep.errors import ErrorCategory, category_for
 
 from . import __version__, catalog_file
+from .catalog_diff import describe, diff_catalogs, format_diff
 from .catalog_file import CatalogFile, CatalogFileError
+from .errors import (
+    ConnectionError,
+    ErrorCategory,
+    PreconditionFailed,
+    ShopkeepError,
+    Timeout,
+    ValidationError,
+)
+from .studio import ANY_DRAFT, CatalogVersion, StudioClient
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-ATTEMPTS = 3
-MAX_RETRY_AFTER = 5.0
+# Re-sends after the first attempt: a command line gives up sooner than a game.
+RETRIES = 2
 
 
 class Exit(enum.IntEnum):
-    """The documented exit codes (README, "The `shopkeep` command line")."""
+    """The documented exit codes (docs/studio.md, "The `shopkeep` command line")."""
 
     OK = 0
     REFUSED = 1  # the catalog or request was refused: validation, a stale draft, not found
@@ -56,149 +64,9 @@ class Failure(click.ClickException):
         click.echo(self.format_message(), err=True)
 
 
-@dataclasses.dataclass(eq=False)
-class ApiError(Exception):
-    """An error answer of the store: the API's envelope, with the HTTP status."""
-
-    status: int
-    code: str
-    message: str
-    details: dict[str, Any]
-    request_id: str
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.status} {self.code}, request {self.request_id})"
-
-    @property
-    def category(self) -> ErrorCategory | None:
-        """The SDK's category of this answer: transient ones are retried with the same key."""
-        return category_for(self.code, self.status)
-
-
-def _api_error(response: httpx.Response) -> ApiError:
-    try:
-        error = response.json()["error"]
-        return ApiError(
-            response.status_code,
-            str(error.get("code", "")),
-            str(error.get("message", "")),
-            dict(error.get("details") or {}),
-            str(error.get("request_id", response.headers.get("X-Request-Id", "-"))),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return ApiError(
-            response.status_code,
-            "unexpected_response",
-            response.text[:200] or response.reason_phrase,
-            {},
-            response.headers.get("X-Request-Id", "-"),
-        )
-
-
-class StudioClient:
-    """The studio endpoints of one store, with a studio token."""
-
-    def __init__(
-        self, server: str, token: str, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        self.server = server.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.server,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": f"shopkeep-cli/{__version__}",
-            },
-            timeout=30.0,
-            transport=transport,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Sends one request; returns a 2xx response, raises ApiError for any other answer and
-        Failure(UNREACHABLE) when no answer comes. Retries only what is safe to repeat: a
-        request that never connected, a GET, or a POST (it carries an Idempotency-Key)."""
-        all_headers = dict(headers or {})
-        if method == "POST":
-            all_headers.setdefault("Idempotency-Key", f"shopkeep-cli-{uuid.uuid4().hex}")
-        repeatable = method in ("GET", "POST")
-        delay = 0.2
-        for attempt in range(1, ATTEMPTS + 1):
-            last = attempt == ATTEMPTS
-            try:
-                response = self._http.request(method, path, json=json, headers=all_headers)
-            except httpx.ConnectError as exc:
-                if last:
-                    raise Failure(
-                        f"error: cannot reach the store at {self.server}: {exc}", Exit.UNREACHABLE
-                    ) from exc
-            except httpx.TransportError as exc:
-                if last or not repeatable:
-                    raise Failure(
-                        f"error: no answer from the store at {self.server}: {exc!r}",
-                        Exit.UNREACHABLE,
-                    ) from exc
-            else:
-                if response.is_success:
-                    return response
-                error = _api_error(response)
-                if error.category is not ErrorCategory.TRANSIENT or last:
-                    raise error
-                delay = _retry_after(response, delay)
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
-
-    # --- the studio API --------------------------------------------------------------------
-
-    def get_draft(self) -> tuple[dict[str, Any], str]:
-        response = self.call("GET", "/v1/admin/catalog/draft")
-        return response.json(), response.headers.get("ETag", "")
-
-    def put_draft(self, content: Any, *, if_match: str) -> tuple[dict[str, Any], str]:
-        response = self.call(
-            "PUT", "/v1/admin/catalog/draft", json=content, headers={"If-Match": if_match}
-        )
-        return response.json(), response.headers.get("ETag", "")
-
-    def versions(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/v1/admin/catalog/versions").json()["versions"])
-
-    def version(self, number: int) -> dict[str, Any]:
-        return dict(self.call("GET", f"/v1/admin/catalog/versions/{number}").json())
-
-    def live(self) -> dict[str, Any] | None:
-        """The live version with its content, or None before the first publish."""
-        live = next((v for v in self.versions() if v.get("live")), None)
-        return None if live is None else self.version(int(live["version"]))
-
-    def publish(self, notes: str) -> dict[str, Any]:
-        return dict(self.call("POST", "/v1/admin/catalog/publish", json={"notes": notes}).json())
-
-    def rollback(self, version: int) -> dict[str, Any]:
-        return dict(
-            self.call("POST", "/v1/admin/catalog/rollback", json={"version": version}).json()
-        )
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    try:
-        return min(MAX_RETRY_AFTER, max(0.0, float(response.headers.get("Retry-After", ""))))
-    except ValueError:
-        return default
-
-
-def _content(version: Mapping[str, Any]) -> dict[str, Any]:
+def _content(version: CatalogVersion) -> dict[str, Any]:
     """A version's catalog content without its publishing details."""
-    return {"currencies": version.get("currencies", []), "items": version.get("items", [])}
+    return version.content or {"currencies": [], "items": []}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +74,19 @@ def _content(version: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _fail_api(error: ApiError, *, source: CatalogFile | None = None, what: str = "") -> NoReturn:
+def _said(error: ShopkeepError) -> str:
+    """The store's message with its status, code and request id, for a person and a log."""
+    return f"{error.message} ({error.status} {error.code}, request {error.request_id or '-'})"
+
+
+def _fail_api(
+    error: ShopkeepError,
+    *,
+    source: CatalogFile | None = None,
+    what: str = "",
+    action: str = "pushed",
+) -> NoReturn:
+    """The exit code and message for an answer of the store (an error with a status)."""
     if error.status == 401:
         raise Failure(
             f"error: the store refused the token: {error.message}."
@@ -215,37 +95,43 @@ def _fail_api(error: ApiError, *, source: CatalogFile | None = None, what: str =
         )
     if error.status == 403:
         raise Failure(f"error: {error.message} (use a studio token)", Exit.AUTH)
-    if error.status == 412:
+    if isinstance(error, PreconditionFailed) and error.status == 412:
         now = error.details.get("etag")
+        again = "push again" if action == "pushed" else "publish again"
         raise Failure(
             "error: the draft was changed by someone else since it was read"
             + (f" (it is now {now})" if now else "")
-            + "; nothing was pushed. Look at it with `shopkeep catalog diff FILE`,"
-            " then push again.",
+            + f"; nothing was {action}. Look at it with `shopkeep catalog diff FILE`,"
+            f" then {again}.",
             Exit.REFUSED,
         )
-    if error.status == 422 and error.code == "validation_failed" and error.details:
-        details = {str(k): [str(m) for m in v] for k, v in error.details.items()}
+    if isinstance(error, ValidationError) and error.code == "validation_failed" and error.fields:
         if source is not None:
-            lines = [p.render(source.filename) for p in source.problems(details)]
+            lines = [p.render(source.filename) for p in source.problems(error.fields)]
         else:
             lines = [
-                f"{what or 'draft'}: {catalog_file.describe(path, None)}: {message}"
-                for path, messages in sorted(details.items())
+                f"{what or 'draft'}: {describe(path, None)}: {message}"
+                for path, messages in sorted(error.fields.items())
                 for message in messages
             ]
         raise Failure("\n".join([*lines, f"error: {error.message}"]), Exit.REFUSED)
     if error.category is ErrorCategory.TRANSIENT:
-        raise Failure(f"error: the store failed: {error}", Exit.UNREACHABLE)
-    raise Failure(f"error: {error}", Exit.REFUSED)
+        raise Failure(f"error: the store failed: {_said(error)}", Exit.UNREACHABLE)
+    raise Failure(f"error: {_said(error)}", Exit.REFUSED)
 
 
 @contextmanager
-def _api_errors(*, source: CatalogFile | None = None, what: str = "") -> Iterator[None]:
+def _api_errors(
+    *, source: CatalogFile | None = None, what: str = "", action: str = "pushed"
+) -> Iterator[None]:
+    """Answers of the store as exit codes; a call that got no answer is left to
+    :meth:`Settings.client`, which knows the server's address."""
     try:
         yield
-    except ApiError as error:
-        _fail_api(error, source=source, what=what)
+    except ShopkeepError as error:
+        if error.status is None:
+            raise
+        _fail_api(error, source=source, what=what, action=action)
 
 
 def _load(path: Path) -> CatalogFile:
@@ -277,9 +163,19 @@ class Settings:
                 " (`shopkeep-server token --game G --role studio --sub you`).",
                 Exit.AUTH,
             )
-        client = StudioClient(self.server, self.token)
+        client = StudioClient(self.server, self.token, max_retries=RETRIES)
         try:
             yield client
+        except Timeout as exc:
+            raise Failure(
+                f"error: no answer from the store at {self.server}: {exc.message}",
+                Exit.UNREACHABLE,
+            ) from exc
+        except ConnectionError as exc:
+            raise Failure(
+                f"error: cannot reach the store at {self.server}: {exc.message}",
+                Exit.UNREACHABLE,
+            ) from exc
         finally:
             client.close()
 
@@ -302,7 +198,8 @@ def main(ctx: click.Context, server: str, token: str | None) -> None:
     Exit codes:
       0  done
       1  refused: the file or the draft is not valid, the draft changed under you
-         (stale ETag), no such version; or differences found with diff --exit-code
+         (stale ETag, on push or publish), no such version; or differences found
+         with diff --exit-code
       2  usage: wrong options or arguments, unreadable file
       3  authentication: no token, token refused, or not a studio token
       4  the store cannot be reached or failed (5xx)
@@ -344,10 +241,10 @@ def pull(
             found = client.live()
             if found is None:
                 raise Failure("error: nothing is published yet", Exit.REFUSED)
-            content, label = _content(found), f"version {found['version']} (live)"
+            content, label = _content(found), f"version {found.version} (live)"
         else:
-            content, etag = client.get_draft()
-            label = f"the draft (ETag {etag})"
+            draft = client.draft()
+            content, label = draft.content, f"the draft (ETag {draft.etag})"
     chosen: catalog_file.Format = catalog_file.format_of(output or "")
     if fmt is not None:
         chosen = "json" if fmt == "json" else "yaml"
@@ -374,22 +271,31 @@ def pull(
 def diff(settings: Settings, file: Path, against: str, exit_code: bool) -> None:
     """Show what FILE would change, per item and field."""
     source = _load(file)
-    try:
-        # The store's own field rules, run here: a diff of a file the store would refuse
-        # would be a diff of nothing real.
-        mine = catalog_file.check(source)
-    except CatalogFileError as exc:
-        raise Failure(str(exc), Exit.REFUSED) from exc
-    with settings.client() as client, _api_errors():
-        if against == "draft":
-            theirs, etag = client.get_draft()
-            label = f"draft {etag}"
-        else:
-            found = client.live()
-            theirs = _content(found) if found is not None else {"currencies": [], "items": []}
-            label = f"live version {found['version']}" if found else "live (nothing published)"
-    changes = catalog_file.diff_catalogs(theirs, mine)
-    for line in catalog_file.format_diff(changes, before=label, after=str(file)):
+    _raise_file_problems(source)
+    with settings.client() as client:
+        try:
+            # The store's view of the file, by the store's own rules (defaults filled in,
+            # references checked): a diff of a file the store would refuse would be a diff
+            # of nothing real.
+            mine = client.validate(source.data)
+        except ValidationError as error:
+            if error.code != "validation_failed" or not error.fields:
+                _fail_api(error, source=source)
+            raise Failure(str(source.error(error.fields)), Exit.REFUSED) from error
+        except ShopkeepError as error:
+            if error.status is None:
+                raise
+            _fail_api(error, source=source)
+        with _api_errors():
+            if against == "draft":
+                draft = client.draft()
+                theirs, label = draft.content, f"draft {draft.etag}"
+            else:
+                found = client.live()
+                theirs = _content(found) if found is not None else {"currencies": [], "items": []}
+                label = f"live version {found.version}" if found else "live (nothing published)"
+    changes = diff_catalogs(theirs, mine)
+    for line in format_diff(changes, before=label, after=str(file)):
         click.secho(line, fg=_colour(line))
     if exit_code and not changes.empty:
         raise SystemExit(int(Exit.REFUSED))
@@ -433,24 +339,55 @@ def push(settings: Settings, file: Path, if_match: str | None) -> None:
     _raise_file_problems(source)
     with settings.client() as client:
         with _api_errors():
-            before, etag = client.get_draft()
+            before = client.draft()
         # The ETag read just now (or the one the caller reviewed) goes in If-Match: an edit
         # landing in between makes the store answer 412 instead of losing that edit.
         with _api_errors(source=source):
-            after, new_etag = client.put_draft(source.data, if_match=if_match or etag)
-    changes = catalog_file.diff_catalogs(before, after)
-    click.echo(f"pushed {file} to the draft ({changes.summary()}); draft ETag {new_etag}")
-    click.echo("publish it with: shopkeep catalog publish --notes '...'")
+            after = client.put_draft(source.data, if_match=if_match or before.etag)
+    changes = diff_catalogs(before.content, after.content)
+    click.echo(f"pushed {file} to the draft ({changes.summary()}); draft ETag {after.etag}")
+    click.echo(f"publish it with: shopkeep catalog publish --if-match '{after.etag}' --notes '...'")
 
 
 @catalog.command()
 @click.option("--notes", default="", help="What changed, for the version history.")
+@click.option(
+    "--if-match",
+    "if_match",
+    metavar="ETAG",
+    help="Publish only the draft with this ETag (the one push printed).",
+)
+@click.option(
+    "--any-draft",
+    is_flag=True,
+    help="Publish whatever the draft is now, without checking its ETag.",
+)
 @click.pass_obj
-def publish(settings: Settings, notes: str) -> None:
-    """Publish the draft as the next version: live at once for every player."""
-    with settings.client() as client, _api_errors(what="draft"):
-        published = client.publish(notes)
-    click.echo(f"published version {published['version']}: live now")
+def publish(settings: Settings, notes: str, if_match: str | None, any_draft: bool) -> None:
+    """Publish the draft as the next version: live at once for every player.
+
+    Only the draft you reviewed is published: with --if-match, the draft of that ETag; without
+    it, the draft as read now, whose changes against the live version are shown first. A
+    draft changed by someone else in between is refused (exit 1) and nothing is published.
+    """
+    if if_match is not None and any_draft:
+        raise click.UsageError("give --if-match or --any-draft, not both")
+    with settings.client() as client:
+        if any_draft:
+            etag: Any = ANY_DRAFT
+        elif if_match is not None:
+            etag = if_match
+        else:
+            with _api_errors():
+                draft = client.draft()
+                found = client.live()
+            live = _content(found) if found is not None else {"currencies": [], "items": []}
+            changes = diff_catalogs(live, draft.content)
+            click.echo(f"publishing draft {draft.etag} ({changes.summary()})", err=True)
+            etag = draft.etag
+        with _api_errors(what="draft", action="published"):
+            published = client.publish(notes=notes, if_match=etag)
+    click.echo(f"published version {published.version}: live now")
 
 
 @catalog.command()
@@ -464,10 +401,10 @@ def versions(settings: Settings) -> None:
         return
     click.echo(f"{'VERSION':>7}  {'LIVE':4}  {'PUBLISHED':20}  {'BY':20}  NOTES")
     for v in found:
-        at = str(v.get("published_at") or "")[:19].replace("T", " ")
+        at = v.published_at.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(
-            f"{v['version']:>7}  {'*' if v.get('live') else '':4}  {at:20}"
-            f"  {v.get('published_by', '')!s:20}  {v.get('notes', '')}".rstrip()
+            f"{v.version:>7}  {'*' if v.live else '':4}  {at:20}"
+            f"  {v.published_by:20}  {v.notes}".rstrip()
         )
 
 
@@ -479,7 +416,7 @@ def rollback(settings: Settings, version: int) -> None:
     with settings.client() as client, _api_errors():
         published = client.rollback(version)
     click.echo(
-        f"rolled back: version {published['version']} is live with the content of version"
+        f"rolled back: version {published.version} is live with the content of version"
         f" {version}; the draft is unchanged"
     )
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from shopkeep_server import catalog_file
-from shopkeep_server.catalog_cli import Exit, main
-from shopkeep_server.store import catalog_diff
+from shopkeep import catalog_diff, catalog_file
+from shopkeep.catalog_cli import Exit, main
+from shopkeep.studio import StudioClient
 
 SMALL_CATALOG: dict[str, Any] = {
     "currencies": [
@@ -258,16 +258,11 @@ def test_a_stale_push_is_refused_and_the_other_edit_is_kept(
     assert etag == '"draft-3"'
 
     # Someone else edits the draft (the web page, another CLI) after the review.
-    studio = _auth(shop.token("studio", "bob"))
-    draft = httpx.get(f"{live_server.url}/v1/admin/catalog/draft", headers=studio)
-    theirs = draft.json()
+    bob = StudioClient(live_server.url, shop.token("studio", "bob"))
+    draft = bob.draft()
+    theirs = draft.content
     theirs["items"][0]["name"] = "Bob's potion"
-    put = httpx.put(
-        f"{live_server.url}/v1/admin/catalog/draft",
-        json=theirs,
-        headers={**studio, "If-Match": draft.headers["ETag"]},
-    )
-    assert put.status_code == 200
+    assert bob.put_draft(theirs, if_match=draft.etag).etag == '"draft-4"'
 
     path.write_text(path.read_text().replace("amount: 50}", "amount: 70}"))
     stale = cli("catalog", "push", str(path), "--if-match", etag)
@@ -276,10 +271,31 @@ def test_a_stale_push_is_refused_and_the_other_edit_is_kept(
         'error: the draft was changed by someone else since it was read (it is now "draft-4");'
         " nothing was pushed. Look at it with `shopkeep catalog diff FILE`, then push again.\n"
     )
-    after = httpx.get(f"{live_server.url}/v1/admin/catalog/draft", headers=studio)
-    assert after.headers["ETag"] == '"draft-4"'
-    assert after.json()["items"][0]["name"] == "Bob's potion"
-    assert after.json()["items"][0]["prices"] == [{"currency": "COINS", "amount": 50}]
+    after = bob.draft()
+    bob.close()
+    assert after.etag == '"draft-4"'
+    assert after.content["items"][0]["name"] == "Bob's potion"
+    assert after.content["items"][0]["prices"] == [{"currency": "COINS", "amount": 50}]
+
+    # Publishing the ETag that was pushed (draft-3) would publish bob's draft unseen: refused.
+    stale_publish = cli("catalog", "publish", "--if-match", '"draft-3"', "--notes", "mine")
+    assert stale_publish.exit_code == Exit.REFUSED
+    assert stale_publish.stderr == (
+        'error: the draft was changed by someone else since it was read (it is now "draft-4");'
+        " nothing was published. Look at it with `shopkeep catalog diff FILE`, then publish"
+        " again.\n"
+    )
+    assert [line.split()[0] for line in cli("catalog", "versions").stdout.splitlines()] == [
+        "VERSION",
+        "1",
+    ]
+    both = cli("catalog", "publish", "--if-match", '"draft-4"', "--any-draft")
+    assert both.exit_code == Exit.USAGE
+    # Without --if-match, the draft as read now (bob's), with its changes shown first.
+    published = cli("catalog", "publish", "--notes", "bob's name")
+    assert published.exit_code == Exit.OK, published.output
+    assert published.stderr == 'publishing draft "draft-4" (items: 1 changed)\n'
+    assert published.stdout == "published version 2: live now\n"
 
 
 def test_a_broken_file_is_refused_with_its_line(cli: Cli, tmp_path: Path) -> None:
@@ -344,12 +360,12 @@ def test_a_broken_file_is_refused_with_its_line(cli: Cli, tmp_path: Path) -> Non
     )
 
 
-def test_json_pull_and_yaml_scalars(cli: Cli, tmp_path: Path) -> None:
+def test_json_pull_and_yaml_scalars(live_server, shop, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     json_path = tmp_path / "catalog.json"
     assert cli("catalog", "pull", "--live", "-o", str(json_path)).exit_code == Exit.OK
-    assert json.loads(json_path.read_text()) == catalog_file.ordered_catalog(
-        catalog_file.normalize(SMALL_CATALOG)
-    )
+    with StudioClient(live_server.url, shop.token("studio", "alice")) as studio:
+        stored = studio.validate(SMALL_CATALOG)
+    assert json.loads(json_path.read_text()) == catalog_file.ordered_catalog(stored)
     # YAML 1.2 scalars: `on` and an unquoted date stay text, as in the JSON twin.
     loaded = catalog_file.loads("currencies: []\nitems: []\nx: [on, 2025-01-01, 1_000, 010]\n")
     assert loaded.data["x"] == ["on", "2025-01-01", 1000, "010"]
@@ -572,8 +588,8 @@ PRICED_DIFF = [
 
 
 def test_a_diff_prints_amounts_in_major_units_with_the_minor_units_beside() -> None:
-    changes = catalog_file.diff_catalogs(PRICED_CATALOG, _edited_priced_catalog())
-    lines = catalog_file.format_diff(changes, before="live version 1", after="catalog.yaml")
+    changes = catalog_diff.diff_catalogs(PRICED_CATALOG, _edited_priced_catalog())
+    lines = catalog_diff.format_diff(changes, before="live version 1", after="catalog.yaml")
     assert lines == ["--- live version 1", "+++ catalog.yaml", *PRICED_DIFF]
 
 

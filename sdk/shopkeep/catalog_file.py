@@ -13,49 +13,42 @@ Duplicate keys, non-string keys and values JSON cannot carry are refused with th
 Writing puts fields in one fixed, readable order and leaves out fields at their default, so a
 pull of the same catalog always gives the same bytes and a diff in git shows only real changes.
 
-The rules a file is checked with are the store's (store/catalog.check_catalog, the schemas of
-store/rules.py); the comparison of two catalogs is store/catalog_diff.py, shared with the studio
-page. This module adds only what is about files: lines, YAML and JSON, a stable written order.
+A file is checked by the store it goes to, never here: ``shopkeep catalog diff`` sends it to
+``POST /v1/admin/catalog/validate`` and ``push`` to ``PUT /v1/admin/catalog/draft``, and the
+store's field paths come back to the file's lines through :meth:`CatalogFile.problems`. The
+comparison of two catalogs is :mod:`shopkeep.catalog_diff`. This module adds only what is
+about files: lines, YAML and JSON, a stable written order. YAML needs PyYAML (the ``cli``
+extra: ``pip install 'shopkeep[cli]'``), imported only when a YAML file is read or written.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
-import yaml
-
-from .errors import ValidationFailed
-from .store.catalog import check_catalog
-from .store.catalog_diff import (
-    CatalogDiff,
-    describe,
-    describe_entry,
-    field_text,
-    short_timestamp,
-)
-from .store.catalog_diff import diff_catalogs as diff_catalogs  # for `shopkeep catalog diff`
-from .store.rules import (
+from .catalog_diff import (
     CURRENCY_DEFAULTS,
     CURRENCY_FIELDS,
+    ENTRY_FIELDS,
     ITEM_DEFAULTS,
     ITEM_FIELDS,
     TIMESTAMP_FIELDS,
-    ContentSchema,
+    describe,
+    short_timestamp,
 )
 
 Format = Literal["yaml", "json"]
 
 # A written file lists fields in the schemas' order and leaves out those at the value the store
-# fills in (the schemas' load_default): all of it read from store/rules.py, none stated here.
-# A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
-ENTRY_FIELDS = tuple(ContentSchema().fields)
+# fills in: the mirror of the server's schemas in shopkeep.catalog_diff, none stated here.
 
 YAML_HEADER = (
     "# Shopkeep catalog. Amounts are integers in each currency's minor unit.\n"
@@ -199,25 +192,44 @@ _TAG_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _TAG_STR = "tag:yaml.org,2002:str"
 
 
-class _Loader(yaml.SafeLoader):
+YAML_NEEDS = "YAML files need PyYAML: pip install 'shopkeep[cli]' (or read a .json file)"
+
+
+@functools.cache
+def _yaml() -> ModuleType:
+    """PyYAML, imported on first use: the SDK itself needs only httpx."""
+    try:
+        import yaml
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(YAML_NEEDS, name="yaml") from exc
+    return yaml
+
+
+@functools.cache
+def _loader_class() -> Any:
     """SafeLoader with YAML 1.2's meaning of plain booleans and integers and no timestamps."""
+    yaml = _yaml()
 
+    class Loader(yaml.SafeLoader):  # type: ignore[name-defined]
+        pass
 
-_DROPPED = (_TAG_BOOL, _TAG_INT, _TAG_TIMESTAMP)
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _TAG_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(
-    _TAG_INT, re.compile(r"^[-+]?(?:0|[1-9](?:_?[0-9])*)$"), list("-+0123456789")
-)
+    dropped = (_TAG_BOOL, _TAG_INT, _TAG_TIMESTAMP)
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in dropped]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        _TAG_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    Loader.add_implicit_resolver(
+        _TAG_INT, re.compile(r"^[-+]?(?:0|[1-9](?:_?[0-9])*)$"), list("-+0123456789")
+    )
+    return Loader
 
 
 def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> tuple[Any, _Loc | None]:
-    loader = _Loader(text)
+    yaml = _yaml()
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -234,11 +246,10 @@ def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> tuple[Any,
         loader.dispose()
 
 
-def _construct(
-    loader: _Loader, node: yaml.Node, problems: list[Problem], *, depth: int
-) -> tuple[Any, _Loc]:
+def _construct(loader: Any, node: Any, problems: list[Problem], *, depth: int) -> tuple[Any, _Loc]:
     """Builds the value of a node and its locations; problems are collected, not raised, so a
     file with several mistakes shows them all at once."""
+    yaml = _yaml()
     line = node.start_mark.line + 1
     if depth > MAX_DEPTH:
         problems.append(Problem(line, "", f"nested more than {MAX_DEPTH} levels deep"))
@@ -383,31 +394,13 @@ def _parse_json(text: str, filename: str) -> tuple[Any, _Loc | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checking and normalizing without a server
-# ---------------------------------------------------------------------------------------------
-
-
-def normalize(data: Any) -> dict[str, Any]:
-    """The catalog as the store keeps it: every field present, timestamps in the store's
-    format. The store's own rules (store.catalog.check_catalog) except the one that needs its
-    database (a published currency keeps its scale); raises ValidationFailed."""
-    return check_catalog(data)
-
-
-def check(catalog_file: CatalogFile) -> dict[str, Any]:
-    """:func:`normalize` for a file: the store's field messages at the file's lines."""
-    try:
-        return normalize(catalog_file.data)
-    except ValidationFailed as exc:
-        raise catalog_file.error(exc.details) from exc
-
-
-# ---------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------
 
 
-def _ordered(entry: Mapping[str, Any], fields: tuple[str, ...], defaults: dict[str, Any]) -> dict:
+def _ordered(
+    entry: Mapping[str, Any], fields: tuple[str, ...], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in fields:
         if name in entry and not (name in defaults and entry[name] == defaults[name]):
@@ -451,32 +444,34 @@ class _FlowDict(dict):
     """A price or a bundle entry, written on one line: ``- {currency: COINS, amount: 50}``."""
 
 
-class _Dumper(yaml.SafeDumper):
-    """Lists indented under their key, the way people write YAML by hand."""
+@functools.cache
+def _dumper_class() -> Any:
+    """SafeDumper that indents lists under their key, the way people write YAML by hand, and
+    writes short entries on one line."""
+    yaml = _yaml()
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
+    class Dumper(yaml.SafeDumper):  # type: ignore[name-defined]
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
 
+    def represent_str(dumper: Any, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar(_TAG_STR, value, style=style)
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar(_TAG_STR, value, style=style)
+    def represent_dict(dumper: Any, value: dict[str, Any]) -> Any:
+        return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=False)
 
-
-def _represent_dict(dumper: yaml.SafeDumper, value: dict) -> yaml.MappingNode:
-    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=False)
-
-
-_Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(dict, _represent_dict)
-_Dumper.add_representer(
-    _FlowList,
-    lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", list(v), flow_style=True),
-)
-_Dumper.add_representer(
-    _FlowDict,
-    lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True),
-)
+    Dumper.add_representer(str, represent_str)
+    Dumper.add_representer(dict, represent_dict)
+    Dumper.add_representer(
+        _FlowList,
+        lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", list(v), flow_style=True),
+    )
+    Dumper.add_representer(
+        _FlowDict,
+        lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True),
+    )
+    return Dumper
 
 
 def _is_scalar(value: Any) -> bool:
@@ -500,47 +495,12 @@ def dumps(catalog: Mapping[str, Any], format: Format = "yaml") -> str:
     ordered = ordered_catalog(catalog)
     if format == "json":
         return json.dumps(ordered, indent=2, ensure_ascii=False) + "\n"
-    body = yaml.dump(
+    body = _yaml().dump(
         _styled(ordered),
-        Dumper=_Dumper,
+        Dumper=_dumper_class(),
         sort_keys=False,
         allow_unicode=True,
         width=100,
         default_flow_style=False,
     )
     return YAML_HEADER + body
-
-
-# ---------------------------------------------------------------------------------------------
-# Comparing two catalogs, for a terminal
-# ---------------------------------------------------------------------------------------------
-
-
-def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
-    """The diff as text lines, per entry and field, for a terminal; amounts in major units,
-    each side by its own catalog's scales (a published currency never changes its scale, so
-    a side that lacks one borrows the other's)."""
-    old_scales = {**diff.after_scales, **diff.before_scales}
-    new_scales = {**diff.before_scales, **diff.after_scales}
-    lines = [f"--- {before}", f"+++ {after}"]
-    for section, changes in (("currencies", diff.currencies), ("items", diff.items)):
-        if not changes and not (section == "items" and diff.items_reordered):
-            continue
-        lines.append(f"{section}:")
-        for change in changes:
-            if change.status == "added":
-                described = describe_entry(section, change.entry, new_scales)
-                lines.append(f"  + {change.key}: {described}")
-            elif change.status == "removed":
-                described = describe_entry(section, change.entry, old_scales)
-                lines.append(f"  - {change.key}: {described}")
-            else:
-                lines.append(f"  ~ {change.key}")
-                for field in change.fields:
-                    was = field_text(section, change.key, field.field, field.before, old_scales)
-                    now = field_text(section, change.key, field.field, field.after, new_scales)
-                    lines.append(f"      {field.field}: {was} -> {now}")
-        if section == "items" and diff.items_reordered:
-            lines.append("  (the order of items changed)")
-    lines.append(diff.summary())
-    return lines

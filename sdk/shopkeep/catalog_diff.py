@@ -1,9 +1,14 @@
 """Catalogs as people read them: a field path in words, the comparison of two catalogs per
-entry and field, and a value in a few words.
+entry and field, and a value in a few words, amounts in major units.
 
-Shared by the studio page (web/) and the catalog file and CLI (catalog_file.py,
-catalog_cli.py); it speaks neither HTTP nor files. Field lists and defaults come from the
-store's schemas (store/rules.py), so a field added there is compared and shown here.
+Shared by the studio command line (shopkeep.catalog_cli), the catalog file
+(shopkeep.catalog_file) and the server's studio page, which imports it from here; it speaks
+neither HTTP nor files and needs nothing beyond the SDK.
+
+The catalog's rules live on the server (its schemas in shopkeep_server/store/rules.py). What
+this module needs of them to write and compare catalogs, the field order and what an
+optional field defaults to, is mirrored below, as the SDK mirrors the error table; a test
+(tests/server/test_catalog_rules.py) checks the mirror against the server's schemas.
 """
 
 from __future__ import annotations
@@ -14,10 +19,44 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from shopkeep.money import Money
+from .money import Money
 
-from . import rules
-from .rules import CURRENCY_DEFAULTS, CURRENCY_FIELDS, ITEM_DEFAULTS, ITEM_FIELDS, TIMESTAMP_FIELDS
+# Field names in the server schemas' declaration order (the order a written catalog file uses).
+CURRENCY_FIELDS: tuple[str, ...] = ("code", "name", "scale", "max_balance")
+ITEM_FIELDS: tuple[str, ...] = (
+    "sku",
+    "name",
+    "description",
+    "kind",
+    "prices",
+    "contents",
+    "stock",
+    "per_player_limit",
+    "available_from",
+    "available_until",
+    "tags",
+    "metadata",
+)
+# A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
+ENTRY_FIELDS: tuple[str, ...] = ("sku", "quantity", "currency", "amount")
+# What the store fills in for an optional field left out.
+CURRENCY_DEFAULTS: Mapping[str, Any] = {"max_balance": None}
+ITEM_DEFAULTS: Mapping[str, Any] = {
+    "description": "",
+    "contents": [],
+    "stock": None,
+    "per_player_limit": None,
+    "available_from": None,
+    "available_until": None,
+    "tags": [],
+    "metadata": {},
+}
+TIMESTAMP_FIELDS: tuple[str, ...] = ("available_from", "available_until")
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """The API's one timestamp format, in UTC with microseconds."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def describe(field_path: str, data: Any) -> str:
@@ -115,8 +154,8 @@ class CatalogDiff:
         return next((c.status for c in self.items if c.key == sku), None)
 
 
-def _filled(entry: Mapping[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    filled = {**defaults, **entry}
+def _filled(entry: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    filled = {**_fresh(defaults), **entry}
     for name in TIMESTAMP_FIELDS:
         if name in filled:
             filled[name] = _comparable_timestamp(filled[name])
@@ -130,7 +169,12 @@ def _comparable_timestamp(value: Any) -> Any:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         return value
-    return rules.format_timestamp(parsed) if parsed.tzinfo is not None else value
+    return format_timestamp(parsed) if parsed.tzinfo is not None else value
+
+
+def _fresh(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults as new objects: a caller may change the lists and dicts it gets."""
+    return {name: json.loads(json.dumps(value)) for name, value in defaults.items()}
 
 
 def _entry_changes(
@@ -139,7 +183,7 @@ def _entry_changes(
     *,
     key: str,
     fields: tuple[str, ...],
-    defaults: dict[str, Any],
+    defaults: Mapping[str, Any],
 ) -> tuple[list[EntryChange], bool]:
     old = {e.get(key): _filled(e, defaults) for e in before}
     new = {e.get(key): _filled(e, defaults) for e in after}
@@ -269,3 +313,38 @@ def describe_entry(
         f"{entry.get('name', '')}, {entry.get('kind', '')}, "
         f"{format_value('prices', entry.get('prices'), scales)}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing two catalogs, for a terminal
+# ---------------------------------------------------------------------------------------------
+
+
+def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
+    """The diff as text lines, per entry and field, for a terminal; amounts in major units,
+    each side by its own catalog's scales (a published currency never changes its scale, so
+    a side that lacks one borrows the other's)."""
+    old_scales = {**diff.after_scales, **diff.before_scales}
+    new_scales = {**diff.before_scales, **diff.after_scales}
+    lines = [f"--- {before}", f"+++ {after}"]
+    for section, changes in (("currencies", diff.currencies), ("items", diff.items)):
+        if not changes and not (section == "items" and diff.items_reordered):
+            continue
+        lines.append(f"{section}:")
+        for change in changes:
+            if change.status == "added":
+                described = describe_entry(section, change.entry, new_scales)
+                lines.append(f"  + {change.key}: {described}")
+            elif change.status == "removed":
+                described = describe_entry(section, change.entry, old_scales)
+                lines.append(f"  - {change.key}: {described}")
+            else:
+                lines.append(f"  ~ {change.key}")
+                for field in change.fields:
+                    was = field_text(section, change.key, field.field, field.before, old_scales)
+                    now = field_text(section, change.key, field.field, field.after, new_scales)
+                    lines.append(f"      {field.field}: {was} -> {now}")
+        if section == "items" and diff.items_reordered:
+            lines.append("  (the order of items changed)")
+    lines.append(diff.summary())
+    return lines

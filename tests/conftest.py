@@ -94,7 +94,9 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def app(conn: psycopg.Connection) -> Flask:
-    return create_app(make_config(), database=db.SingleConnectionDatabase(conn))
+    # Every unit of work runs as the server's role (shopkeep_app), the fixture's own statements
+    # (making games, checking rows) as the owner.
+    return create_app(make_config(), database=db.SingleConnectionDatabase(conn, role=db.APP_ROLE))
 
 
 @pytest.fixture

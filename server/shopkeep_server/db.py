@@ -67,14 +67,23 @@ class PooledDatabase:
             open=False,
         )
         self.pool.open(wait=open_wait, timeout=config.pool_timeout)
+        # Told how long each unit of work waited for its connection (the metrics set it).
+        self.on_wait: Callable[[float], None] | None = None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
+        asked = time.perf_counter()
         try:
             with self.pool.connection(timeout=self._timeout) as conn:
+                self._waited(asked)
                 yield conn
         except PoolTimeout as exc:
+            self._waited(asked)
             raise DatabaseUnavailable(str(exc)) from exc
+
+    def _waited(self, asked: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(time.perf_counter() - asked)
 
     def close(self) -> None:
         self.pool.close()

@@ -76,8 +76,10 @@ def start_server(
     migrates as ``database_url``'s role (the owner) and serves as the suite's member of
     shopkeep_app, as a deployment does: every request of a live test runs with the server's
     least privileges."""
+    # An empty URL leaves the server its embedded PostgreSQL, where it makes its own login.
+    serve_url = app_database_url(database_url) if database_url else database_url
     store = StoreServer(
-        database_url=app_database_url(database_url),
+        database_url=serve_url,
         workers=workers,
         env={**LIVE_SERVER_ENV, "SHOPKEEP_MIGRATE_DATABASE_URL": database_url, **(env or {})},
         log_path=log_path,

@@ -18,7 +18,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import __version__, logs, web
+from . import __version__, logs, tracing, web
 from .api import ops, player, service, studio
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
@@ -200,12 +200,15 @@ def render_error(error: StoreError) -> Response:
 def create_app(config: Config | None = None, *, database: Database | None = None) -> Flask:
     """Builds the Flask app. Without ``database`` it opens a pool on config.database_url."""
     config = config or Config.from_env()
+    tracer_provider = tracing.start_from_env()  # before the pool: its connections are traced
     if database is None:
         if not config.database_url:
             raise RuntimeError("create_app needs SHOPKEEP_DATABASE_URL or a database")
         database = PooledDatabase(config, config.database_url)
 
     app = Flask(__name__)
+    if tracer_provider is not None:
+        tracing.trace_app(app, tracer_provider)
     if config.proxy_hops:
         # Behind a TLS-terminating proxy: https is what the client used (Secure cookies).
         hops = config.proxy_hops

@@ -143,18 +143,27 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
     }
 
 
-def test_every_money_function_is_executable_by_the_app_role(app_conn: psycopg.Connection) -> None:
-    """Re-created functions get their EXECUTE again: 90_privileges.sql runs after them."""
-    refused = app_conn.execute(
-        "SELECT p.oid::regprocedure::text FROM pg_proc p"
-        " WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'sk\\_%%'"
-        "  AND NOT has_function_privilege(%s, p.oid, 'EXECUTE')",
-        (db.APP_ROLE,),
-    ).fetchall()
-    assert refused == []
-    assert app_conn.execute(
-        "SELECT count(*) FROM pg_proc WHERE proname = 'sk_purchase'"
-    ).fetchone() == (1,)
+# Functions without an explicit EXECUTE for the app role (PUBLIC's default grant aside).
+NOT_GRANTED = (
+    "SELECT p.oid::regprocedure::text FROM pg_proc p"
+    " WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'sk\\_%%'"
+    "  AND NOT EXISTS (SELECT FROM aclexplode(p.proacl) a"
+    "   WHERE a.grantee = %s::regrole AND a.privilege_type = 'EXECUTE')"
+)
+
+
+def test_every_money_function_is_granted_to_the_app_role(database_url: str) -> None:
+    """Explicitly, and again after the function files are re-applied (they drop and re-create
+    every function): 90_privileges.sql runs after them."""
+    with psycopg.connect(database_url) as owner:
+        assert owner.execute(NOT_GRANTED, (db.APP_ROLE,)).fetchall() == []
+        owner.execute("DELETE FROM schema_functions")  # as if a file had changed
+        applied = db.apply_functions(owner)
+        assert applied[-1] == "90_privileges.sql"
+        assert owner.execute(NOT_GRANTED, (db.APP_ROLE,)).fetchall() == []
+        count = owner.execute("SELECT count(*) FROM pg_proc WHERE proname = 'sk_purchase'")
+        assert count.fetchone() == (1,)
+        owner.rollback()
 
 
 def test_the_fixture_database_runs_each_unit_as_the_app_role(conn: psycopg.Connection) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import psycopg
 import psycopg.errors
 import pytest
@@ -14,6 +16,8 @@ from click.testing import CliRunner
 
 from shopkeep_server import db
 from shopkeep_server.cli import main
+from shopkeep_server.embedded import APP_LOGIN as APP_LOGIN_EMBEDDED
+from shopkeep_server.launcher import PrivateDatabase, StoreServer
 from support import LiveServer, app_database_url
 from support.database import APP_LOGIN
 
@@ -215,3 +219,29 @@ def test_print_grants_prints_a_script_that_runs(database_url: str) -> None:
         ).fetchone()
         owner.rollback()
     assert member == (True,)
+
+
+@pytest.mark.slow
+def test_serve_on_the_embedded_postgresql_serves_as_its_app_login(tmp_path: Path) -> None:
+    """Without SHOPKEEP_DATABASE_URL, `serve` migrates as the embedded cluster's superuser and
+    its pool logs in as embedded.APP_LOGIN, a member of shopkeep_app that is no superuser."""
+    with PrivateDatabase(prefix="shopkeep-roles-pg-") as cluster:
+        assert cluster.data_dir is not None
+        store = StoreServer(
+            data_dir=cluster.data_dir,
+            workers=1,
+            env={"SHOPKEEP_DATABASE_URL": "", "SHOPKEEP_PURGE_INTERVAL": "0"},
+            log_path=tmp_path / "server.log",
+            ready_timeout=90,
+        )
+        with store:
+            assert httpx.get(f"{store.url}/readyz", timeout=10).status_code == 200
+            with psycopg.connect(cluster.url, autocommit=True) as admin:
+                logins = admin.execute(
+                    "SELECT DISTINCT a.usename, r.rolsuper,"
+                    " pg_has_role(a.usename, %s, 'MEMBER')"
+                    " FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename"
+                    " WHERE a.datname = 'shopkeep' AND a.pid <> pg_backend_pid()",
+                    (db.APP_ROLE,),
+                ).fetchall()
+    assert logins == [(APP_LOGIN_EMBEDDED, False, True)], logins

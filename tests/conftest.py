@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from shopkeep_server import db
+from shopkeep_server import db, roles
 from shopkeep_server.app import create_app
 from shopkeep_server.launcher import PrivateDatabase
 from support import (
@@ -96,7 +96,9 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 def app(conn: psycopg.Connection) -> Flask:
     # Every unit of work runs as the server's role (shopkeep_app), the fixture's own statements
     # (making games, checking rows) as the owner.
-    return create_app(make_config(), database=db.SingleConnectionDatabase(conn, role=db.APP_ROLE))
+    return create_app(
+        make_config(), database=db.SingleConnectionDatabase(conn, role=roles.APP_ROLE)
+    )
 
 
 @pytest.fixture

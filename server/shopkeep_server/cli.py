@@ -210,7 +210,7 @@ def migrate(print_grants: bool) -> None:
     """Apply the database migrations not yet applied, as the role that owns the tables
     (SHOPKEEP_MIGRATE_DATABASE_URL, else SHOPKEEP_DATABASE_URL)."""
     if print_grants:
-        from .db import privileges_script
+        from .roles import privileges_script
 
         click.echo(privileges_script(), nl=False)
         return

@@ -26,10 +26,6 @@ T = TypeVar("T")
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 MAX_ATTEMPTS = 5
 
-# The group role the server's login is a member of (made by migration 0005, its privileges in
-# sql/90_privileges.sql); migrations run as the role that owns the tables.
-APP_ROLE = "shopkeep_app"
-
 
 class DatabaseUnavailable(Exception):
     """No connection could be had in time: the API answers 503 with Retry-After."""
@@ -322,51 +318,6 @@ def apply_functions(conn: psycopg.Connection) -> list[str]:
             [(f.name, f.checksum) for f in files],
         )
     return [f.name for f in files]
-
-
-def create_app_login(conn: psycopg.Connection, login: str, password: str | None = None) -> None:
-    """Makes ``login`` a role that can log in as a member of APP_ROLE (with ``password``, when
-    given), unless it exists; either way it ends a member. Needs CREATEROLE (the embedded
-    PostgreSQL's superuser, or an administrator) and APP_ROLE made (migrate first)."""
-    name = sql.Identifier(login)
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
-    if exists is None:
-        # Made by another process a moment ago: it is there, as wanted.
-        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(name)
-            )
-    if password is not None:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(name, sql.Literal(password)))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_ROLE), name))
-
-
-def login_url(url: str, login: str, password: str | None = None) -> str:
-    """``url`` with its user (and password) replaced: the same database, as ``login``."""
-    params: dict[str, str] = {"user": login}
-    if password is not None:
-        params["password"] = password
-    return psycopg.conninfo.make_conninfo(url, **params)
-
-
-def privileges_script() -> str:
-    """The SQL an administrator runs to set up the roles on a PostgreSQL the server does not
-    manage (``shopkeep-server migrate --print-grants``): the group role, a login for the server,
-    and, in the store's database once migrated, the privileges (which migrate applies itself
-    when it may)."""
-    role = next(sql_text for _, name, sql_text in migration_files() if "_app_role" in name)
-    privileges = next(f.sql for f in function_files() if f.name.endswith("_privileges.sql"))
-    return (
-        "-- 1. As an administrator (a role with CREATEROLE), once per PostgreSQL cluster:\n"
-        f"{role}\n"
-        "-- The server's login (choose the name and the password; SHOPKEEP_DATABASE_URL uses\n"
-        "-- them). The role that runs migrations (SHOPKEEP_MIGRATE_DATABASE_URL) owns the\n"
-        "-- tables: make it the owner of the database, or give it CREATE on the schema.\n"
-        f"CREATE ROLE shopkeep_server LOGIN PASSWORD 'change-me' IN ROLE {APP_ROLE};\n\n"
-        "-- 2. In the store's database, as the owner, after `shopkeep-server migrate` (which\n"
-        "-- applies these itself; run them by hand only to repair privileges):\n"
-        f"{privileges}"
-    )
 
 
 def connect(url: str) -> psycopg.Connection:

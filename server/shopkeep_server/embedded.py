@@ -15,7 +15,7 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 DATABASE = "shopkeep"
-# The login the server's pool uses on the embedded PostgreSQL, a member of db.APP_ROLE; the
+# The login the server's pool uses on the embedded PostgreSQL, a member of roles.APP_ROLE; the
 # migrations run as the cluster's superuser, which owns the tables.
 APP_LOGIN = "shopkeep_server"
 
@@ -97,8 +97,8 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 def app_login_url(owner_url: str) -> str:
     """The URL of the same database as APP_LOGIN, made (on a migrated database) if missing.
     The embedded PostgreSQL trusts local connections: the login needs no password."""
-    from . import db
+    from . import roles
 
     with psycopg.connect(owner_url, autocommit=True) as conn:
-        db.create_app_login(conn, APP_LOGIN)
-    return db.login_url(owner_url, APP_LOGIN)
+        roles.create_app_login(conn, APP_LOGIN)
+    return roles.login_url(owner_url, APP_LOGIN)

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from shopkeep_server import db
+from shopkeep_server import db, roles
 from shopkeep_server.app import create_app
 from shopkeep_server.metrics import Metrics
 from shopkeep_server.serving import Janitor
@@ -249,7 +249,7 @@ def test_the_purge_is_counted(database_url: str, committed_game: Game) -> None:
 
 def test_a_failed_purge_is_counted(database_url: str) -> None:
     metrics = Metrics()
-    broken = make_config(db.login_url(app_database_url(database_url), "nobody-at-all"))
+    broken = make_config(roles.login_url(app_database_url(database_url), "nobody-at-all"))
     assert Janitor(broken, metrics).purge_once() is None
     assert (
         metrics.registry.get_sample_value("shopkeep_idempotency_purges_total", {"result": "failed"})

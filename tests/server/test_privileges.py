@@ -14,7 +14,7 @@ import psycopg.errors
 import pytest
 from click.testing import CliRunner
 
-from shopkeep_server import db
+from shopkeep_server import db, roles
 from shopkeep_server.cli import main
 from shopkeep_server.embedded import APP_LOGIN as APP_LOGIN_EMBEDDED
 from shopkeep_server.launcher import PrivateDatabase, StoreServer
@@ -122,7 +122,7 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type)"
         " FROM information_schema.role_table_grants WHERE grantee = %s"
         " AND table_schema = current_schema() GROUP BY table_name ORDER BY table_name",
-        (db.APP_ROLE,),
+        (roles.APP_ROLE,),
     ).fetchall()
     assert dict(rows) == {
         "catalog_currencies": "INSERT,SELECT",
@@ -160,11 +160,11 @@ def test_every_money_function_is_granted_to_the_app_role(database_url: str) -> N
     """Explicitly, and again after the function files are re-applied (they drop and re-create
     every function): 90_privileges.sql runs after them."""
     with psycopg.connect(database_url) as owner:
-        assert owner.execute(NOT_GRANTED, (db.APP_ROLE,)).fetchall() == []
+        assert owner.execute(NOT_GRANTED, (roles.APP_ROLE,)).fetchall() == []
         owner.execute("DELETE FROM schema_functions")  # as if a file had changed
         applied = db.apply_functions(owner)
         assert applied[-1] == "90_privileges.sql"
-        assert owner.execute(NOT_GRANTED, (db.APP_ROLE,)).fetchall() == []
+        assert owner.execute(NOT_GRANTED, (roles.APP_ROLE,)).fetchall() == []
         count = owner.execute("SELECT count(*) FROM pg_proc WHERE proname = 'sk_purchase'")
         assert count.fetchone() == (1,)
         owner.rollback()
@@ -172,9 +172,9 @@ def test_every_money_function_is_granted_to_the_app_role(database_url: str) -> N
 
 def test_the_fixture_database_runs_each_unit_as_the_app_role(conn: psycopg.Connection) -> None:
     owner = conn.execute("SELECT current_user").fetchone()
-    database = db.SingleConnectionDatabase(conn, role=db.APP_ROLE)
+    database = db.SingleConnectionDatabase(conn, role=roles.APP_ROLE)
     with database.connection() as unit:
-        assert unit.execute("SELECT current_user").fetchone() == (db.APP_ROLE,)
+        assert unit.execute("SELECT current_user").fetchone() == (roles.APP_ROLE,)
     with pytest.raises(psycopg.errors.InsufficientPrivilege), database.connection() as unit:
         unit.execute("DELETE FROM ledger_entries")
     assert conn.execute("SELECT current_user").fetchone() == owner
@@ -215,7 +215,7 @@ def test_print_grants_prints_a_script_that_runs(database_url: str) -> None:
     with psycopg.connect(database_url) as owner:
         owner.execute(script.replace("ROLE shopkeep_server LOGIN", f"ROLE {probe} LOGIN"))
         member = owner.execute(
-            "SELECT pg_has_role(%s, %s, 'MEMBER')", (probe, db.APP_ROLE)
+            "SELECT pg_has_role(%s, %s, 'MEMBER')", (probe, roles.APP_ROLE)
         ).fetchone()
         owner.rollback()
     assert member == (True,)
@@ -242,6 +242,6 @@ def test_serve_on_the_embedded_postgresql_serves_as_its_app_login(tmp_path: Path
                     " pg_has_role(a.usename, %s, 'MEMBER')"
                     " FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename"
                     " WHERE a.datname = 'shopkeep' AND a.pid <> pg_backend_pid()",
-                    (db.APP_ROLE,),
+                    (roles.APP_ROLE,),
                 ).fetchall()
     assert logins == [(APP_LOGIN_EMBEDDED, False, True)], logins

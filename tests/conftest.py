@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from shopkeep_server import db
+from shopkeep_server import db, roles
 from shopkeep_server.app import create_app
 from shopkeep_server.launcher import PrivateDatabase
 from support import (
@@ -94,7 +94,11 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def app(conn: psycopg.Connection) -> Flask:
-    return create_app(make_config(), database=db.SingleConnectionDatabase(conn))
+    # Every unit of work runs as the server's role (shopkeep_app), the fixture's own statements
+    # (making games, checking rows) as the owner.
+    return create_app(
+        make_config(), database=db.SingleConnectionDatabase(conn, role=roles.APP_ROLE)
+    )
 
 
 @pytest.fixture

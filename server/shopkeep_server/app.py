@@ -13,17 +13,19 @@ import psycopg
 from flask import Flask, Response, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
+from psycopg_pool import PoolTimeout
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import __version__, logs, web
+from . import __version__, logs, tracing, web
 from .api import ops, player, service, studio
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
 from .config import Config
 from .db import Database, DatabaseUnavailable, PooledDatabase
 from .errors import (
+    STORED_REJECTIONS,
     BadRequest,
     Forbidden,
     InternalError,
@@ -37,7 +39,8 @@ from .errors import (
     error_body,
     from_database,
 )
-from .runtime import Services, install
+from .metrics import Metrics
+from .runtime import Services, install, services
 from .serving import CLOSE_CONNECTION
 from .store.rules import MAX_JSON_DEPTH, check_path_parameters, flatten_errors, matches
 
@@ -142,16 +145,48 @@ def _from_exception(error: BaseException) -> StoreError:
     if isinstance(error, StoreError):
         return error
     if isinstance(error, DatabaseUnavailable):
+        _count_database_error(error.__cause__)
         return Unavailable(headers={"Retry-After": "1"})
     if isinstance(error, psycopg.Error):
         translated = from_database(error)
         if translated is not None:
             return translated
+        _count_database_error(error)
         if isinstance(error, psycopg.OperationalError | psycopg.errors.QueryCanceled):
             log.warning("database unavailable: %s", error)
             return Unavailable(headers={"Retry-After": "1"})
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
     return InternalError()
+
+
+def _count_database_error(cause: BaseException | None) -> None:
+    """A database failure in the metrics: no connection in time, or an error by its SQLSTATE
+    class (the store's own refusals never get here: they are translated above)."""
+    metrics = services().metrics
+    if isinstance(cause, PoolTimeout):
+        metrics.pool_timeouts.inc()
+    elif isinstance(cause, psycopg.Error):
+        sqlstate = cause.sqlstate or ""
+        metrics.database_errors.labels(sqlstate[:2] or "none").inc()
+
+
+def _count_answer(metrics: Metrics, route: str, response: Response) -> None:
+    """The idempotency and conflict counters of one API answer. A key is stored with the
+    outcomes the store keeps (a 2xx, or a 409 whose code is a final rejection); a replay says
+    so in its Idempotent-Replayed header."""
+    code = None
+    if response.status_code == 409:
+        try:
+            code = str(json.loads(response.get_data())["error"]["code"])
+        except (ValueError, KeyError, TypeError):
+            code = "unknown"
+        metrics.conflicts.labels(route, code).inc()
+    if response.headers.get("Idempotent-Replayed") == "true":
+        metrics.idempotency_replays.labels(route).inc()
+    elif "idempotency_key" in g and (
+        200 <= response.status_code < 300 or code in STORED_REJECTIONS
+    ):
+        metrics.idempotency_stored.labels(route).inc()
 
 
 def render_error(error: StoreError) -> Response:
@@ -165,12 +200,15 @@ def render_error(error: StoreError) -> Response:
 def create_app(config: Config | None = None, *, database: Database | None = None) -> Flask:
     """Builds the Flask app. Without ``database`` it opens a pool on config.database_url."""
     config = config or Config.from_env()
+    tracer_provider = tracing.start_from_env()  # before the pool: its connections are traced
     if database is None:
         if not config.database_url:
             raise RuntimeError("create_app needs SHOPKEEP_DATABASE_URL or a database")
         database = PooledDatabase(config, config.database_url)
 
     app = Flask(__name__)
+    if tracer_provider is not None:
+        tracing.trace_app(app, tracer_provider)
     if config.proxy_hops:
         # Behind a TLS-terminating proxy: https is what the client used (Secure cookies).
         hops = config.proxy_hops
@@ -202,6 +240,9 @@ def create_app(config: Config | None = None, *, database: Database | None = None
     services = Services.build(config, database)
     install(app, services)
     metrics = services.metrics
+    if isinstance(database, PooledDatabase):
+        metrics.watch_pool(database.pool)
+        database.on_wait = metrics.pool_wait.observe
 
     api = ShopkeepApi(app, spec_kwargs={"extra_plugins": [CommonResponsesPlugin()]})
     for blueprint in (player.blp, service.blp, studio.blp, ops.blp):
@@ -231,15 +272,18 @@ def create_app(config: Config | None = None, *, database: Database | None = None
     @app.after_request
     def finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "-")
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        # One route for the metrics and the access line: the OpenAPI path of the rule.
+        route = logs.route_of(request.url_rule)
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
         elapsed = time.perf_counter() - g.started if "started" in g else 0.0
         if "started" in g:
-            metrics.latency.labels(request.method, endpoint).observe(elapsed)
+            metrics.latency.labels(request.method, route).observe(elapsed)
+        _count_answer(metrics, route, response)
+        metrics.refresh_pool()
         caller = g.get("principal")
         logs.access(
             method=request.method,
-            route=logs.openapi_route(endpoint),
+            route=route,
             path=request.path,
             status=response.status_code,
             duration_ms=elapsed * 1000,

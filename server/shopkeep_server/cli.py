@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 # What every command that opens the database reads (config.VARIABLES says what each means).
-DATABASE_VARIABLES = ("SHOPKEEP_DATABASE_URL", "SHOPKEEP_DATA_DIR")
+DATABASE_VARIABLES = ("SHOPKEEP_DATABASE_URL", "SHOPKEEP_MIGRATE_DATABASE_URL", "SHOPKEEP_DATA_DIR")
 
 # The store names a refused key field; the command line names the flag that set it.
 KEY_FLAGS = {
@@ -63,9 +63,11 @@ def _config() -> Config:
 
 
 def _database_url(config: Config) -> str:
+    """The owner's URL: migrations and the maintenance commands run as the role that owns the
+    tables (the server's pool logs in as a member of shopkeep_app instead, see `serve`)."""
     from .embedded import resolve_database_url
 
-    return resolve_database_url(config.database_url, config.data_dir)
+    return resolve_database_url(config.owner_database_url, config.data_dir)
 
 
 def _connect(config: Config) -> psycopg.Connection:
@@ -78,7 +80,15 @@ def _connect(config: Config) -> psycopg.Connection:
         return db.connect(url, config)
     except psycopg.OperationalError as exc:
         # A wrong SHOPKEEP_DATABASE_URL is a user mistake: say so, without a traceback.
-        where = "SHOPKEEP_DATABASE_URL" if config.database_url else "the embedded PostgreSQL"
+        where = (
+            (
+                "SHOPKEEP_MIGRATE_DATABASE_URL"
+                if config.migrate_database_url
+                else "SHOPKEEP_DATABASE_URL"
+            )
+            if config.owner_database_url
+            else "the embedded PostgreSQL"
+        )
         raise click.ClickException(f"cannot connect to the database ({where}): {exc}") from exc
 
 
@@ -146,11 +156,18 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     from .serving import serve as run
 
     config = _config()
-    config = config.replace(database_url=_database_url(config))  # the workers use the same
+    owner_url = _database_url(config)
+    config = config.replace(migrate_database_url=owner_url)  # the workers use the same
     with _connect(config) as conn:
         _migrate(conn)
         if demo:
             _seed_demo(conn, config, host, port)
+    if config.database_url is None:
+        # The embedded PostgreSQL: the pool logs in as the server's own member of shopkeep_app,
+        # never as the superuser that owns the tables.
+        from .embedded import app_login_url
+
+        config = config.replace(database_url=app_login_url(owner_url))
     click.echo(f"Shopkeep serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     run(config, host=host, port=port, workers=workers)
 
@@ -183,9 +200,20 @@ def _seed_demo(conn: psycopg.Connection, config: Config, host: str, port: int) -
 
 
 @main.command(cls=Command, variables=DATABASE_VARIABLES)
-def migrate() -> None:
-    """Apply the database migrations not yet applied."""
+@click.option(
+    "--print-grants",
+    is_flag=True,
+    help="Print the SQL that makes the roles and grants the server's login needs (for a"
+    " PostgreSQL the store does not manage) and exit, without connecting.",
+)
+def migrate(print_grants: bool) -> None:
+    """Apply the database migrations not yet applied, as the role that owns the tables
+    (SHOPKEEP_MIGRATE_DATABASE_URL, else SHOPKEEP_DATABASE_URL)."""
+    if print_grants:
+        from .roles import privileges_script
 
+        click.echo(privileges_script(), nl=False)
+        return
     with _connect(_config()) as conn:
         applied = _migrate(conn)
     click.echo("applied: " + ", ".join(applied) if applied else "up to date")

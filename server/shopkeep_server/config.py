@@ -11,7 +11,16 @@ import platformdirs
 
 # Every variable the server reads, with its default and meaning; the README's table mirrors this.
 VARIABLES: dict[str, tuple[str, str]] = {
-    "SHOPKEEP_DATABASE_URL": ("(unset)", "PostgreSQL to use; unset starts an embedded PostgreSQL"),
+    "SHOPKEEP_DATABASE_URL": (
+        "(unset)",
+        "PostgreSQL the server connects to, as a member of shopkeep_app; unset starts an"
+        " embedded PostgreSQL",
+    ),
+    "SHOPKEEP_MIGRATE_DATABASE_URL": (
+        "SHOPKEEP_DATABASE_URL",
+        "the same database as the role that owns the tables: migrations and the maintenance"
+        " commands use it",
+    ),
     "SHOPKEEP_DATA_DIR": (
         "the user data dir (e.g. ~/.local/share/shopkeep)",
         "where the embedded PostgreSQL keeps its data",
@@ -88,6 +97,7 @@ class Config:
     """Settings of one server process."""
 
     database_url: str | None = None
+    migrate_database_url: str | None = None
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
     pool_min: int = 1
     pool_max: int = 10
@@ -113,8 +123,16 @@ class Config:
         threads = _int(env, "SHOPKEEP_THREADS", 8, minimum=1)
         rate_limit = env.get("SHOPKEEP_RATE_LIMIT", "100/second").strip()
         data_dir = env.get("SHOPKEEP_DATA_DIR")
+        database_url = env.get("SHOPKEEP_DATABASE_URL") or None
+        migrate_database_url = env.get("SHOPKEEP_MIGRATE_DATABASE_URL") or None
+        if migrate_database_url and not database_url:
+            raise ConfigError(
+                "SHOPKEEP_MIGRATE_DATABASE_URL is set but SHOPKEEP_DATABASE_URL is not: set both"
+                " (the server's login and the owner's) or neither (the embedded PostgreSQL)"
+            )
         return cls(
-            database_url=env.get("SHOPKEEP_DATABASE_URL") or None,
+            database_url=database_url,
+            migrate_database_url=migrate_database_url,
             data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
             pool_min=_int(env, "SHOPKEEP_POOL_MIN", 1, minimum=0),
             pool_max=_int(env, "SHOPKEEP_POOL_MAX", threads + 2, minimum=1),
@@ -136,6 +154,11 @@ class Config:
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),
             prepared_statements=_switch(env, "SHOPKEEP_PREPARED_STATEMENTS", default=True),
         )
+
+    @property
+    def owner_database_url(self) -> str | None:
+        """The URL migrations and the maintenance commands connect with."""
+        return self.migrate_database_url or self.database_url
 
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

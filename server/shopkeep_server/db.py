@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 
 import psycopg
 import psycopg.errors
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .config import Config
@@ -62,14 +63,23 @@ class PooledDatabase:
             open=False,
         )
         self.pool.open(wait=open_wait, timeout=config.pool_timeout)
+        # Told how long each unit of work waited for its connection (the metrics set it).
+        self.on_wait: Callable[[float], None] | None = None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
+        asked = time.perf_counter()
         try:
             with self.pool.connection(timeout=self._timeout) as conn:
+                self._waited(asked)
                 yield conn
         except PoolTimeout as exc:
+            self._waited(asked)
             raise DatabaseUnavailable(str(exc)) from exc
+
+    def _waited(self, asked: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(time.perf_counter() - asked)
 
     def close(self) -> None:
         self.pool.close()
@@ -79,15 +89,24 @@ class SingleConnectionDatabase:
     """One connection shared by every request: the test fixture wraps it in a transaction that
     is rolled back, so each fast test starts from the same state."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, *, role: str | None = None) -> None:
         self.conn = conn
+        self.role = role
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         # A savepoint per unit of work: a failed statement undoes only its own unit, as it
         # would on an autocommit connection, and the test's transaction stays usable.
         with self.conn.transaction():
+            if self.role is None:
+                yield self.conn
+                return
+            # Each unit runs with the privileges of ``role`` (the server's), and the fixture's
+            # own statements around it with the connection's; a failed unit's rollback undoes
+            # the SET ROLE by itself.
+            self.conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)))
             yield self.conn
+            self.conn.execute("RESET ROLE")
 
     def close(self) -> None:
         """The fixture owns the connection."""

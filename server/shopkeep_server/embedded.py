@@ -15,6 +15,9 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 DATABASE = "shopkeep"
+# The login the server's pool uses on the embedded PostgreSQL, a member of roles.APP_ROLE; the
+# migrations run as the cluster's superuser, which owns the tables.
+APP_LOGIN = "shopkeep_server"
 
 
 def start(data_dir: Path, *, database: str = DATABASE, throwaway: bool = False) -> str:
@@ -89,3 +92,13 @@ def _runtime_dir() -> str:
 def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     """The configured PostgreSQL, or the embedded one when none is configured."""
     return database_url or start(data_dir)
+
+
+def app_login_url(owner_url: str) -> str:
+    """The URL of the same database as APP_LOGIN, made (on a migrated database) if missing.
+    The embedded PostgreSQL trusts local connections: the login needs no password."""
+    from . import roles
+
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        roles.create_app_login(conn, APP_LOGIN)
+    return roles.login_url(owner_url, APP_LOGIN)

@@ -12,7 +12,10 @@ import contextvars
 import logging
 import re
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from werkzeug.routing import Rule
 
 ACCESS_LOGGER = "shopkeep_server.access"
 
@@ -34,6 +37,15 @@ _RULE_PARAMETER = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_
 def openapi_route(rule: str) -> str:
     """A Flask URL rule as the OpenAPI path: ``/v1/players/{player_id}/grants``."""
     return _RULE_PARAMETER.sub(r"{\1}", rule)
+
+
+UNMATCHED_ROUTE = "unmatched"
+
+
+def route_of(url_rule: Rule | None) -> str:
+    """The route of a request, for its access line and its metrics: the OpenAPI path of the
+    rule it matched, or ``unmatched`` (a 404, a request refused before routing)."""
+    return UNMATCHED_ROUTE if url_rule is None else openapi_route(url_rule.rule)
 
 
 class RequestIdFilter(logging.Filter):

@@ -1,23 +1,36 @@
-"""Prometheus metrics: request counts and latency per endpoint, purchases by outcome.
+"""Prometheus metrics an operator can alert on: requests and their latency per route (the
+OpenAPI path), purchases by outcome, conflicts by code, idempotency keys stored, replayed and
+purged, the connection pool and the database's errors by SQLSTATE class.
 
 Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR (set by
-`shopkeep-server serve`), and /metrics adds them up across workers.
+`shopkeep-server serve`), and /metrics adds them up across workers: counters and histograms
+sum, the pool's gauges sum over the live workers, the purge's timestamp takes the newest.
+docs/operations.md lists every family; docs/prometheus-rules.yml alerts on them.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
 
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Waiting for a connection is nothing on a healthy pool and up to SHOPKEEP_POOL_TIMEOUT on a
+# starved one.
+POOL_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -25,27 +38,137 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        # The label is still called `endpoint` (the load tests and dashboards read it); its
+        # value is the OpenAPI path, `/v1/players/{player_id}/grants`, or `unmatched`.
         self.requests = Counter(
             "shopkeep_http_requests",
-            "HTTP requests by method, endpoint and status",
+            "HTTP requests by method, route (the OpenAPI path) and status",
             ["method", "endpoint", "status"],
-            registry=self.registry,
+            registry=registry,
         )
         self.latency = Histogram(
             "shopkeep_http_request_duration_seconds",
-            "Time to answer an HTTP request",
+            "Time to answer an HTTP request, by method and route (the OpenAPI path)",
             ["method", "endpoint"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
         self.purchases = Counter(
             "shopkeep_purchases",
             "Purchase requests by outcome (completed, replayed or the error code)",
             ["outcome"],
-            registry=self.registry,
+            registry=registry,
         )
+        self.conflicts = Counter(
+            "shopkeep_http_conflicts",
+            "409 answers by route and error code (replays of a stored 409 included)",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.idempotency_stored = Counter(
+            "shopkeep_idempotency_keys_stored",
+            "Idempotency keys stored with their final outcome (a 2xx or a final 409), by route",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.idempotency_replays = Counter(
+            "shopkeep_idempotency_replays",
+            "Requests answered from a stored outcome (Idempotent-Replayed: true), by route",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.idempotency_purged = Counter(
+            "shopkeep_idempotency_keys_purged",
+            "Expired idempotency keys deleted by the server's purge",
+            registry=registry,
+        )
+        self.purges = Counter(
+            "shopkeep_idempotency_purges",
+            "Runs of the server's purge by result: done, skipped (another worker held the"
+            " purge lock) or failed",
+            ["result"],
+            registry=registry,
+        )
+        self.last_purge = Gauge(
+            "shopkeep_idempotency_last_purge_timestamp_seconds",
+            "Unix time the last purge of expired idempotency keys finished (0: none yet)",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.idempotency_keys = Gauge(
+            "shopkeep_idempotency_keys_estimated",
+            "Rows of idempotency_keys as PostgreSQL estimates them, after the last purge",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.database_errors = Counter(
+            "shopkeep_database_errors",
+            "Database errors that reached a request (not the store's own refusals), by SQLSTATE"
+            " class (`08` connection, `40` rollback, `53` resources, `57` operator"
+            " intervention, ...; `none` for a broken connection without one)",
+            ["sqlstate_class"],
+            registry=registry,
+        )
+        self.pool_timeouts = Counter(
+            "shopkeep_db_pool_timeouts",
+            "Requests that got no connection within SHOPKEEP_POOL_TIMEOUT (answered 503)",
+            registry=registry,
+        )
+        self.pool_wait = Histogram(
+            "shopkeep_db_pool_wait_seconds",
+            "Time a unit of work waited for a connection from the pool",
+            buckets=POOL_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.pool_size = Gauge(
+            "shopkeep_db_pool_size",
+            "Connections the pools hold (open, in use or idle)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_in_use = Gauge(
+            "shopkeep_db_pool_in_use",
+            "Connections lent to a unit of work right now",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_waiting = Gauge(
+            "shopkeep_db_pool_waiting",
+            "Units of work waiting for a connection right now",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_max = Gauge(
+            "shopkeep_db_pool_max",
+            "Most connections the pools may open (SHOPKEEP_POOL_MAX per process)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._pool: ConnectionPool | None = None
+        self._pool_lock = threading.Lock()
+
+    def watch_pool(self, pool: ConnectionPool) -> None:
+        """Reports ``pool`` in the pool gauges (refreshed after every request and on a scrape)."""
+        self._pool = pool
+        self.refresh_pool()
+
+    def refresh_pool(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        # get_stats() reads without resetting the pool's counters; its size figures are the
+        # pool's own, taken under its lock.
+        stats = pool.get_stats()
+        size = stats.get("pool_size", 0)
+        with self._pool_lock:
+            self.pool_size.set(size)
+            self.pool_in_use.set(max(size - stats.get("pool_available", 0), 0))
+            self.pool_waiting.set(stats.get("requests_waiting", 0))
+            self.pool_max.set(stats.get("pool_max", pool.max_size))
 
     def exposition(self) -> tuple[bytes, str]:
+        self.refresh_pool()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
@@ -22,6 +22,11 @@ from gunicorn.workers.gthread import ThreadWorker
 from . import logs
 from .config import Config
 from .errors import BadRequest, IdempotencyKeyInvalid, StoreError, error_body
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +61,49 @@ class Janitor(threading.Thread):
     """Purges expired idempotency keys every ``interval`` seconds from inside a worker; an
     advisory lock makes one worker of the whole deployment do it each time."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: Metrics) -> None:
         super().__init__(name="shopkeep-janitor", daemon=True)
         self.config = config
+        self.metrics = metrics
 
     def run(self) -> None:
+        while True:
+            # Spread the workers out so they do not all wake at once.
+            time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
+            self.purge_once()
+
+    def purge_once(self) -> int | None:
+        """One purge (None when another process held the purge lock), in the metrics; a
+        failure is logged and retried next time, the worker goes on."""
         from . import db
         from .store.idempotency import purge_if_free
 
         assert self.config.database_url is not None
-        while True:
-            # Spread the workers out so they do not all wake at once.
-            time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
-            try:
-                with db.connect(self.config.database_url, self.config) as conn:
-                    purged = purge_if_free(conn)
-                if purged:
-                    log.info("purged %d expired idempotency keys", purged)
-            except Exception:  # a failed purge is retried next time; the worker goes on
-                log.exception("purging expired idempotency keys failed")
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                purged = purge_if_free(conn)
+                if purged is not None:
+                    self.metrics.idempotency_purged.inc(purged)
+                    self.metrics.last_purge.set_to_current_time()
+                    self.metrics.idempotency_keys.set(estimated_keys(conn))
+        except Exception:
+            self.metrics.purges.labels("failed").inc()
+            log.exception("purging expired idempotency keys failed")
+            return None
+        self.metrics.purges.labels("skipped" if purged is None else "done").inc()
+        if purged:
+            log.info("purged %d expired idempotency keys", purged)
+        return purged
+
+
+def estimated_keys(conn: psycopg.Connection) -> int:
+    """PostgreSQL's estimate of the rows of idempotency_keys (kept by autovacuum and ANALYZE):
+    the table's size for the metrics without a count(*) over millions of rows."""
+    row = conn.execute(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
+        " WHERE oid = 'idempotency_keys'::regclass"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -201,10 +230,12 @@ class StoreServer(BaseApplication):
 
     def load(self) -> Any:
         from .app import create_app
+        from .runtime.services import EXTENSION
 
+        app = create_app(self.store_config)
         if self.store_config.purge_interval:
-            Janitor(self.store_config).start()
-        return create_app(self.store_config)
+            Janitor(self.store_config, app.extensions[EXTENSION].metrics).start()
+        return app
 
 
 def serve(config: Config, *, host: str, port: int, workers: int) -> None:

@@ -5,7 +5,8 @@
 - :mod:`support.api`: requests through Flask's test client (``new_key``, ``post``, ``buy``,
   ``grant``, ``balances``, ``inventory``).
 - :mod:`support.database`: ``snapshot`` of a game's money state, the session database
-  (``create_database``, ``with_database``) and its end-of-session audit (``audit_failure``).
+  (``create_database``, ``with_database``, ``app_database_url`` as the server's role) and
+  its end-of-session audit (``audit_failure``).
 - :mod:`support.live`: the live server (``LiveServer``, ``GameHandle``, ``start_server``,
   ``stop_server``, ``free_port``).
 - :mod:`support.game` (the sample game's tests) and :mod:`support.sdk_fakes` (the SDK's
@@ -17,7 +18,13 @@ Importable as ``support`` because pyproject.toml's pytest section puts tests/ on
 from pathlib import Path
 
 from .api import balances, buy, grant, inventory, new_key, post
-from .database import audit_failure, create_database, snapshot, with_database
+from .database import (
+    app_database_url,
+    audit_failure,
+    create_database,
+    snapshot,
+    with_database,
+)
 from .games import Game, coins_catalog, coins_item, make_config, make_game
 from .live import GameHandle, LiveServer, free_port, start_server, stop_server
 
@@ -29,6 +36,7 @@ __all__ = [
     "Game",
     "GameHandle",
     "LiveServer",
+    "app_database_url",
     "audit_failure",
     "balances",
     "buy",

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from shopkeep_server import db
+from shopkeep_server import db, roles
 from shopkeep_server.store.audit import audit
 
 
@@ -24,6 +24,21 @@ def create_database(server_url: str, name: str) -> str:
     with db.connect(url) as conn:
         db.migrate(conn)
     return url
+
+
+# The suite's login for the server's role (roles.APP_ROLE): the live server's pool and the tests
+# of least privilege connect with it. A password, for a SHOPKEEP_TEST_DATABASE_URL server that
+# does not trust local connections as the embedded one does.
+APP_LOGIN = "shopkeep_test_app"
+APP_PASSWORD = "shopkeep-test-app"
+
+
+def app_database_url(owner_url: str) -> str:
+    """The migrated database of ``owner_url`` as the suite's member of shopkeep_app (made if
+    missing): what the server connects as in production."""
+    with db.connect(owner_url) as conn:
+        roles.create_app_login(conn, APP_LOGIN, APP_PASSWORD)
+    return roles.login_url(owner_url, APP_LOGIN, APP_PASSWORD)
 
 
 def with_database(url: str, name: str) -> str:

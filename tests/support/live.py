@@ -14,6 +14,7 @@ import httpx
 from shopkeep_server import db
 from shopkeep_server.launcher import StoreServer, free_port
 
+from .database import app_database_url
 from .games import Game, make_game
 
 __all__ = ["GameHandle", "LiveServer", "free_port", "start_server", "stop_server"]
@@ -71,11 +72,16 @@ class LiveServer:
 def start_server(
     database_url: str, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None
 ) -> LiveServer:
-    """A live server on ``database_url``, ready; ``env`` adds to :data:`LIVE_SERVER_ENV`."""
+    """A live server on ``database_url``, ready; ``env`` adds to :data:`LIVE_SERVER_ENV`. It
+    migrates as ``database_url``'s role (the owner) and serves as the suite's member of
+    shopkeep_app, as a deployment does: every request of a live test runs with the server's
+    least privileges."""
+    # An empty URL leaves the server its embedded PostgreSQL, where it makes its own login.
+    serve_url = app_database_url(database_url) if database_url else database_url
     store = StoreServer(
-        database_url=database_url,
+        database_url=serve_url,
         workers=workers,
-        env={**LIVE_SERVER_ENV, **(env or {})},
+        env={**LIVE_SERVER_ENV, "SHOPKEEP_MIGRATE_DATABASE_URL": database_url, **(env or {})},
         log_path=log_path,
         ready_timeout=60,
     )

@@ -1,0 +1,38 @@
+-- What the server's role (shopkeep_app, made by migration 0005) may do in this schema. Applied
+-- after the other function files, whenever any of them changes: they are dropped and made
+-- again then, and their EXECUTE grants with them. Everything is revoked first, so a privilege
+-- taken off this file is taken off the database too.
+--
+-- Invoker-rights money functions and exactly the DML the API needs, rather than SECURITY
+-- DEFINER functions: the store code writes games, catalogs, keys, studio sessions and
+-- idempotency keys with its own statements as well as through the functions, so the role
+-- needs table privileges either way, and one list here covers both. (A definer function also
+-- runs with the owner's rights under the caller's search_path, a hazard this avoids.)
+--
+-- The append-only tables get SELECT and INSERT only: UPDATE, DELETE and TRUNCATE are refused
+-- by the missing privilege before the triggers are reached, and the role owns no table or
+-- function, so it cannot disable a trigger, drop one or drop the functions. It is no superuser
+-- either, so `session_replication_role` is out of its reach.
+DO $$
+DECLARE
+    s text := current_schema();
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO shopkeep_app', s);
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM shopkeep_app', s);
+    EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM shopkeep_app', s);
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO shopkeep_app', s);
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO shopkeep_app', s);
+END $$;
+
+-- Append-only: rows are added, never changed.
+GRANT INSERT ON ledger_entries, item_ledger, catalog_versions, catalog_currencies,
+    catalog_items, stock_restocks, grants TO shopkeep_app;
+
+-- Current state the money path and the studio change in place (SELECT ... FOR UPDATE needs
+-- UPDATE too).
+GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, inventories,
+    purchases, player_item_counts TO shopkeep_app;
+
+-- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
+-- studio sessions.
+GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;

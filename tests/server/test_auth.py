@@ -289,7 +289,6 @@ def test_cached_token_stops_with_its_key(conn, game: Game, clock: _Clock) -> Non
         authenticator.authenticate(f"Bearer {token}")
 
 
-
 def test_cached_token_is_verified_again_after_its_expiry(
     conn, game: Game, clock: _Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

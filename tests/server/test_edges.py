@@ -5,6 +5,7 @@ refused body leaves the connection usable. Plus whole-string patterns in SQL, se
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -282,3 +283,20 @@ def test_sql_checks_treat_dollar_as_the_end_of_the_string(conn: psycopg.Connecti
     assert row == (False, True)
     with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
         conn.execute("INSERT INTO games (id, name) VALUES (%s, 'x')", ("newline\n",))
+
+
+def test_the_wait_for_a_handler_thread_is_measured(live_server: LiveServer) -> None:
+    """The HTTP server's workers stamp each request when it is ready to read: the latency
+    histogram starts there, and the wait for a thread has a histogram of its own."""
+    before = _queue_count(live_server)
+    for _ in range(3):
+        assert httpx.get(f"{live_server.url}/healthz").status_code == 200
+    # /metrics itself is stamped too: at least the three /healthz and this request.
+    assert _queue_count(live_server) >= before + 4
+
+
+def _queue_count(server: LiveServer) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    found = re.search(r"^shopkeep_http_queue_seconds_count (\S+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return float(found.group(1))

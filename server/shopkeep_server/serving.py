@@ -233,10 +233,15 @@ class StoreServer(BaseApplication):
 
     def load(self) -> Any:
         from .app import create_app
+        from .runtime.services import EXTENSION
 
         if self.store_config.purge_interval:
             Janitor(self.store_config).start()
-        return create_app(self.store_config)
+        app = create_app(self.store_config)
+        # The worker hears of publishes, so GET /v1/catalog needs no round trip.
+        if self.store_config.database_url:
+            app.extensions[EXTENSION].catalog_cache.listen(self.store_config.database_url)
+        return app
 
 
 def serve(config: Config, *, host: str, port: int, workers: int) -> None:

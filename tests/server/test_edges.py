@@ -300,3 +300,26 @@ def _queue_count(server: LiveServer) -> float:
     found = re.search(r"^shopkeep_http_queue_seconds_count (\S+)$", text, re.MULTILINE)
     assert found is not None, text
     return float(found.group(1))
+
+
+def test_every_worker_serves_a_new_version_as_soon_as_it_is_published(
+    live_server: LiveServer, live_game
+) -> None:
+    """The workers remember which version is live (no round trip per GET /v1/catalog) and
+    forget it when a publish commits: no answer after the publish shows the old version."""
+    headers = _player(live_game)
+    for _ in range(12):  # fresh connections, over both workers: each remembers the version
+        with httpx.Client(base_url=live_server.url, headers=headers) as client:
+            before = client.get("/v1/catalog").json()["version"]
+    studio = {"Authorization": f"Bearer {live_game.token('studio', 'studio-1')}"}
+    published = httpx.post(
+        f"{live_server.url}/v1/admin/catalog/publish",
+        json={"notes": "again"},
+        headers={**studio, "Idempotency-Key": f"edge-{uuid.uuid4()}"},
+    )
+    assert published.status_code == 201, published.text
+    assert published.json()["version"] == before + 1
+    # Fresh connections land on either worker (one listening socket each): all of them say so.
+    for _ in range(12):
+        with httpx.Client(base_url=live_server.url, headers=headers) as client:
+            assert client.get("/v1/catalog").json()["version"] == before + 1

@@ -36,8 +36,9 @@ blp = Blueprint("player", __name__, url_prefix="/v1", description="Catalog, wall
 @blp.doc(parameters=[schemas.IF_NONE_MATCH])
 def get_catalog() -> Response:
     """The live catalog version, with an ETag."""
-    live = with_connection(
-        lambda conn: catalog.live_catalog(conn, principal().game, cache=services().catalog_cache)
+    cache = services().catalog_cache
+    live = cache.known(principal().game) or with_connection(
+        lambda conn: catalog.live_catalog(conn, principal().game, cache=cache)
     )
     if request.if_none_match.contains(live.etag):
         response = Response(status=304)

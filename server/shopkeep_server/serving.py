@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -244,9 +245,27 @@ class StoreServer(BaseApplication):
         return app
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Exits (status 1) when something already listens on host:port. With ``reuse_port`` the
+    workers bind, each a socket of its own, not the master: a port held by another program
+    would have them fail and be started again for ever, and a port held by another store
+    with ``reuse_port`` would be shared with it silently. A plain bind (no SO_REUSEPORT)
+    fails in both cases, as gunicorn's master did before."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        log.error("Can't listen on %s:%s: %s", host, port, exc)
+        raise SystemExit(1) from exc
+
+
 def serve(config: Config, *, host: str, port: int, workers: int) -> None:
     """Serves until SIGINT/SIGTERM. The metrics of all workers are summed through a
     multiprocess directory made for this run."""
+    if port != 0:
+        check_port_free(host, port)
     metrics_dir = tempfile.mkdtemp(prefix="shopkeep-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:

@@ -323,3 +323,21 @@ def test_every_worker_serves_a_new_version_as_soon_as_it_is_published(
     for _ in range(12):
         with httpx.Client(base_url=live_server.url, headers=headers) as client:
             assert client.get("/v1/catalog").json()["version"] == before + 1
+
+
+def test_a_port_something_listens_on_is_refused_before_the_workers_start() -> None:
+    """Each worker binds its own socket (SO_REUSEPORT), so serve checks the port first: a port
+    held by another program, or by another store sharing it through SO_REUSEPORT, is an exit
+    with an error rather than workers failing for ever, or two stores splitting the traffic."""
+    from shopkeep_server.serving import check_port_free
+
+    for reuse_port in (False, True):
+        with socket.socket() as holder:
+            if reuse_port:
+                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            with pytest.raises(SystemExit):
+                check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # closed now: free again

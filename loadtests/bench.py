@@ -12,16 +12,27 @@ connection sends its next request when the answer arrives), as a ratio to ``/hea
 - ``GET /v1/wallet``: one database read, players in rotation;
 - ``POST /v1/purchases`` of a common item: the whole money path, a fresh key each time;
 - ``POST /v1/purchases`` of a limited item (stock spread over buckets, enough to never sell
-  out while measured): the money path plus the hot stock rows of a drop.
+  out while measured): the money path plus the hot stock rows of a drop;
+- ``sk_purchase`` called directly in SQL by ``pgbench`` with as many clients (when pgbench is
+  installed): what the database alone does with the same purchase, the ceiling of the HTTP
+  one;
+- ``POST /v1/purchases`` paced at about half of the measured peak: each of ``--connections``
+  x 2 connections waits between an answer and its next request so that together they send
+  at that rate (wrk's ``delay()``; an approximation of an open loop, since a slow answer
+  still delays the next request of its connection), for the p99 a player sees when the
+  store is not saturated.
 
-gunicorn hands a burst of new connections to whichever worker wakes first, so about one run in
-three has one worker serving everything (half the capacity on two cores). Such a run is
-flagged and measured again (``--rebalance-tries``), since it says nothing about the endpoint.
+Each server worker has a listening socket of its own (SO_REUSEPORT), so the kernel spreads the
+connections over them. With one shared socket about one run in two had one worker serving
+everything (half the capacity on two cores); should that happen again, the run is flagged and
+measured again (``--rebalance-tries``), and the ratios count it.
 
 The generator is ``wrk`` (compiled, with a Lua script for tokens, keys and bodies) when it is
 installed (``apt-get install wrk``), else Locust's ``FastHttpUser`` in one process per core.
 The table shows each side's CPU seconds during the measurement, and the rest of the machine's
-(other processes), so a reader can see whether the store or the generator was the bottleneck.
+(other processes), so a reader can see whether the store or the generator was the bottleneck
+(a warning says so when the generator used most of a core), then the ratios the performance
+goals are stated in.
 """
 
 from __future__ import annotations
@@ -48,6 +59,10 @@ from .common import COMMON_ITEMS, CURRENCY, DROP_SKU, SEED_ENV, load_catalog
 from .seed import create_and_seed, plan, publish_catalog
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
 
+COMMON_PURCHASE = "POST /v1/purchases (common)"
+LIMITED_PURCHASE = "POST /v1/purchases (limited)"
+DIRECT_SQL = "sk_purchase in SQL (pgbench)"
+PACED = "POST /v1/purchases (paced, 1/2 peak)"
 BENCH_DROP = "bench_drop"
 BENCH_STOCK = 100_000_000
 WARMUP_SECONDS = 2.0
@@ -64,6 +79,8 @@ class Case:
     player: bool = False  # carries a player token (rotated over the players)
     body: dict[str, Any] | None = None  # JSON body; POSTs get a fresh Idempotency-Key each
     etag: str | None = None  # If-None-Match
+    rate: float | None = None  # paced: requests per second over all connections (else closed)
+    sql: str | None = None  # a pgbench script run against the database instead of HTTP
 
 
 @dataclasses.dataclass
@@ -119,14 +136,14 @@ def cases(catalog_etag: str) -> list[Case]:
         Case("GET /v1/catalog (304)", "GET", "/v1/catalog", player=True, etag=catalog_etag),
         Case("GET /v1/wallet", "GET", "/v1/wallet", player=True),
         Case(
-            "POST /v1/purchases (common)",
+            COMMON_PURCHASE,
             "POST",
             "/v1/purchases",
             player=True,
             body=buy("potion", COMMON_ITEMS["potion"]),
         ),
         Case(
-            "POST /v1/purchases (limited)",
+            LIMITED_PURCHASE,
             "POST",
             "/v1/purchases",
             player=True,
@@ -149,8 +166,15 @@ local body = %(body)s
 local etag = %(etag)s
 local prefix = %(prefix)s
 local tokens = {%(tokens)s}
+local pause_ms = %(pause_ms)s
 local counter = 0
 local threads = 0
+
+if pause_ms then
+  delay = function()
+    return pause_ms
+  end
+end
 
 function setup(thread)
   -- Each thread has its own Lua state: tid keeps their idempotency keys apart.
@@ -189,7 +213,9 @@ def _lua(value: str | None) -> str:
     return "nil" if value is None else json.dumps(value)  # JSON strings are Lua strings here
 
 
-def wrk_script(case: Case, tokens: list[str], directory: Path) -> Path:
+def wrk_script(
+    case: Case, tokens: list[str], directory: Path, *, pause_ms: float | None = None
+) -> Path:
     """Write the Lua script of ``case``; returns its path."""
     script = _WRK_SCRIPT % {
         "method": _lua(case.method),
@@ -198,6 +224,7 @@ def wrk_script(case: Case, tokens: list[str], directory: Path) -> Path:
         "etag": _lua(case.etag),
         "prefix": _lua(f"bench-{uuid.uuid4().hex[:12]}"),
         "tokens": ", ".join(_lua(t) for t in tokens) if case.player else "",
+        "pause_ms": "nil" if pause_ms is None else str(round(pause_ms)),
     }
     path = directory / f"{uuid.uuid4().hex[:8]}.lua"
     path.write_text(script)
@@ -208,7 +235,8 @@ def wrk_command(
     url: str, case: Case, tokens: list[str], *, seconds: float, connections: int, work: Path
 ) -> list[str]:
     """The wrk command line of one run of ``case``."""
-    script = wrk_script(case, tokens, work)
+    pause_ms = connections * 1000 / case.rate if case.rate else None
+    script = wrk_script(case, tokens, work, pause_ms=pause_ms)
     # One thread: wrk's event loop does tens of thousands of requests a second on a core,
     # and the store needs the other one.
     return [
@@ -249,7 +277,10 @@ def measure(
 ) -> Result:
     """Warm up, then measure ``case`` for ``seconds`` with CPU accounting on every side."""
     holder: dict[str, list[psutil.Process]] = {"generator": []}
-    if generator == "wrk":
+    if case.sql is not None:
+        generator = "pgbench"
+        pgbench_run(store, case, seconds=WARMUP_SECONDS, connections=connections, work=work)
+    elif generator == "wrk":
         subprocess.run(
             wrk_command(store.url, case, tokens, seconds=WARMUP_SECONDS,
                         connections=connections, work=work),
@@ -267,7 +298,11 @@ def measure(
     )
     busy_before = _busy_seconds()
     meter.start()
-    if generator == "wrk":
+    if generator == "pgbench":
+        figures = pgbench_run(
+            store, case, seconds=seconds, connections=connections, work=work, holder=holder
+        )
+    elif generator == "wrk":
         command = wrk_command(
             store.url, case, tokens, seconds=seconds, connections=connections, work=work
         )
@@ -293,6 +328,73 @@ def measure(
         cpu={k: round(v, 2) for k, v in cpu.items()},
         server_processes=workers,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# pgbench: the same purchase, called in SQL
+# ---------------------------------------------------------------------------------------------
+
+
+def purchase_sql(game: str, players: list[str], sku: str, price: int) -> str:
+    """A pgbench script buying ``sku`` for a random player with a fresh key: the statement the
+    server sends for POST /v1/purchases (store/players.py), without HTTP."""
+    roster = ", ".join("'" + p.replace("'", "''") + "'" for p in players)
+    return (
+        f"\\set n random(1, {len(players)})\n"
+        f"SELECT status, body, replayed FROM sk_purchase('{game}', (ARRAY[{roster}])[:n],"
+        " gen_random_uuid()::text, 'bench', 3600, 1000, 'bench', "
+        f"'{sku}', 1, NULL, '{CURRENCY}', {price});\n"
+    )
+
+
+def pgbench_run(
+    store: PrivateStore,
+    case: Case,
+    *,
+    seconds: float,
+    connections: int,
+    work: Path,
+    holder: dict[str, list[psutil.Process]] | None = None,
+) -> dict[str, Any]:
+    """One pgbench run of ``case.sql`` with ``connections`` clients; figures in wrk's terms
+    (latencies from pgbench's per-transaction log)."""
+    assert case.sql is not None
+    run = work / f"pgbench-{uuid.uuid4().hex[:8]}"
+    run.mkdir()
+    script = run / "purchase.sql"
+    script.write_text(case.sql)
+    command = [
+        "pgbench", "-n", "-M", "prepared", "-c", str(connections), "-j", "1",
+        "-T", str(max(1, round(seconds))), "-f", str(script), "--log",
+        f"--log-prefix={run / 'tx'}", store.database_url,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if holder is not None:
+        holder["generator"] = process_tree(process.pid)
+    output, _ = process.communicate(timeout=seconds + 120)
+    if process.returncode != 0:
+        raise RuntimeError(f"pgbench failed:\n{output.decode()}")
+    latencies: list[int] = []
+    failed = 0
+    for log_file in run.glob("tx*"):
+        for line in log_file.read_text().splitlines():
+            fields = line.split()
+            if fields[2].isdigit():
+                latencies.append(int(fields[2]))
+            else:  # "failed" or "skipped"
+                failed += 1
+    latencies.sort()
+
+    def percentile(q: float) -> int:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0
+
+    return {
+        "requests": len(latencies),
+        "duration_us": int(max(1, round(seconds)) * 1e6),
+        "p50_us": percentile(0.50),
+        "p99_us": percentile(0.99),
+        "bad": failed,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,7 +537,47 @@ def render(results: list[Result], info: dict[str, Any]) -> str:
         "--rebalance-tries times, and the count shown). 'others': CPU the rest of the machine"
         f" used meanwhile (noise); each case had {m['nproc'] * info['seconds']:g} CPU seconds.",
     ]
+    for r in results:
+        # wrk and pgbench run one thread: near a whole core, they set the pace.
+        if r.cpu["generator"] >= 0.8 * r.seconds:
+            lines.append(
+                f"WARNING: {r.case}: the generator used {r.cpu['generator'] / r.seconds:.0%} of"
+                " a core; it, not the store, may have been the bottleneck."
+            )
+    lines += ["", *ratios(results, info)]
     return "\n".join(lines)
+
+
+def ratios(results: list[Result], info: dict[str, Any]) -> list[str]:
+    """The performance goals' figures (issue 17), from this one run."""
+    by = {r.case: r for r in results}
+    hz = by["GET /healthz"].rps
+
+    def ratio(a: str, b: str | None = None) -> str:
+        if a not in by or (b is not None and b not in by):
+            return "n/a"
+        base = by[b].rps if b is not None else hz
+        return f"{by[a].rps / base:.2f}" if base else "n/a"
+
+    paced = by.get(PACED)
+    one_worker_runs = info.get("one_worker_runs", 0) + sum(one_worker(r) for r in results)
+    return [
+        "ratios (this run)                          figure   goal",
+        f"purchase / direct-SQL purchase           {ratio(COMMON_PURCHASE, DIRECT_SQL):>7}  >= 0.6",
+        f"purchase / GET /healthz                  {ratio(COMMON_PURCHASE):>7}  >= 0.5",
+        f"purchases per second                     {by[COMMON_PURCHASE].rps:>7.0f}  >= 1500",
+        "direct-SQL purchases per second          "
+        + (f"{by[DIRECT_SQL].rps:>7.0f}" if DIRECT_SQL in by else f"{'n/a':>7}")
+        + "  >= 3000",
+        f"GET /v1/catalog / GET /healthz           {ratio('GET /v1/catalog'):>7}  >= 0.9",
+        f"catalog 304 / GET /healthz               {ratio('GET /v1/catalog (304)'):>7}  >= 0.95",
+        f"wallet / GET /healthz                    {ratio('GET /v1/wallet'):>7}  >= 0.7",
+        f"limited / common purchase                {ratio(LIMITED_PURCHASE, COMMON_PURCHASE):>7}"
+        "  >= 0.9",
+        "purchase p99 at 1/2 peak, paced (ms)     "
+        + (f"{paced.p99_ms:>7.1f}  <= 25 ({paced.rps:.0f} req/s sent)" if paced else "    n/a"),
+        f"runs where one worker served everything  {one_worker_runs:>7}  none",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,8 +681,36 @@ def _run_cases(
             connections=args.connections,
             work=work,
         )
-    results = []
-    for case in cases(etag):
+    http_cases = cases(etag)
+    common = next(c for c in http_cases if c.name == COMMON_PURCHASE)
+    assert common.body is not None
+    planned: list[Case | None] = [*http_cases[:-1]]
+    if shutil.which("pgbench") and store.database_url:
+        planned.append(
+            Case(
+                DIRECT_SQL,
+                "SQL",
+                "sk_purchase",
+                sql=purchase_sql(
+                    game,
+                    [player for player, _ in made.roster],
+                    common.body["sku"],
+                    common.body["expected_price"]["amount"],
+                ),
+            )
+        )
+    else:
+        print("pgbench is not installed: no direct-SQL case", file=sys.stderr)
+    planned += [None, http_cases[-1]]  # None: the paced case, once the peak is known
+    results: list[Result] = []
+    for planned_case in planned:
+        connections = args.connections
+        if planned_case is None:
+            peak = next(r.rps for r in results if r.case == COMMON_PURCHASE)
+            case = dataclasses.replace(common, name=PACED, rate=peak / 2)
+            connections = args.connections * 2
+        else:
+            case = planned_case
         print(f"measuring {case.name} ...", file=sys.stderr, flush=True)
         discarded = 0
         while True:
@@ -550,16 +720,16 @@ def _run_cases(
                 player_tokens,
                 generator=generator,
                 seconds=args.duration,
-                connections=args.connections,
+                connections=connections,
                 work=work,
             )
-            # gunicorn lets whichever worker wakes first accept a whole burst of new
-            # connections, so about one run in three has one worker serving everything at
-            # half the capacity. That is worth knowing (the README, "Load tests"), but it is not the
-            # endpoint's cost: measure again, a bounded number of times, and say so.
+            # One worker serving everything (the connections all landed on it) is worth
+            # knowing, and counted, but it is not the endpoint's cost: measure again, a
+            # bounded number of times, and say so.
             if args.workers < 2 or not one_worker(result) or discarded >= args.rebalance_tries:
                 break
             discarded += 1
+            info["one_worker_runs"] = info.get("one_worker_runs", 0) + 1
         result.one_worker_runs = discarded
         results.append(result)
     return results

@@ -469,6 +469,7 @@ def run(args: argparse.Namespace) -> int:
                 bouncer = stack.enter_context(PgBouncer(database.url, work_dir=work / "pgbouncer"))
                 app_url = bouncer.url
                 env["SHOPKEEP_PREPARED_STATEMENTS"] = "off"
+                env["SHOPKEEP_CATALOG_LISTEN"] = "off"
                 print(f"PgBouncer (transaction mode) on {HOST}:{bouncer.port}", flush=True)
             hosts = [
                 stack.enter_context(

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .metrics import Metrics
 from .runtime import Services, install, services
-from .serving import CLOSE_CONNECTION
+from .serving import ARRIVED, CLOSE_CONNECTION
 from .store.rules import MAX_JSON_DEPTH, check_path_parameters, flatten_errors, matches
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,9 @@ def create_app(config: Config | None = None, *, database: Database | None = None
     @app.before_request
     def start_request() -> None:
         g.started = time.perf_counter()
+        if ARRIVED in request.environ:  # gunicorn's worker stamped when it had the request ready
+            metrics.queue.observe(g.started - request.environ[ARRIVED])
+            g.started = request.environ[ARRIVED]
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if matches(REQUEST_ID_PATTERN, incoming) else uuid.uuid4().hex
         # Every log line written while this request is handled carries its id.

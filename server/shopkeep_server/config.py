@@ -53,6 +53,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "on",
         "`off` behind PgBouncer < 1.21 in transaction mode, which cannot keep prepared statements",
     ),
+    "SHOPKEEP_CATALOG_LISTEN": (
+        "on",
+        "each worker LISTENs for publishes and serves the live catalog from memory; `off` behind"
+        " a pooler in transaction mode (it does not deliver notifications): each read then asks"
+        " the database which version is live",
+    ),
     "SHOPKEEP_PROXY_HOPS": (
         "0",
         "reverse proxies in front that set X-Forwarded-*; trusted for scheme, host and client",
@@ -116,6 +122,7 @@ class Config:
     log_level: str = "INFO"
     proxy_hops: int = 0
     prepared_statements: bool = True
+    catalog_listen: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -153,6 +160,7 @@ class Config:
             log_level=env.get("SHOPKEEP_LOG_LEVEL", "INFO").upper(),
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),
             prepared_statements=_switch(env, "SHOPKEEP_PREPARED_STATEMENTS", default=True),
+            catalog_listen=_switch(env, "SHOPKEEP_CATALOG_LISTEN", default=True),
         )
 
     @property

@@ -54,6 +54,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.queue = Histogram(
+            "shopkeep_http_queue_seconds",
+            "Time a request waited for a handler thread (part of the request duration)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.purchases = Counter(
             "shopkeep_purchases",
             "Purchase requests by outcome (completed, replayed or the error code)",

@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
@@ -39,6 +40,10 @@ LIMIT_REQUEST_FIELD_SIZE = 16_384
 LIMIT_REQUEST_FIELDS = 100
 # The environ key create_app sets to have the connection closed after its answer.
 CLOSE_CONNECTION = "shopkeep.close_connection"
+# The environ key of when (time.perf_counter) the worker found the request ready to read and
+# queued it for a handler thread: the latency histogram starts there, not when a thread
+# picked it up, and the wait in between is measured by itself (metrics.queue).
+ARRIVED = "shopkeep.arrived"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -136,6 +141,12 @@ class StoreWorker(ThreadWorker):
 
     _current = threading.local()  # the gunicorn request this thread is serving
 
+    def enqueue_req(self, conn: Any) -> None:
+        # Every request reaches a handler thread through here: a new connection, a kept-alive
+        # one that became readable, one whose first bytes came late.
+        conn.shopkeep_ready_at = time.perf_counter()
+        super().enqueue_req(conn)
+
     def load_wsgi(self) -> None:
         super().load_wsgi()
         loaded: WSGIApp = self.wsgi  # type: ignore[has-type]
@@ -143,10 +154,12 @@ class StoreWorker(ThreadWorker):
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         self._current.request = req
+        self._current.ready_at = getattr(conn, "shopkeep_ready_at", None)
         try:
             return super().handle_request(req, conn)
         finally:
             self._current.request = None
+            self._current.ready_at = None
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         error = refusal_for(exc)
@@ -186,6 +199,10 @@ def _closing_when_asked(app: WSGIApp, current: threading.local) -> WSGIApp:
     application may not send hop-by-hop headers itself)."""
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        ready_at = getattr(current, "ready_at", None)
+        if ready_at is not None:
+            environ[ARRIVED] = ready_at
+
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             request = getattr(current, "request", None)
             if environ.get(CLOSE_CONNECTION) and request is not None:
@@ -195,6 +212,15 @@ def _closing_when_asked(app: WSGIApp, current: threading.local) -> WSGIApp:
         return app(environ, start)
 
     return wrapped
+
+
+class StoreLogger(glogging.Logger):
+    """gunicorn's logger without its access log: the application writes one access line per
+    request (logs.py). gunicorn's own was still formatted for every request, because a
+    logconfig_dict is set, and then dropped (3% of a purchase's CPU)."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 class StoreServer(BaseApplication):
@@ -213,6 +239,7 @@ class StoreServer(BaseApplication):
             "keepalive": 5,
             "loglevel": config.log_level.lower(),
             "accesslog": None,  # the application writes one access line per request (logs.py)
+            "logger_class": StoreLogger,
             "logconfig_dict": logs.gunicorn_config(config.log_level),
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
@@ -221,6 +248,12 @@ class StoreServer(BaseApplication):
             "proc_name": "shopkeep-server",
             # Several stores may run on one machine (tests, load tests): no shared control socket.
             "control_socket_disable": True,
+            # A listening socket per worker (SO_REUSEPORT), the kernel spreading connections
+            # over them: with one shared socket, whichever worker woke first took a whole
+            # burst of new connections, and in about half of the benchmark's runs one worker
+            # served every connection while the other core idled. (Port 0 means "any free
+            # port", which each worker would pick differently: the shared socket then.)
+            "reuse_port": port != 0,
         }
         super().__init__()
 
@@ -235,12 +268,35 @@ class StoreServer(BaseApplication):
         app = create_app(self.store_config)
         if self.store_config.purge_interval:
             Janitor(self.store_config, app.extensions[EXTENSION].metrics).start()
+        # The worker hears of publishes, so GET /v1/catalog needs no round trip. Not through a
+        # pooler in transaction mode, which does not deliver notifications to an idle client:
+        # there SHOPKEEP_CATALOG_LISTEN=off, and each read asks which version is live.
+        if self.store_config.database_url and self.store_config.catalog_listen:
+            app.extensions[EXTENSION].catalog_cache.listen(self.store_config.database_url)
         return app
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Exits (status 1) when something already listens on host:port. With ``reuse_port`` the
+    workers bind, each a socket of its own, not the master: a port held by another program
+    would have them fail and be started again for ever, and a port held by another store
+    with ``reuse_port`` would be shared with it silently. A plain bind (no SO_REUSEPORT)
+    fails in both cases, as gunicorn's master did before."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        log.error("Can't listen on %s:%s: %s", host, port, exc)
+        raise SystemExit(1) from exc
 
 
 def serve(config: Config, *, host: str, port: int, workers: int) -> None:
     """Serves until SIGINT/SIGTERM. The metrics of all workers are summed through a
     multiprocess directory made for this run."""
+    if port != 0:
+        check_port_free(host, port)
     metrics_dir = tempfile.mkdtemp(prefix="shopkeep-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:

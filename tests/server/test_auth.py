@@ -243,3 +243,78 @@ def test_unauthenticated_request_changes_nothing(client, conn, game: Game) -> No
     )
     _unauthenticated(response)
     assert snapshot(conn, game.id) == before
+
+
+class _Clock:
+    """Stands in for the time module inside auth.py: both clocks move only when told."""
+
+    def __init__(self) -> None:
+        self.wall = time.time()
+        self.mono = 1_000.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    from shopkeep_server import auth
+
+    fake = _Clock()
+    monkeypatch.setattr(auth, "time", fake)
+    return fake
+
+
+def test_cached_token_stops_with_its_key(conn, game: Game, clock: _Clock) -> None:
+    from shopkeep_server.auth import Authenticator, Principal
+    from shopkeep_server.errors import Unauthenticated
+
+    authenticator = Authenticator(auth_database(conn), cache_seconds=30)
+    token = _hs256(game, iat=int(clock.wall), exp=int(clock.wall) + 100)
+    who = Principal(game=game.id, subject="p1", role="player")
+    assert authenticator.authenticate(f"Bearer {token}") == who
+    # Revoked: the key and the tokens it verified are remembered for cache_seconds, no longer.
+    assert games.revoke_key(conn, game.key.kid)
+    clock.advance(29)
+    assert authenticator.authenticate(f"Bearer {token}") == who
+    clock.advance(2)
+    with pytest.raises(Unauthenticated):
+        authenticator.authenticate(f"Bearer {token}")
+
+
+def test_cached_token_is_verified_again_after_its_expiry(
+    conn, game: Game, clock: _Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shopkeep_server import auth
+
+    verified: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args, **kwargs):
+        verified.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(auth.jwt, "decode", counting)
+    authenticator = auth.Authenticator(auth_database(conn), cache_seconds=30)
+    token = _hs256(game, iat=int(clock.wall), exp=int(clock.wall) + 5)
+    for _ in range(3):
+        authenticator.authenticate(f"Bearer {token}")
+    assert verified == [token]  # once, then remembered
+    # Past exp + the leeway decode allows, the token is checked again (PyJWT's own clock, the
+    # real one, still accepts it; a cached answer would not have asked).
+    clock.advance(auth.LEEWAY_SECONDS + 6)
+    authenticator.authenticate(f"Bearer {token}")
+    assert verified == [token, token]
+
+
+def auth_database(conn):
+    from shopkeep_server.db import SingleConnectionDatabase
+
+    return SingleConnectionDatabase(conn)

@@ -5,6 +5,7 @@ refused body leaves the connection usable. Plus whole-string patterns in SQL, se
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -282,3 +283,61 @@ def test_sql_checks_treat_dollar_as_the_end_of_the_string(conn: psycopg.Connecti
     assert row == (False, True)
     with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
         conn.execute("INSERT INTO games (id, name) VALUES (%s, 'x')", ("newline\n",))
+
+
+def test_the_wait_for_a_handler_thread_is_measured(live_server: LiveServer) -> None:
+    """The HTTP server's workers stamp each request when it is ready to read: the latency
+    histogram starts there, and the wait for a thread has a histogram of its own."""
+    before = _queue_count(live_server)
+    for _ in range(3):
+        assert httpx.get(f"{live_server.url}/healthz").status_code == 200
+    # /metrics itself is stamped too: at least the three /healthz and this request.
+    assert _queue_count(live_server) >= before + 4
+
+
+def _queue_count(server: LiveServer) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    found = re.search(r"^shopkeep_http_queue_seconds_count (\S+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return float(found.group(1))
+
+
+def test_every_worker_serves_a_new_version_as_soon_as_it_is_published(
+    live_server: LiveServer, live_game
+) -> None:
+    """The workers remember which version is live (no round trip per GET /v1/catalog) and
+    forget it when a publish commits: no answer after the publish shows the old version."""
+    headers = _player(live_game)
+    for _ in range(12):  # fresh connections, over both workers: each remembers the version
+        with httpx.Client(base_url=live_server.url, headers=headers) as client:
+            before = client.get("/v1/catalog").json()["version"]
+    studio = {"Authorization": f"Bearer {live_game.token('studio', 'studio-1')}"}
+    published = httpx.post(
+        f"{live_server.url}/v1/admin/catalog/publish",
+        json={"notes": "again"},
+        headers={**studio, "Idempotency-Key": f"edge-{uuid.uuid4()}"},
+    )
+    assert published.status_code == 201, published.text
+    assert published.json()["version"] == before + 1
+    # Fresh connections land on either worker (one listening socket each): all of them say so.
+    for _ in range(12):
+        with httpx.Client(base_url=live_server.url, headers=headers) as client:
+            assert client.get("/v1/catalog").json()["version"] == before + 1
+
+
+def test_a_port_something_listens_on_is_refused_before_the_workers_start() -> None:
+    """Each worker binds its own socket (SO_REUSEPORT), so serve checks the port first: a port
+    held by another program, or by another store sharing it through SO_REUSEPORT, is an exit
+    with an error rather than workers failing for ever, or two stores splitting the traffic."""
+    from shopkeep_server.serving import check_port_free
+
+    for reuse_port in (False, True):
+        with socket.socket() as holder:
+            if reuse_port:
+                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            with pytest.raises(SystemExit):
+                check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # closed now: free again

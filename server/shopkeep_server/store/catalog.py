@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -16,6 +18,13 @@ from . import rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
+
+log = logging.getLogger(__name__)
+
+# Publishing announces the game on this channel (pg_notify, delivered when the publishing
+# transaction commits): a server process listening on it knows which version of each game is
+# live without a round trip per request (CatalogCache).
+LIVE_CHANNEL = "shopkeep_catalog_live"
 
 
 def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str, Any]:
@@ -202,6 +211,7 @@ def publish(
         {"game": game, "buckets": stock_buckets, "version_id": version_id},
     )
     conn.execute("UPDATE games SET live_version_id = %s WHERE id = %s", (version_id, game))
+    conn.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, game))
     return {
         "version": version,
         "notes": notes,
@@ -286,13 +296,55 @@ class LiveCatalog:
 
 
 class CatalogCache:
-    """Versions are immutable, so a version id (unique, never reused) is a perfect cache key;
-    the only per-request cost is reading which version is live."""
+    """Versions are immutable, so a version id (unique, never reused) is a perfect cache key.
+
+    Which version is live is remembered per game too, but only while a connection of this
+    process LISTENs on LIVE_CHANNEL (:meth:`listen`, started by each server worker): a publish
+    anywhere then makes this process forget the game's live version as soon as it commits,
+    and the next request reads it again. Without a listener (an application in a test, a lost
+    connection) every request reads the live version from the database, as it always did."""
 
     def __init__(self, *, size: int = 256) -> None:
         self._size = size
         self._entries: OrderedDict[int, LiveCatalog] = OrderedDict()
         self._lock = threading.Lock()
+        self._live: dict[str, tuple[int, int]] = {}  # game -> (version id, version)
+        self._listening = False
+        # Bumped by every notification and every (re)connection: a live version read before a
+        # bump may be out of date and is not remembered.
+        self._generation = 0
+
+    def listen(self, url: str) -> None:
+        """Starts hearing of publishes on a connection of its own (a thread, for good)."""
+        _LiveListener(self, url).start()
+
+    def known(self, game: str) -> LiveCatalog | None:
+        """The game's live catalog when this process knows it without asking the database."""
+        live = self._live.get(game)
+        return None if live is None else self.get(live[0])
+
+    def generation(self) -> int:
+        return self._generation
+
+    def remember_live(self, game: str, version_id: int, version: int, generation: int) -> None:
+        """Remembers the live version read at ``generation``, unless a publish may have been
+        heard since (or nothing is listening)."""
+        with self._lock:
+            if self._listening and self._generation == generation:
+                if len(self._live) > 10_000:  # one entry per game: a bound, not a policy
+                    self._live.clear()
+                self._live[game] = (version_id, version)
+
+    def forget_live(self, game: str) -> None:
+        with self._lock:
+            self._generation += 1
+            self._live.pop(game, None)
+
+    def set_listening(self, listening: bool) -> None:
+        with self._lock:
+            self._generation += 1
+            self._listening = listening
+            self._live.clear()
 
     def get(self, version_id: int) -> LiveCatalog | None:
         with self._lock:
@@ -318,10 +370,12 @@ def live_version(conn: psycopg.Connection, game: str) -> tuple[int, int] | None:
 
 
 def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) -> LiveCatalog:
+    generation = cache.generation()
     live = live_version(conn, game)
     if live is None:
         raise NotFound("this game has no published catalog")
     version_id, version = live
+    cache.remember_live(game, version_id, version, generation)
     entry = cache.get(version_id)
     if entry is None:
         row = conn.execute(
@@ -333,6 +387,33 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
         entry = LiveCatalog(version_id, version, content, body, f"v{version_id}")
         cache.put(entry)
     return entry
+
+
+class _LiveListener(threading.Thread):
+    """LISTENs on LIVE_CHANNEL for a CatalogCache, reconnecting after a lost connection (and
+    the cache reads from the database meanwhile)."""
+
+    def __init__(self, cache: CatalogCache, url: str) -> None:
+        super().__init__(name="shopkeep-catalog-listener", daemon=True)
+        self.cache = cache
+        self.url = url
+
+    def run(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute("LISTEN " + LIVE_CHANNEL)
+                    self.cache.set_listening(True)
+                    delay = 1.0
+                    for notification in conn.notifies():
+                        self.cache.forget_live(notification.payload)
+            except psycopg.Error as exc:
+                log.warning("catalog listener: %s (the catalog is read per request meanwhile)", exc)
+            finally:
+                self.cache.set_listening(False)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -640,38 +641,59 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hosts", type=int, default=2, help="app processes (default 2)")
     p.add_argument("--workers", type=int, default=1, help="gunicorn workers per host (default 1)")
-    p.add_argument("--players", type=int, default=20, help="players buying (default 20)")
-    p.add_argument("--purchases", type=int, default=400, help="purchases in all (default 400)")
-    p.add_argument("--threads", type=int, default=8, help="concurrent buyers (default 8)")
-    p.add_argument(
-        "--kill-after",
-        type=int,
-        default=150,
-        help="kill the last host once this many purchases were acknowledged (default 150)",
-    )
+    add_stream_options(p, purchases=400, victim="the last host")
     p.add_argument(
         "--pgbouncer",
         action="store_true",
         help="put PgBouncer (transaction mode) between the hosts and PostgreSQL",
     )
     p.add_argument("--random-seed", type=int, default=16, help="seed of the purchase plan")
-    p.add_argument("--summary", help="also write the figures and checks to this JSON file")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.hosts < 2:
-        parser().error("--hosts must be at least 2: one is killed")
+def add_stream_options(p: argparse.ArgumentParser, *, purchases: int, victim: str) -> None:
+    """The options every rehearsal shares: the purchase stream, when ``victim`` is killed, and
+    where the summary goes."""
+    p.add_argument("--players", type=int, default=20, help="players buying (default 20)")
+    p.add_argument(
+        "--purchases", type=int, default=purchases, help=f"purchases in all (default {purchases})"
+    )
+    p.add_argument("--threads", type=int, default=8, help="concurrent buyers (default 8)")
+    p.add_argument(
+        "--kill-after",
+        type=int,
+        default=150,
+        help=f"kill {victim} once this many purchases were acknowledged (default 150)",
+    )
+    p.add_argument("--summary", help="also write the figures and checks to this JSON file")
+
+
+def run_checked(
+    p: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    rehearse: Callable[[argparse.Namespace], int],
+    *,
+    what: str,
+) -> int:
+    """Runs a rehearsal after the checks every one shares; a rehearsal that could not run
+    (a missing daemon, a store that did not start) exits 2, apart from a failed check (1)."""
     if not 0 < args.kill_after < args.purchases:
-        parser().error("--kill-after must be between 1 and --purchases - 1")
+        p.error("--kill-after must be between 1 and --purchases - 1")
     try:
-        return run(args)
+        return rehearse(args)
     except (RehearsalError, StoreStartError, httpx.HTTPError) as exc:
-        print(f"rehearsal failed to run: {exc}", file=sys.stderr)
+        print(f"{what} failed to run: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.hosts < 2:
+        p.error("--hosts must be at least 2: one is killed")
+    return run_checked(p, args, run, what="rehearsal")
 
 
 if __name__ == "__main__":

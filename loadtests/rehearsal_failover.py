@@ -40,10 +40,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Self
 
-import httpx
 import psycopg
 
-from shopkeep_server.launcher import Started, StoreServer, StoreStartError, free_port
+from shopkeep_server.launcher import Started, StoreServer, free_port
 
 from .rehearsal import (
     HAProxy,
@@ -53,8 +52,11 @@ from .rehearsal import (
     _print,
     _purged,
     _summary,
+    _tail,
+    add_stream_options,
     check_store,
     purchase_stream,
+    run_checked,
 )
 from .seed import create_and_seed
 from .stack import signals_raise
@@ -249,13 +251,6 @@ class Formation(Started):
                 process.wait()
 
 
-def _tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
-
 def run(args: argparse.Namespace) -> int:
     """Start everything, run the stream, kill the primary, check; returns the exit code."""
     work = Path(tempfile.mkdtemp(prefix="shopkeep-failover-"))
@@ -365,31 +360,15 @@ def parser() -> argparse.ArgumentParser:
             " 503 count."
         ),
     )
-    p.add_argument("--players", type=int, default=20, help="players buying (default 20)")
-    p.add_argument("--purchases", type=int, default=600, help="purchases in all (default 600)")
-    p.add_argument("--threads", type=int, default=8, help="concurrent buyers (default 8)")
-    p.add_argument(
-        "--kill-after",
-        type=int,
-        default=150,
-        help="kill the primary once this many purchases were acknowledged (default 150)",
-    )
-    p.add_argument("--summary", help="also write the figures and checks to this JSON file")
+    add_stream_options(p, purchases=600, victim="the primary")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     args.hosts, args.workers, args.pgbouncer = 2, 1, False
-    if not 0 < args.kill_after < args.purchases:
-        parser().error("--kill-after must be between 1 and --purchases - 1")
-    try:
-        return run(args)
-    except (RehearsalError, StoreStartError, httpx.HTTPError) as exc:
-        print(f"failover rehearsal failed to run: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_checked(p, args, run, what="failover rehearsal")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ REFERENCE: set[str] = {
     "studio_sessions",
     "schema_migrations",
     "schema_functions",
+    "webhook_endpoints",
+    "webhook_progress",
+    "webhook_resends",
+    "webhook_deliveries",
 }
 # Columns whose presence means a table grows with players.
 PLAYER_COLUMNS = {"player_id"}

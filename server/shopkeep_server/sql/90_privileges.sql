@@ -36,3 +36,8 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
+
+-- Webhooks: endpoints are added, changed and deleted by the studio; progress, resends and the
+-- delivery log are written by the delivery workers (and go with their endpoint).
+GRANT INSERT, UPDATE, DELETE ON webhook_endpoints, webhook_progress, webhook_resends,
+    webhook_deliveries TO shopkeep_app;

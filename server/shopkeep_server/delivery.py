@@ -147,8 +147,12 @@ class Deliverer(threading.Thread):
             why=why,
         )
         if disabled:
-            log.warning("webhook %s of %s disabled: failing since %s", claim.webhook_id,
-                        claim.game, claim.failing_since)
+            log.warning(
+                "webhook %s of %s disabled: failing since %s",
+                claim.webhook_id,
+                claim.game,
+                claim.failing_since,
+            )
 
     def _send(self, claim: Claim, item: Pending) -> Attempt:
         body = body_of(item.event)

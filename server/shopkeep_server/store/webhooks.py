@@ -80,7 +80,9 @@ def _webhook_id(value: str) -> uuid.UUID:
         raise NotFound("no such webhook") from exc
 
 
-def _find(conn: psycopg.Connection, game: str, webhook_id: str, *, lock: bool = False) -> dict:
+def _find(
+    conn: psycopg.Connection, game: str, webhook_id: str, *, lock: bool = False
+) -> dict[str, Any]:
     query = (
         f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints e"
         " JOIN webhook_progress p ON p.game_id = e.game_id AND p.webhook_id = e.id"
@@ -89,7 +91,7 @@ def _find(conn: psycopg.Connection, game: str, webhook_id: str, *, lock: bool = 
     if lock:
         query += " FOR UPDATE OF e"
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query, (game, _webhook_id(webhook_id))).fetchone()  # type: ignore[arg-type]
+        row = cur.execute(query, (game, _webhook_id(webhook_id))).fetchone()
     if row is None:
         raise NotFound("no such webhook")
     return row

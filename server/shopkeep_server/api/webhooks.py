@@ -170,34 +170,30 @@ def rotate_secret(webhook_id: str) -> Response:
 
 
 @blp.route("/<string:webhook_id>/disable", methods=["POST"])
-@requires("studio")
+@requires("studio", idempotent=True)
 @blp.response(200, WebhookEnvelopeSchema)
 @schemas.fails_with(blp, "not_found")
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def disable_webhook(webhook_id: str) -> Response:
     """Stops deliveries; events keep being kept, and are sent when it is enabled again."""
     game = principal().game
-    return json_response(
-        {
-            "webhook": with_connection(
-                lambda c: webhooks.set_enabled(c, game, webhook_id, enabled=False)
-            )
-        }
+    return _once(
+        lambda conn: {"webhook": webhooks.set_enabled(conn, game, webhook_id, enabled=False)},
+        200,
     )
 
 
 @blp.route("/<string:webhook_id>/enable", methods=["POST"])
-@requires("studio")
+@requires("studio", idempotent=True)
 @blp.response(200, WebhookEnvelopeSchema)
 @schemas.fails_with(blp, "not_found")
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def enable_webhook(webhook_id: str) -> Response:
     """Resumes deliveries from the first event not delivered, at once."""
     game = principal().game
-    return json_response(
-        {
-            "webhook": with_connection(
-                lambda c: webhooks.set_enabled(c, game, webhook_id, enabled=True)
-            )
-        }
+    return _once(
+        lambda conn: {"webhook": webhooks.set_enabled(conn, game, webhook_id, enabled=True)},
+        200,
     )
 
 

@@ -95,17 +95,25 @@ def rotate_secret(webhook_id: str) -> WebResponse:
     return _show_list(secret={**payload, "what": "rotated"})
 
 
-def disable(webhook_id: str) -> WebResponse:
+def _set_enabled(webhook_id: str, *, enabled: bool) -> dict[str, Any]:
     game = current_session().game
-    found = with_connection(
-        lambda conn: webhooks.set_enabled(conn, game, webhook_id, enabled=False)
+    outcome = once.run_once(
+        request.form.get("key"),
+        {"webhook_id": webhook_id, "enabled": enabled},
+        200,
+        lambda conn: webhooks.set_enabled(conn, game, webhook_id, enabled=enabled),
     )
+    found: dict[str, Any] = once.outcome_payload(outcome)[1]
+    return found
+
+
+def disable(webhook_id: str) -> WebResponse:
+    found = _set_enabled(webhook_id, enabled=False)
     return done("studio_web.webhooks_page", f"Disabled {found['url']}: nothing is sent to it.")
 
 
 def enable(webhook_id: str) -> WebResponse:
-    game = current_session().game
-    found = with_connection(lambda conn: webhooks.set_enabled(conn, game, webhook_id, enabled=True))
+    found = _set_enabled(webhook_id, enabled=True)
     return done(
         "studio_web.webhooks_page",
         f"Enabled {found['url']}: sending from event {found['delivered_through'] + 1}.",

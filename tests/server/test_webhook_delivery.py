@@ -145,9 +145,7 @@ def test_every_event_arrives_once_in_order_through_failures_timeouts_and_an_outa
             everything = feed_ids(conn, game, start)
         failed_while_down = lambda: any(  # noqa: E731
             d["error"] is not None and d["error"].startswith("no answer")
-            for d in studio_get(pooled, game, f"/{made['webhook']['id']}/deliveries")[
-                "deliveries"
-            ]
+            for d in studio_get(pooled, game, f"/{made['webhook']['id']}/deliveries")["deliveries"]
         )
         drive([worker], committed_url, failed_while_down)
         receiver.start()  # back, on the same port

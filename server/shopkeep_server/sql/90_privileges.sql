@@ -36,3 +36,8 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
+
+-- The events outbox: operations insert events, the sequencer sets their position (a trigger
+-- refuses any other change) and counts positions per game, the purge deletes expired ones.
+GRANT INSERT, UPDATE, DELETE ON events TO shopkeep_app;
+GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;

@@ -25,6 +25,7 @@ from shopkeep._core import (
     parse_purchase_result,
 )
 from shopkeep.errors import error_from_body
+from shopkeep.events import parse_event_page
 from shopkeep.models import parse_time
 from shopkeep.studio import (
     op_get_draft,
@@ -78,6 +79,7 @@ SDK_READERS: dict[str, SdkReader] = {
     "service.player_inventory": SdkReader(op_inventory("p").parse),
     "service.player_ledger": _ledger_page,
     "service.player_purchases": _purchase_page,
+    "service.list_events": SdkReader(parse_event_page),
     # The studio's calls (shopkeep.studio.StudioClient): a draft's content is the body itself.
     "studio.get_draft": SdkReader(op_get_draft().parse, lambda body: {"content": body}),
     "studio.put_draft": SdkReader(op_put_draft({}, "*").parse, lambda body: {"content": body}),

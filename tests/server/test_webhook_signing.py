@@ -25,10 +25,10 @@ from shopkeep_server.store.webhooks import new_secret, shown_secret
 
 EVENT: dict[str, Any] = {
     "id": 42,
-    "type": "purchase.completed",
+    "type": "stock.sold_out",
     "player_id": "p1",
     "created_at": "2026-12-01T12:00:00.123456Z",
-    "data": {"purchase": {"sku": "dragon_egg", "price": {"currency": "GEMS", "amount": 5}}},
+    "data": {"sku": "dragon_egg", "remaining": 0},
 }
 
 
@@ -62,7 +62,7 @@ def test_a_delivery_verifies_with_the_package_and_with_the_sdk() -> None:
     event = verify(body, headers, secret)
     assert event == Event(
         id=42,
-        type="purchase.completed",
+        type="stock.sold_out",
         player_id="p1",
         created_at=dt.datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=dt.UTC),
         data=EVENT["data"],
@@ -74,7 +74,7 @@ def test_a_delivery_verifies_with_the_package_and_with_the_sdk() -> None:
 def test_a_changed_body_is_refused() -> None:
     key = new_secret()
     body, headers = _delivery([key])
-    changed = body.replace(b'"amount":5', b'"amount":6')
+    changed = body.replace(b'"remaining":0', b'"remaining":1')
     assert changed != body
     _both_refuse(changed, headers, shown_secret(key), BadSignature)
 
@@ -154,7 +154,7 @@ def test_signatures_of_another_version_or_broken_base64_do_not_count() -> None:
 
 def test_a_signed_body_that_is_not_an_event_is_malformed() -> None:
     key = new_secret()
-    not_an_event = {**EVENT, "data": "text"}
+    not_an_event = {**EVENT, "data": "text"}  # data must be an object
     body, headers = _delivery([key], event=not_an_event)
     with pytest.raises(MalformedWebhook):
         verify(body, headers, shown_secret(key))

@@ -59,7 +59,8 @@ def test_add_shows_the_secret_once_and_list_never(client: FlaskClient, game: Gam
     listed = studio_get(client, game)
     assert listed.status_code == 200
     assert [w["id"] for w in listed.get_json()["webhooks"]] == [hook["id"]]
-    assert "secret" not in listed.get_data(as_text=True)
+    assert secret not in listed.get_data(as_text=True)
+    assert "whsec_" not in listed.get_data(as_text=True)
     one = studio_get(client, game, f"/{hook['id']}")
     assert one.get_json() == {"webhook": listed.get_json()["webhooks"][0]}
 

@@ -88,5 +88,6 @@ def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
             " WHERE game_id = %(g)s ORDER BY 1, 2"
         ),
         "catalog": rows("SELECT draft_revision, live_version_id FROM games WHERE id = %(g)s"),
+        "events": rows("SELECT count(*) FROM events WHERE game_id = %(g)s"),
         "webhooks": rows("SELECT count(*) FROM webhook_endpoints WHERE game_id = %(g)s"),
     }

@@ -4,14 +4,16 @@
 -- Takes p_quantity units of a limited item. The fast path takes them all from one random
 -- bucket that is not locked by another buyer; near the end of a drop it locks every non-empty
 -- bucket in order and takes what is left, so "sold out" is only ever said when it is true.
+-- Returns whether it left a bucket empty (the item may have sold out: sk_stock_emptied).
 CREATE OR REPLACE FUNCTION sk_take_stock(p_game text, p_sku text, p_quantity bigint)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_buckets integer;
     v_offset integer;
     v_bucket integer;
     v_need bigint := p_quantity;
     v_take bigint;
+    v_emptied boolean := false;
     r record;
 BEGIN
     SELECT buckets INTO v_buckets FROM stock_levels WHERE game_id = p_game AND sku = p_sku;
@@ -26,8 +28,9 @@ BEGIN
      LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF FOUND THEN
         UPDATE stock_buckets SET remaining = remaining - p_quantity
-         WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket;
-        RETURN;
+         WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket
+        RETURNING remaining = 0 INTO v_emptied;
+        RETURN v_emptied;
     END IF;
     FOR r IN SELECT bucket, remaining FROM stock_buckets
               WHERE game_id = p_game AND sku = p_sku AND remaining > 0
@@ -36,6 +39,7 @@ BEGIN
         UPDATE stock_buckets SET remaining = remaining - v_take
          WHERE game_id = p_game AND sku = p_sku AND bucket = r.bucket;
         v_need := v_need - v_take;
+        v_emptied := v_emptied OR v_take = r.remaining;
         EXIT WHEN v_need = 0;
     END LOOP;
     IF v_need > 0 THEN
@@ -43,6 +47,7 @@ BEGIN
             jsonb_build_object('sku', p_sku, 'requested', p_quantity,
                                'remaining', p_quantity - v_need));
     END IF;
+    RETURN v_emptied;
 END $$;
 
 CREATE OR REPLACE FUNCTION sk_stock_remaining(p_game text, p_sku text) RETURNS bigint

@@ -42,6 +42,7 @@ DECLARE
     v_id uuid;
     v_reference text;
     v_granted jsonb;
+    v_emptied boolean := false;
     v_code text;
     v_message text;
     v_details text;
@@ -132,7 +133,7 @@ BEGIN
                 jsonb_build_object('sku', v_item.sku, 'limit', 1));
         END IF;
         IF v_item.stock IS NOT NULL THEN                                                  -- 11
-            PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
+            v_emptied := sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
 
         v_id := gen_random_uuid();
@@ -148,6 +149,7 @@ BEGIN
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
                 v_live.version, 'completed', v_granted, p_key)
         RETURNING * INTO v_purchase;
+        PERFORM sk_purchase_event('purchase.completed', v_purchase, v_emptied);
         status := 201;
         body := jsonb_build_object(
             'purchase', sk_purchase_json(v_purchase),

@@ -37,6 +37,11 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
 
+-- The events outbox: operations insert events, the sequencer sets their position (a trigger
+-- refuses any other change) and counts positions per game, the purge deletes expired ones.
+GRANT INSERT, UPDATE, DELETE ON events TO shopkeep_app;
+GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;
+
 -- Webhooks: endpoints are added, changed and deleted by the studio; progress, resends and the
 -- delivery log are written by the delivery workers (and go with their endpoint).
 GRANT INSERT, UPDATE, DELETE ON webhook_endpoints, webhook_progress, webhook_resends,

@@ -7,14 +7,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .rules import (
-    StrictInteger,
-    WebhookUrl,
-    amount_field,
-    event_type_field,
-    reason_field,
-    text_field,
-)
+from .events import EVENT_TYPES
+from .rules import StrictInteger, WebhookUrl, amount_field, reason_field, text_field
 
 # At most this many events are sent again by one "send again" of a range.
 MAX_REDELIVER_EVENTS = 1000
@@ -43,7 +37,7 @@ class WebhookRequestSchema(Schema):
 
     url = WebhookUrl(required=True)
     types = fields.List(
-        event_type_field(),
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
         load_default=list,
         validate=validate.Length(max=50),
         metadata={"description": "event types to deliver; empty (the default) means all"},

@@ -127,8 +127,6 @@ def reason_field(**kwargs: Any) -> Text:
 WEBHOOK_URL_MAX_LENGTH = 2000
 WEBHOOK_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 WEBHOOK_URL_MESSAGE = "must be an https URL, or http to localhost, 127.0.0.1 or [::1]"
-# Event types as a webhook names them (`purchase.completed`, `stock.sold_out`).
-EVENT_TYPE_PATTERN = r"^[a-z][a-z_]{0,31}(\.[a-z][a-z_]{0,31}){1,3}$"
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -163,10 +161,6 @@ class WebhookUrl(fields.String):
         if problem is not None:
             raise ValidationError(problem)
         return url
-
-
-def event_type_field(**kwargs: Any) -> fields.String:
-    return fields.String(validate=_must_match(EVENT_TYPE_PATTERN), **kwargs)
 
 
 class Metadata(fields.Dict):

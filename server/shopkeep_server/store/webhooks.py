@@ -114,7 +114,7 @@ def create(
         # (the feed replays older ones, and "send again" can resend them).
         conn.execute(
             "INSERT INTO webhook_progress (game_id, webhook_id, delivered_through)"
-            " SELECT %s, %s, coalesce(max(id), 0) FROM events WHERE game_id = %s",
+            " SELECT %s, %s, coalesce((SELECT last_id FROM event_positions WHERE game_id = %s), 0)",
             (game, webhook_id, game),
         )
         found = _find(conn, game, str(webhook_id))
@@ -366,7 +366,7 @@ def pending(conn: psycopg.Connection, claim: Claim, *, limit: int) -> list[Pendi
             " WHERE r.game_id = %s AND r.webhook_id = %s ORDER BY r.event_id LIMIT %s",
             (claim.game, claim.webhook_id, limit),
         ).fetchall()
-        found = [Pending(event_object(row), resend=True) for row in resends]
+        found = [Pending(row["event"], resend=True) for row in resends]
         if len(found) < limit:
             fresh = cur.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events ev"
@@ -381,7 +381,7 @@ def pending(conn: psycopg.Connection, claim: Claim, *, limit: int) -> list[Pendi
                     limit - len(found),
                 ),
             ).fetchall()
-            found += [Pending(event_object(row), resend=False) for row in fresh]
+            found += [Pending(row["event"], resend=False) for row in fresh]
     # Resends whose event has left the feed (retention) are dropped: nothing is left to send.
     conn.execute(
         "DELETE FROM webhook_resends r WHERE r.game_id = %s AND r.webhook_id = %s"
@@ -508,19 +508,5 @@ def backlog(conn: psycopg.Connection) -> list[tuple[str, str, float]]:
     return [(game, webhook, max(float(age), 0.0)) for game, webhook, age in rows]
 
 
-# ---------------------------------------------------------------------------------------------
-# The event as the feed shows it
-# ---------------------------------------------------------------------------------------------
-
-EVENT_COLUMNS = "ev.id, ev.type, ev.player_id, ev.created_at, ev.data"
-
-
-def event_object(row: dict[str, Any]) -> dict[str, Any]:
-    """One event row as ``GET /v1/events`` shows it."""
-    return {
-        "id": row["id"],
-        "type": row["type"],
-        "player_id": row["player_id"],
-        "created_at": format_timestamp(row["created_at"]),
-        "data": row["data"],
-    }
+# The event as the feed shows it (sk_event_json, sql/70_events.sql: one shape for both).
+EVENT_COLUMNS = "ev.id, sk_event_json(ev) AS event"

@@ -75,7 +75,7 @@ class Deliverer(threading.Thread):
         assert config.database_url is not None
         self.config = config
         self.metrics = metrics
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._http = httpx.Client(
             timeout=config.webhook_timeout_ms / 1000,
@@ -85,10 +85,10 @@ class Deliverer(threading.Thread):
         self._backlog_at = 0.0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 busy = self.deliver_once()
             except Exception:
@@ -96,7 +96,7 @@ class Deliverer(threading.Thread):
                 self._drop_connection()
                 busy = False
             if not busy:
-                self._stop.wait(self.config.webhook_poll_ms / 1000 * random.uniform(0.8, 1.2))
+                self._stopping.wait(self.config.webhook_poll_ms / 1000 * random.uniform(0.8, 1.2))
         self._drop_connection()
         self._http.close()
 

@@ -168,6 +168,14 @@ def test_every_event_arrives_once_in_order_through_failures_timeouts_and_an_outa
     hook = studio_get(pooled, game, f"/{made['webhook']['id']}")["webhook"]
     assert hook["delivered_through"] == everything[-1]
     assert hook["enabled"] is True and hook["failed_attempts"] == 0
+    # The log has each kind of failure the receiver staged, and ends with every event's 2xx.
+    log = studio_get(pooled, game, f"/{made['webhook']['id']}/deliveries?limit=200")
+    attempts = log["deliveries"]
+    assert log["next_cursor"] is None
+    assert any(d["status_code"] == 500 for d in attempts)
+    assert any(d["error"] == "timed out" for d in attempts)
+    assert any((d["error"] or "").startswith("no answer") for d in attempts)
+    assert sorted(d["event_id"] for d in attempts if d["succeeded"]) == everything
 
 
 def _matches_the_books(url: str, game: Game, receiver: Receiver) -> None:

@@ -26,6 +26,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..errors import NotFound, ValidationFailed
+from . import events
 from .rules import format_timestamp
 
 SECRET_PREFIX = "whsec_"
@@ -100,10 +101,13 @@ def _find(
 def create(
     conn: psycopg.Connection, game: str, *, url: str, types: list[str], description: str
 ) -> dict[str, Any]:
-    """A new endpoint, delivered every event positioned after this moment; its secret is in
-    the answer and nowhere else."""
+    """A new endpoint, delivered every event committed from now on; its secret is in the answer
+    and nowhere else."""
     webhook_id = uuid.uuid4()
     secret = new_secret()
+    # Events committed before now get their positions first, so the endpoint starts after
+    # them (as the feed does before a read: positioned now, or by the pass holding the lock).
+    events.position_all(conn, wait_ms=events.FEED_POSITION_WAIT_MS)
     with conn.transaction():
         conn.execute(
             "INSERT INTO webhook_endpoints (game_id, id, url, types, description, secret)"
@@ -111,7 +115,7 @@ def create(
             (game, webhook_id, url, types, description, secret),
         )
         # Events already in the feed are history: the endpoint starts after the newest one
-        # (the feed replays older ones, and "send again" can resend them).
+        # (the feed replays older ones).
         conn.execute(
             "INSERT INTO webhook_progress (game_id, webhook_id, delivered_through)"
             " SELECT %s, %s, coalesce((SELECT last_id FROM event_positions WHERE game_id = %s), 0)",

@@ -722,15 +722,16 @@ def _table() -> list[Bad]:
         ("localhost-lookalike", "http://localhost.example.com/in"),
     ]:
         add(_row(WEBHOOK, f"webhook-url-{name}", v422, v, change={"url": url}, field="url"))
-    for name, types in [
-        ("not-a-list", "purchase.completed"),
-        ("number", [1]),
-        ("no-dot", ["purchases"]),
-        ("upper", ["Purchase.Completed"]),
-        ("twice", ["purchase.completed", "purchase.completed"]),
-        ("too-many", [f"a.b{'x' * i}" for i in range(51)]),
+    for name, types, field in [
+        ("not-a-list", "purchase.completed", "types"),
+        ("number", [1], "types.0"),
+        ("unknown", ["purchase.exploded"], "types.0"),
+        ("no-dot", ["purchases"], "types.0"),
+        ("upper", ["Purchase.Completed"], "types.0"),
+        ("twice", ["purchase.completed", "purchase.completed"], "types"),
+        ("too-many", ["purchase.completed"] * 51, "types"),
     ]:
-        add(_row(WEBHOOK, f"webhook-types-{name}", v422, v, change={"types": types}, field="types"))
+        add(_row(WEBHOOK, f"webhook-types-{name}", v422, v, change={"types": types}, field=field))
     for name, char in one_line.items():
         add(
             _row(

@@ -118,7 +118,9 @@ def delete(settings: Settings, webhook_id: str) -> None:
 @webhooks.command()
 @click.argument("webhook_id", metavar="ID")
 @click.option("--event", "event_id", type=click.IntRange(min=1), help="Only this event.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Attempts shown."
+)
 @click.pass_obj
 def deliveries(settings: Settings, webhook_id: str, event_id: int | None, limit: int) -> None:
     """The delivery log of ID, newest first."""

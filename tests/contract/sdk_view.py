@@ -37,6 +37,16 @@ from shopkeep.studio import (
     op_version,
     op_versions,
 )
+from shopkeep.webhook_endpoints import (
+    op_add_webhook,
+    op_delete_webhook,
+    op_deliveries_page,
+    op_redeliver,
+    op_rotate_secret,
+    op_set_enabled,
+    op_webhook,
+    op_webhooks,
+)
 
 KEY = "contract-check-key-0001"
 
@@ -95,6 +105,24 @@ SDK_READERS: dict[str, SdkReader] = {
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
+    # Webhook endpoints (StudioClient's webhook calls).
+    "webhooks.create_webhook": SdkReader(op_add_webhook("u", [], "", KEY).parse),
+    "webhooks.list_webhooks": SdkReader(op_webhooks().parse, lambda body: body["webhooks"]),
+    "webhooks.get_webhook": SdkReader(op_webhook("id").parse, lambda body: body["webhook"]),
+    "webhooks.delete_webhook": SdkReader(op_delete_webhook("id").parse),
+    "webhooks.rotate_secret": SdkReader(op_rotate_secret("id", KEY).parse),
+    "webhooks.disable_webhook": SdkReader(
+        op_set_enabled("id", enabled=False, key=KEY).parse, lambda body: body["webhook"]
+    ),
+    "webhooks.enable_webhook": SdkReader(
+        op_set_enabled("id", enabled=True, key=KEY).parse, lambda body: body["webhook"]
+    ),
+    "webhooks.list_deliveries": SdkReader(
+        op_deliveries_page("id", None, None).parse, _page("deliveries")
+    ),
+    "webhooks.redeliver": SdkReader(
+        op_redeliver("id", 1, None, KEY).parse, lambda body: body["queued"]
+    ),
 }
 
 # Operations the SDK has no call for: the operators' probes use them.

@@ -146,6 +146,10 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "stock_restocks": "INSERT,SELECT",
         "studio_sessions": "DELETE,INSERT,SELECT,UPDATE",
         "wallets": "INSERT,SELECT,UPDATE",
+        "webhook_deliveries": "INSERT,SELECT",
+        "webhook_endpoints": "DELETE,INSERT,SELECT,UPDATE",
+        "webhook_progress": "INSERT,SELECT,UPDATE",
+        "webhook_resends": "DELETE,INSERT,SELECT",
     }
 
 

@@ -42,7 +42,10 @@ GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_ap
 GRANT INSERT, UPDATE, DELETE ON events TO shopkeep_app;
 GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;
 
--- Webhooks: endpoints are added, changed and deleted by the studio; progress, resends and the
--- delivery log are written by the delivery workers (and go with their endpoint).
-GRANT INSERT, UPDATE, DELETE ON webhook_endpoints, webhook_progress, webhook_resends,
-    webhook_deliveries TO shopkeep_app;
+-- Webhooks: endpoints are added, changed and deleted by the studio; the delivery workers move
+-- the progress on and take "send again" requests off their list; the delivery log only grows.
+-- (Deleting an endpoint cascades to its rows with the owner's rights.)
+GRANT INSERT, UPDATE, DELETE ON webhook_endpoints TO shopkeep_app;
+GRANT INSERT, UPDATE ON webhook_progress TO shopkeep_app;
+GRANT INSERT, DELETE ON webhook_resends TO shopkeep_app;
+GRANT INSERT ON webhook_deliveries TO shopkeep_app;

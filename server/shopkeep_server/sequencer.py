@@ -34,6 +34,8 @@ class EventSequencer(threading.Thread):
         self.poll_seconds = config.event_poll_ms / 1000
         self.metrics = metrics
         self._stopping = threading.Event()
+        # Set once it has passed and waits for a notification (tests wait for it).
+        self.waiting = threading.Event()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -48,6 +50,7 @@ class EventSequencer(threading.Thread):
                     while not self._stopping.is_set():
                         if self.pass_once(conn) < events.POSITION_BATCH:
                             # Caught up: sleep until an event commits, or the poll comes due.
+                            self.waiting.set()
                             for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
                                 pass
             except psycopg.Error as exc:

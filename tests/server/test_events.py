@@ -8,21 +8,29 @@ import json
 import random
 import re
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+from psycopg import sql as psql
 
 from shopkeep_server import db
+from shopkeep_server.metrics import Metrics
+from shopkeep_server.sequencer import EventSequencer
+from shopkeep_server.serving import Janitor
 from shopkeep_server.store import events, players
 from shopkeep_server.store.idempotency import IdempotencyKey, operation_fingerprint
 from support import (
     Game,
     LiveServer,
+    app_database_url,
     coins_catalog,
     coins_item,
+    create_database,
     grant,
+    make_config,
     make_game,
     new_key,
     post,
@@ -626,3 +634,119 @@ def test_a_limited_item_sells_out_once_per_sell_out(live_server: LiveServer) -> 
     assert [e["type"] for e in feed].count("purchase.completed") == stock + 3
     with db.connect(live_server.database_url) as conn:
         assert event_mismatches(conn, game.id) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention and the sequencer
+# ---------------------------------------------------------------------------------------------
+
+
+def _old_event(conn: psycopg.Connection, game: Game, days: int) -> int:
+    row = conn.execute(
+        "INSERT INTO events (game_id, type, player_id, created_at, data)"
+        " VALUES (%s, 'grant.created', 'old', now() - make_interval(days => %s), '{}')"
+        " RETURNING seq",
+        (game.id, days),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_purge_deletes_old_positioned_events_only(
+    database_url: str, committed_game: Game
+) -> None:
+    game = committed_game
+    retention = 30 * 24 * 3600
+    metrics = Metrics()
+    janitor = Janitor(make_config(app_database_url(database_url)), metrics)
+    with db.connect(database_url) as conn, db.connect(database_url) as holder:
+        old = [_old_event(conn, game, 31) for _ in range(3)]
+        recent = _old_event(conn, game, 29)
+        events.position_all(conn, wait_ms=5_000)
+        # No sequencer may run now: this old event stays without a position.
+        holder.execute("SELECT pg_advisory_lock(%s)", (events.SEQUENCER_LOCK,))
+        try:
+            waiting = _old_event(conn, game, 40)
+            assert events.position_pending(conn) is None  # the lock is taken
+            purged = janitor.purge_events_once()
+            left = [
+                seq
+                for (seq,) in conn.execute(
+                    "SELECT seq FROM events WHERE game_id = %s AND type = 'grant.created'",
+                    (game.id,),
+                ).fetchall()
+            ]
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (events.SEQUENCER_LOCK,))
+        assert purged is not None and purged >= 3  # and any older event of other tests
+        assert sorted(left) == sorted([recent, waiting])
+        assert not set(old) & set(left)
+        registry: Any = metrics.registry
+        assert registry.get_sample_value("shopkeep_events_purged_total") == purged
+        assert registry.get_sample_value("shopkeep_event_purges_total", {"result": "done"}) == 1
+
+        # Positioned now, and past the retention: the next purge takes it.
+        events.position_all(conn, wait_ms=5_000)
+        assert events.purge_expired(conn, retention_seconds=retention) == 1
+        # The feed goes on from any cursor, the purged ones simply gone.
+        found = events.feed(conn, game.id)["events"]
+        assert [e["type"] for e in found] == ["catalog.published", "grant.created"]
+        assert found[1]["player_id"] == "old"
+
+
+def test_another_purger_makes_this_one_skip(database_url: str) -> None:
+    metrics = Metrics()
+    janitor = Janitor(make_config(app_database_url(database_url)), metrics)
+    with db.connect(database_url) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (events.EVENT_PURGE_LOCK,))
+        try:
+            assert janitor.purge_events_once() is None
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (events.EVENT_PURGE_LOCK,))
+    registry: Any = metrics.registry
+    assert registry.get_sample_value("shopkeep_event_purges_total", {"result": "skipped"}) == 1
+
+
+def test_the_sql_takes_the_sequencer_lock_python_names() -> None:
+    text = (SERVER / "sql" / "70_events.sql").read_text()
+    assert text.count(f"x'{events.SEQUENCER_LOCK:08X}'::bigint") == 2
+
+
+def test_a_workers_sequencer_positions_an_event_when_it_commits(database_server: str) -> None:
+    """On a database of its own (no other sequencer there), with a poll far longer than the
+    test: the notification of the commit is what wakes it."""
+    url = create_database(database_server, f"shopkeep_sequencer_{uuid.uuid4().hex[:8]}")
+    metrics = Metrics()
+    sequencer = EventSequencer(make_config(app_database_url(url), event_poll_ms=3_600_000), metrics)
+    try:
+        with db.connect(url) as conn:
+            waiting = conn.execute("SELECT count(*) FROM events WHERE id IS NULL").fetchone()
+            assert waiting == (0,)
+            sequencer.start()
+            # Let it pass once (as it starts) and reach its wait for notifications.
+            assert sequencer.waiting.wait(timeout=60)
+            game = make_game(conn)  # its publish writes catalog.published
+            # Bounded (a minute, against an hour's poll), so a lost wake-up fails the test.
+            for _ in range(6000):
+                positioned = conn.execute(
+                    "SELECT id IS NOT NULL FROM events WHERE game_id = %s", (game.id,)
+                ).fetchone()
+                if positioned == (True,):
+                    break
+                threading.Event().wait(0.01)
+            assert positioned == (True,), "the commit's notification did not wake the sequencer"
+            registry: Any = metrics.registry
+            assert (
+                registry.get_sample_value(
+                    "shopkeep_events_written_total", {"type": "catalog.published"}
+                )
+                == 1
+            )
+    finally:
+        sequencer.stop()
+        with psycopg.connect(database_server, autocommit=True) as admin:
+            admin.execute(
+                psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+                )
+            )

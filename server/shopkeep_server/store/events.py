@@ -47,6 +47,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # A cursor is a position: a positive integer below 10^18, as the ledger's cursors.
 MAX_CURSOR_DIGITS = 18
+# The advisory lock sk_position_events takes (sql/70_events.sql writes it as x'5E0B0012').
+SEQUENCER_LOCK = 0x5E0B_0012
 # How long the feed's own sequencer pass waits for a background pass to finish.
 FEED_POSITION_WAIT_MS = 200
 

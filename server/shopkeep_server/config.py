@@ -44,6 +44,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "3600",
         "seconds between purges of expired idempotency keys by the server; 0 disables",
     ),
+    "SHOPKEEP_EVENT_RETENTION": (
+        "2592000",
+        "seconds events are kept for the feed (30 days); the server purges older ones",
+    ),
+    "SHOPKEEP_EVENT_POLL_MS": (
+        "200",
+        "how often each worker's event sequencer looks for committed events without a notification",
+    ),
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
     "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog body (PUT draft and validate)"),
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
@@ -82,6 +90,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 MIN_IDEMPOTENCY_TTL = 24 * 3600
+# A feed consumer that was away for an hour must still find what it missed.
+MIN_EVENT_RETENTION = 3600
 
 
 class ConfigError(ValueError):
@@ -128,6 +138,8 @@ class Config:
     idempotency_ttl: int = MIN_IDEMPOTENCY_TTL
     idempotency_wait_ms: int = 5_000
     purge_interval: int = 3600
+    event_retention: int = 30 * 24 * 3600
+    event_poll_ms: int = 200
     token_issuer: str = "shopkeep"
     key_cache_seconds: int = 30
     rate_limit: str | None = "100/second"
@@ -172,6 +184,10 @@ class Config:
             ),
             idempotency_wait_ms=_int(env, "SHOPKEEP_IDEMPOTENCY_WAIT_MS", 5_000, minimum=0),
             purge_interval=_int(env, "SHOPKEEP_PURGE_INTERVAL", 3600, minimum=0),
+            event_retention=_int(
+                env, "SHOPKEEP_EVENT_RETENTION", 30 * 24 * 3600, minimum=MIN_EVENT_RETENTION
+            ),
+            event_poll_ms=_int(env, "SHOPKEEP_EVENT_POLL_MS", 200, minimum=10),
             token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
             key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
             rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,

@@ -1,6 +1,7 @@
 """Prometheus metrics an operator can alert on: requests and their latency per route (the
 OpenAPI path), purchases by outcome, conflicts by code, idempotency keys stored, replayed and
-purged, the connection pool and the database's errors by SQLSTATE class.
+purged, the connection pool, the database's errors by SQLSTATE class, and events written by
+type, awaiting their feed position and purged.
 
 Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR (set by
 `shopkeep-server serve`), and /metrics adds them up across workers: counters and histograms
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -151,6 +153,30 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.events_written = Counter(
+            "shopkeep_events_written",
+            "Events committed, by type: each counted once, when it gets its place in the feed",
+            ["type"],
+            registry=registry,
+        )
+        self.events_unpositioned = Gauge(
+            "shopkeep_events_awaiting_position",
+            "Committed events without a feed position yet, after the last sequencer pass",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.events_purged = Counter(
+            "shopkeep_events_purged",
+            "Events deleted by the server's purge (older than SHOPKEEP_EVENT_RETENTION)",
+            registry=registry,
+        )
+        self.event_purges = Counter(
+            "shopkeep_event_purges",
+            "Runs of the server's event purge by result: done, skipped (another worker held"
+            " the purge lock) or failed",
+            ["result"],
+            registry=registry,
+        )
         self.webhook_deliveries = Counter(
             "shopkeep_webhook_deliveries",
             "Webhook attempts by outcome: delivered (2xx), refused (another status), timed_out"
@@ -169,6 +195,11 @@ class Metrics:
         self._webhooks_shown: set[tuple[str, str]] = set()
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
+
+    def count_events(self, positioned: Mapping[str, int]) -> None:
+        """Counts events a sequencer pass positioned, by type."""
+        for event_type, count in positioned.items():
+            self.events_written.labels(event_type).inc(count)
 
     def watch_pool(self, pool: ConnectionPool) -> None:
         """Reports ``pool`` in the pool gauges (refreshed after every request and on a scrape)."""

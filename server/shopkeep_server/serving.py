@@ -63,8 +63,9 @@ _MALFORMED = (
 
 
 class Janitor(threading.Thread):
-    """Purges expired idempotency keys every ``interval`` seconds from inside a worker; an
-    advisory lock makes one worker of the whole deployment do it each time."""
+    """Purges expired idempotency keys and events every ``interval`` seconds from inside a
+    worker; an advisory lock per purge makes one worker of the whole deployment do it each
+    time."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
         super().__init__(name="shopkeep-janitor", daemon=True)
@@ -76,6 +77,7 @@ class Janitor(threading.Thread):
             # Spread the workers out so they do not all wake at once.
             time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
             self.purge_once()
+            self.purge_events_once()
 
     def purge_once(self) -> int | None:
         """One purge (None when another process held the purge lock), in the metrics; a
@@ -98,6 +100,26 @@ class Janitor(threading.Thread):
         self.metrics.purges.labels("skipped" if purged is None else "done").inc()
         if purged:
             log.info("purged %d expired idempotency keys", purged)
+        return purged
+
+    def purge_events_once(self) -> int | None:
+        """One purge of the events past SHOPKEEP_EVENT_RETENTION (None when another process
+        held its lock, or it failed: logged, counted and tried again next time)."""
+        from . import db
+        from .store import events
+
+        assert self.config.database_url is not None
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                purged = events.purge_if_free(conn, retention_seconds=self.config.event_retention)
+        except Exception:
+            self.metrics.event_purges.labels("failed").inc()
+            log.exception("purging expired events failed")
+            return None
+        self.metrics.event_purges.labels("skipped" if purged is None else "done").inc()
+        if purged:
+            self.metrics.events_purged.inc(purged)
+            log.info("purged %d events past their retention", purged)
         return purged
 
 
@@ -264,10 +286,13 @@ class StoreServer(BaseApplication):
     def load(self) -> Any:
         from .app import create_app
         from .runtime.services import EXTENSION
+        from .sequencer import EventSequencer
 
         app = create_app(self.store_config)
         if self.store_config.purge_interval:
             Janitor(self.store_config, app.extensions[EXTENSION].metrics).start()
+        if self.store_config.database_url:
+            EventSequencer(self.store_config, app.extensions[EXTENSION].metrics).start()
         if self.store_config.webhook_delivery and self.store_config.database_url:
             from .delivery import Deliverer
 

@@ -81,7 +81,7 @@ def test_add_a_webhook_get_a_purchase_send_it_again_rotate_disable_and_delete(
 
         page.get_by_role("button", name="Disable").click()
         assert flash(page).startswith("Disabled")
-        state = (page.locator("#webhooks .state").text_content() or "")
+        state = page.locator("#webhooks .state").text_content() or ""
         assert "disabled" in state and "disabled by the studio" in state
         page.get_by_role("button", name="Enable").click()
         assert flash(page).startswith("Enabled")

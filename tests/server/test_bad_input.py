@@ -638,6 +638,32 @@ def _table() -> list[Bad]:
     ]
     for name, path, field in reads:
         add(Bad(name, "GET", path, 422, v, field=field, idempotent=False))
+    for name, query, field in [
+        ("after-letters", "after=abc", "after"),
+        ("after-negative", "after=-1", "after"),
+        ("after-superscript", "after=%C2%B2", "after"),
+        ("after-nul", "after=1%00", "after"),
+        ("after-19-digits", "after=" + "9" * 19, "after"),
+        ("limit-0", "limit=0", "limit"),
+        ("limit-1001", "limit=1001", "limit"),
+        ("limit-ten", "limit=ten", "limit"),
+        ("type-unknown", "type=purchase.done", "type"),
+        ("type-trailing-comma", "type=purchase.completed,", "type"),
+        ("type-nul", "type=grant.created%00", "type"),
+        ("type-one-bad-of-two", "type=grant.created&type=Grant.Created", "type"),
+    ]:
+        add(
+            Bad(
+                f"events-{name}",
+                "GET",
+                f"/v1/events?{query}",
+                422,
+                v,
+                role="service",
+                field=field,
+                idempotent=False,
+            )
+        )
     for name, segment in [("newline", "p1%0A"), ("nul", "p%001"), ("too-long", "p" * 129)]:
         for what in ("wallet", "inventory", "ledger", "purchases"):
             add(

@@ -3,18 +3,34 @@ the ledger rows it wrote; a feed that never loses or repeats one, in per-player 
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import random
 import re
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
+from psycopg import sql as psql
 
-from shopkeep_server.store import events
+from shopkeep_server import db
+from shopkeep_server.metrics import Metrics
+from shopkeep_server.sequencer import EventSequencer
+from shopkeep_server.serving import Janitor
+from shopkeep_server.store import events, players
+from shopkeep_server.store.idempotency import IdempotencyKey, operation_fingerprint
 from support import (
     Game,
+    LiveServer,
+    app_database_url,
     coins_catalog,
     coins_item,
+    create_database,
     grant,
+    make_config,
     make_game,
     new_key,
     post,
@@ -336,3 +352,401 @@ def test_the_sdk_mirrors_the_types() -> None:
     from shopkeep.events import EVENT_TYPES
 
     assert EVENT_TYPES == events.EVENT_TYPES
+
+
+# ---------------------------------------------------------------------------------------------
+# Committed: transactions, concurrency, the sequencer
+# ---------------------------------------------------------------------------------------------
+
+
+def _key() -> IdempotencyKey:
+    value = new_key()
+    return IdempotencyKey(
+        value=value,
+        fingerprint=operation_fingerprint("test", key=value),
+        request_id="test",
+        ttl_seconds=86_400,
+        wait_ms=5_000,
+    )
+
+
+def _fund(conn: psycopg.Connection, game: Game, player: str, amount: int) -> None:
+    outcome = players.grant(
+        conn,
+        game.id,
+        player,
+        actor="backend",
+        reason="funds",
+        currency="COINS",
+        amount=amount,
+        key=_key(),
+    )
+    assert outcome.status == 201, outcome.body
+
+
+def _buy(conn: psycopg.Connection, game: Game, player: str, sku: str = "potion") -> str:
+    outcome = players.purchase(conn, game.id, player, sku=sku, key=_key())
+    assert outcome.status == 201, outcome.body
+    return str(json.loads(outcome.body)["purchase"]["id"])
+
+
+def test_a_transaction_rolled_back_after_its_event_leaves_none(
+    database_url: str, committed_game: Game
+) -> None:
+    game = committed_game
+    with db.connect(database_url) as conn:
+        _fund(conn, game, "p1", 500)
+        with psycopg.connect(database_url) as doomed:  # one transaction, never committed
+            _buy(doomed, game, "p1")
+            inside = doomed.execute(
+                "SELECT type FROM events WHERE game_id = %s AND type = 'purchase.completed'",
+                (game.id,),
+            ).fetchall()
+            assert inside == [("purchase.completed",)]  # the event was written...
+            doomed.rollback()  # ...and goes with the purchase
+        found = events.feed(conn, game.id)["events"]
+        assert [e["type"] for e in found] == ["catalog.published", "grant.created"]
+        assert conn.execute(
+            "SELECT count(*) FROM purchases WHERE game_id = %s", (game.id,)
+        ).fetchone() == (0,)
+        assert event_mismatches(conn, game.id) == []
+
+
+def _waiting_on_a_lock(conn: psycopg.Connection, pid: int) -> bool:
+    row = conn.execute(
+        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_an_event_committed_after_a_later_one_is_not_lost(
+    database_url: str, committed_game: Game
+) -> None:
+    """Player a's purchase draws the lower seq and commits last; a reader polls with its cursor
+    between the commits. It gets every event exactly once, and a's second purchase (waiting on
+    a's wallet meanwhile) after a's first."""
+    game = committed_game
+    with db.connect(database_url) as reader:
+        _fund(reader, game, "a", 500)
+        _fund(reader, game, "b", 500)
+        start = events.feed(reader, game.id)["next_cursor"]
+
+        slow = psycopg.connect(database_url)
+        fast = psycopg.connect(database_url)
+        waiter = psycopg.connect(database_url, autocommit=True)
+        try:
+            first_a = _buy(slow, game, "a")  # open: holds a's wallet, its event has no position
+            first_b = _buy(fast, game, "b")
+            fast.commit()
+
+            page1 = events.feed(reader, game.id, after=start)
+            assert [e["data"]["purchase"]["id"] for e in page1["events"]] == [first_b]
+
+            second: dict[str, str] = {}
+            blocked = threading.Thread(
+                target=lambda: second.setdefault("a", _buy(waiter, game, "a")), daemon=True
+            )
+            blocked.start()
+            while not _waiting_on_a_lock(reader, waiter.info.backend_pid):
+                assert blocked.is_alive(), "the second purchase did not wait for the first"
+                threading.Event().wait(0.01)
+            slow.commit()
+            blocked.join(timeout=30)
+            assert not blocked.is_alive()
+
+            page2 = events.feed(reader, game.id, after=page1["next_cursor"])
+        finally:
+            for connection in (slow, fast, waiter):
+                connection.close()
+
+        seen = [e["data"]["purchase"]["id"] for e in page1["events"] + page2["events"]]
+        assert seen == [first_b, first_a, second["a"]]
+        positions = [e["id"] for e in page1["events"] + page2["events"]]
+        assert positions == sorted(positions) and len(set(positions)) == 3
+        # The proof that the case happened: a's first purchase drew the lower seq.
+        seqs = dict(
+            reader.execute(
+                "SELECT data->'purchase'->>'id', seq FROM events WHERE game_id = %s"
+                " AND type = 'purchase.completed'",
+                (game.id,),
+            ).fetchall()
+        )
+        assert seqs[first_a] < seqs[first_b] < seqs[second["a"]]
+        assert event_mismatches(reader, game.id) == []
+
+
+def _service(server: LiveServer, game: Game) -> dict[str, str]:
+    return {"Authorization": f"Bearer {game.token('service', 'backend')}"}
+
+
+def _post(server: LiveServer, path: str, body: Any, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": new_key()},
+        timeout=60,
+    )
+
+
+def _live_feed(server: LiveServer, game: Game, after: str | None = None) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while True:
+        params = {"limit": "50", **({"after": after} if after is not None else {})}
+        page = httpx.get(
+            f"{server.url}/v1/events", params=params, headers=_service(server, game), timeout=60
+        ).json()
+        found += page["events"]
+        after = page["next_cursor"]
+        if len(page["events"]) < 50:
+            return found
+
+
+def test_a_burst_of_purchases_grants_and_refunds_reaches_the_feed_exactly(
+    live_server: LiveServer,
+) -> None:
+    game = live_server.new_game()
+    names = [f"burst-{n}" for n in range(6)]
+    service = game.token("service", "backend")
+    for name in names:
+        assert (
+            _post(
+                live_server,
+                f"/v1/players/{name}/grants",
+                {"currency": "COINS", "amount": 2000, "reason": "burst"},
+                service,
+            ).status_code
+            == 201
+        )
+
+    # A reader polls with its cursor all along: it must end with every event exactly once.
+    polled: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        cursor: str | None = None
+        while True:
+            finished = done.is_set()
+            page = _live_feed(live_server, game, cursor)
+            polled.extend(page)
+            if page:
+                cursor = str(page[-1]["id"])
+            if finished:
+                return
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+
+    def play(name: str) -> None:
+        token = game.token("player", name)
+        rng = random.Random(name)
+        bought: list[str] = []
+        for _ in range(6):
+            sku = rng.choice(["potion", "shield", "sword", "gem_pouch"])
+            body = {"sku": sku, "currency": "COINS"}
+            answer = _post(live_server, "/v1/purchases", body, token)
+            if answer.status_code == 201:
+                bought.append(answer.json()["purchase"]["id"])
+        for purchase_id in bought[:2]:
+            _post(live_server, f"/v1/purchases/{purchase_id}/refund", {"reason": "r"}, service)
+        _post(
+            live_server,
+            f"/v1/players/{name}/grants",
+            {"sku": "potion", "quantity": 2, "reason": "burst"},
+            service,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        list(pool.map(play, names))
+    done.set()
+    poller.join(timeout=60)
+    assert not poller.is_alive()
+
+    feed = _live_feed(live_server, game)
+    assert [e["id"] for e in feed] == list(range(1, len(feed) + 1))  # dense, each once
+    assert polled == feed  # the poller missed and repeated nothing
+    with db.connect(live_server.database_url) as conn:
+        assert event_mismatches(conn, game.id) == []
+        assert len(feed) == len(stored_events(conn, game.id))
+    # Per player, the feed's order is the ledger's: each balance follows from the one before.
+    balances: dict[tuple[str, str], int] = {}
+    for event in feed:
+        for entry in event["data"].get("ledger", []):
+            account = (event["player_id"], entry["currency"])
+            assert balances.get(account, 0) + entry["delta"] == entry["balance_after"], event
+            balances[account] = entry["balance_after"]
+    with db.connect(live_server.database_url) as conn:
+        wallets = dict(
+            ((player, currency), balance)
+            for player, currency, balance in conn.execute(
+                "SELECT player_id, currency, balance FROM wallets WHERE game_id = %s", (game.id,)
+            ).fetchall()
+        )
+    assert {k: v for k, v in balances.items()} == {
+        k: v for k, v in wallets.items() if k in balances
+    }
+
+
+def _buyer(server: LiveServer, game: Game) -> Any:
+    def buy(player: str) -> httpx.Response:
+        return _post(server, "/v1/purchases", {"sku": "drop"}, game.token("player", player))
+
+    return buy
+
+
+def test_a_limited_item_sells_out_once_per_sell_out(live_server: LiveServer) -> None:
+    stock = 12
+    game = live_server.new_game(
+        coins_catalog(coins_item("drop", 10, kind="durable", stock=stock, per_player_limit=1))
+    )
+    buyers = [f"buyer-{n}" for n in range(30)]
+    with db.connect(live_server.database_url) as conn:
+        for buyer in buyers:
+            _fund(conn, game, buyer, 10)
+    start = threading.Barrier(len(buyers))
+    buy = _buyer(live_server, game)
+
+    def attempt(buyer: str) -> httpx.Response:
+        start.wait()
+        return buy(buyer)
+
+    with concurrent.futures.ThreadPoolExecutor(len(buyers)) as pool:
+        answers = list(pool.map(attempt, buyers))
+    assert sorted(a.status_code for a in answers) == [201] * stock + [409] * (30 - stock)
+
+    feed = _live_feed(live_server, game)
+    sold_out = [e for e in feed if e["type"] == "stock.sold_out"]
+    assert len(sold_out) == 1
+    assert sold_out[0]["data"] == {"sku": "drop", "remaining": 0}
+    # It follows the purchase that took the last unit: the same transaction, the same player.
+    before = feed[feed.index(sold_out[0]) - 1]
+    assert before["type"] == "purchase.completed"
+    assert before["player_id"] == sold_out[0]["player_id"]
+
+    restocked = _post(live_server, "/v1/admin/stock/drop", {"add": 3}, game.token("studio", "d"))
+    assert restocked.json() == {"sku": "drop", "remaining": 3}
+    late = [b for b, a in zip(buyers, answers, strict=True) if a.status_code == 409]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        again = list(pool.map(_buyer(live_server, game), late[:6]))
+    assert sorted(a.status_code for a in again) == [201] * 3 + [409] * 3
+    feed = _live_feed(live_server, game)
+    assert [e["type"] for e in feed].count("stock.sold_out") == 2
+    assert [e["type"] for e in feed].count("stock.restocked") == 1
+    assert [e["type"] for e in feed].count("purchase.completed") == stock + 3
+    with db.connect(live_server.database_url) as conn:
+        assert event_mismatches(conn, game.id) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention and the sequencer
+# ---------------------------------------------------------------------------------------------
+
+
+def _old_event(conn: psycopg.Connection, game: Game, days: int) -> int:
+    row = conn.execute(
+        "INSERT INTO events (game_id, type, player_id, created_at, data)"
+        " VALUES (%s, 'grant.created', 'old', now() - make_interval(days => %s), '{}')"
+        " RETURNING seq",
+        (game.id, days),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_purge_deletes_old_positioned_events_only(
+    database_url: str, committed_game: Game
+) -> None:
+    game = committed_game
+    retention = 30 * 24 * 3600
+    metrics = Metrics()
+    janitor = Janitor(make_config(app_database_url(database_url)), metrics)
+    with db.connect(database_url) as conn, db.connect(database_url) as holder:
+        old = [_old_event(conn, game, 31) for _ in range(3)]
+        recent = _old_event(conn, game, 29)
+        events.position_all(conn, wait_ms=5_000)
+        # No sequencer may run now: this old event stays without a position.
+        holder.execute("SELECT pg_advisory_lock(%s)", (events.SEQUENCER_LOCK,))
+        try:
+            waiting = _old_event(conn, game, 40)
+            assert events.position_pending(conn) is None  # the lock is taken
+            purged = janitor.purge_events_once()
+            left = [
+                seq
+                for (seq,) in conn.execute(
+                    "SELECT seq FROM events WHERE game_id = %s AND type = 'grant.created'",
+                    (game.id,),
+                ).fetchall()
+            ]
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (events.SEQUENCER_LOCK,))
+        assert purged is not None and purged >= 3  # and any older event of other tests
+        assert sorted(left) == sorted([recent, waiting])
+        assert not set(old) & set(left)
+        registry: Any = metrics.registry
+        assert registry.get_sample_value("shopkeep_events_purged_total") == purged
+        assert registry.get_sample_value("shopkeep_event_purges_total", {"result": "done"}) == 1
+
+        # Positioned now, and past the retention: the next purge takes it.
+        events.position_all(conn, wait_ms=5_000)
+        assert events.purge_expired(conn, retention_seconds=retention) == 1
+        # The feed goes on from any cursor, the purged ones simply gone.
+        found = events.feed(conn, game.id)["events"]
+        assert [e["type"] for e in found] == ["catalog.published", "grant.created"]
+        assert found[1]["player_id"] == "old"
+
+
+def test_another_purger_makes_this_one_skip(database_url: str) -> None:
+    metrics = Metrics()
+    janitor = Janitor(make_config(app_database_url(database_url)), metrics)
+    with db.connect(database_url) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (events.EVENT_PURGE_LOCK,))
+        try:
+            assert janitor.purge_events_once() is None
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (events.EVENT_PURGE_LOCK,))
+    registry: Any = metrics.registry
+    assert registry.get_sample_value("shopkeep_event_purges_total", {"result": "skipped"}) == 1
+
+
+def test_the_sql_takes_the_sequencer_lock_python_names() -> None:
+    text = (SERVER / "sql" / "70_events.sql").read_text()
+    assert text.count(f"x'{events.SEQUENCER_LOCK:08X}'::bigint") == 2
+
+
+def test_a_workers_sequencer_positions_an_event_when_it_commits(database_server: str) -> None:
+    """On a database of its own (no other sequencer there), with a poll far longer than the
+    test: the notification of the commit is what wakes it."""
+    url = create_database(database_server, f"shopkeep_sequencer_{uuid.uuid4().hex[:8]}")
+    metrics = Metrics()
+    sequencer = EventSequencer(make_config(app_database_url(url), event_poll_ms=3_600_000), metrics)
+    try:
+        with db.connect(url) as conn:
+            waiting = conn.execute("SELECT count(*) FROM events WHERE id IS NULL").fetchone()
+            assert waiting == (0,)
+            sequencer.start()
+            # Let it pass once (as it starts) and reach its wait for notifications.
+            assert sequencer.waiting.wait(timeout=60)
+            game = make_game(conn)  # its publish writes catalog.published
+            # Bounded (a minute, against an hour's poll), so a lost wake-up fails the test.
+            for _ in range(6000):
+                positioned = conn.execute(
+                    "SELECT id IS NOT NULL FROM events WHERE game_id = %s", (game.id,)
+                ).fetchone()
+                if positioned == (True,):
+                    break
+                threading.Event().wait(0.01)
+            assert positioned == (True,), "the commit's notification did not wake the sequencer"
+            registry: Any = metrics.registry
+            assert (
+                registry.get_sample_value(
+                    "shopkeep_events_written_total", {"type": "catalog.published"}
+                )
+                == 1
+            )
+    finally:
+        sequencer.stop()
+        with psycopg.connect(database_server, autocommit=True) as admin:
+            admin.execute(
+                psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+                )
+            )

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
-from ..runtime import with_connection
+from ..runtime import services, with_connection
 from ..store import events, players
 from ..store.rules import check_player_id
 from . import schemas
@@ -123,5 +123,6 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
             after=query.get("after"),
             types=query.get("types"),
             limit=query["limit"],
+            on_positioned=services().metrics.count_events,
         )
     )

@@ -120,8 +120,9 @@ END $$;
 -- without one, in seq order (a per-game prefix of the rows it can see). One process at a time
 -- (an advisory lock, held until this transaction ends): the statement that positions the rows
 -- takes its snapshot only after the lock is held, so it sees every row the previous holder saw.
--- Returns how many rows got a position, or NULL when another process held the lock (for
--- p_wait_ms, 0 meaning not at all): that process is doing the work.
+-- Returns how many rows of each type got a position ({"purchase.completed": 3, ...}; every
+-- committed event is counted once, by the pass that positions it), or NULL when another
+-- process held the lock (for p_wait_ms, 0 meaning not at all): that process does the work.
 --
 -- Why no event is lost: a row is positioned only once it is visible (committed), positions only
 -- grow, and a row that commits after a pass is positioned by a later pass, above every position
@@ -129,9 +130,9 @@ END $$;
 -- one is inserted, so any snapshot that sees the later one sees the earlier one too: per-player
 -- order is position order.
 CREATE OR REPLACE FUNCTION sk_position_events(p_batch integer, p_wait_ms integer)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    v_positioned integer;
+    v_positioned jsonb;
 BEGIN
     IF p_wait_ms > 0 THEN
         BEGIN
@@ -154,13 +155,16 @@ BEGIN
         SELECT game_id, count FROM added
         ON CONFLICT (game_id) DO UPDATE SET last_id = p.last_id + EXCLUDED.last_id
         RETURNING p.game_id, p.last_id
+    ), positioned AS (
+        UPDATE events e SET id = c.last_id - a.count + w.n
+          FROM pending w
+          JOIN added a USING (game_id)
+          JOIN counters c USING (game_id)
+         WHERE e.game_id = w.game_id AND e.seq = w.seq
+        RETURNING e.type
     )
-    UPDATE events e SET id = c.last_id - a.count + w.n
-      FROM pending w
-      JOIN added a USING (game_id)
-      JOIN counters c USING (game_id)
-     WHERE e.game_id = w.game_id AND e.seq = w.seq;
-    GET DIAGNOSTICS v_positioned = ROW_COUNT;
+    SELECT coalesce(jsonb_object_agg(type, n), '{}') INTO v_positioned
+      FROM (SELECT type, count(*) AS n FROM positioned GROUP BY type) t;
     RETURN v_positioned;
 END $$;
 

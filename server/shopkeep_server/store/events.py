@@ -16,6 +16,8 @@ event's ``id`` are interchangeable, so a consumer that got event 42 by webhook m
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -45,6 +47,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # A cursor is a position: a positive integer below 10^18, as the ledger's cursors.
 MAX_CURSOR_DIGITS = 18
+# The advisory lock sk_position_events takes (sql/70_events.sql writes it as x'5E0B0012').
+SEQUENCER_LOCK = 0x5E0B_0012
 # How long the feed's own sequencer pass waits for a background pass to finish.
 FEED_POSITION_WAIT_MS = 200
 
@@ -66,27 +70,29 @@ def emit(
 
 def position_pending(
     conn: psycopg.Connection, *, batch: int = POSITION_BATCH, wait_ms: int = 0
-) -> int | None:
+) -> Counter[str] | None:
     """One sequencer pass in a transaction of its own: positions up to ``batch`` committed
-    events; None when another process held the sequencer's lock (for ``wait_ms``): it is
-    positioning them."""
+    events and returns how many of each type; None when another process held the sequencer's
+    lock (for ``wait_ms``): it is positioning them."""
     with conn.transaction():
         row = conn.execute(
             "SELECT sk_position_events(%s, %s)", (batch, wait_ms), prepare=False
         ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    return None if row is None or row[0] is None else Counter(row[0])
 
 
-def position_all(conn: psycopg.Connection, *, wait_ms: int = 0) -> int | None:
+def position_all(
+    conn: psycopg.Connection, *, batch: int = POSITION_BATCH, wait_ms: int = 0
+) -> Counter[str] | None:
     """Passes until nothing is left to position (or another process holds the lock); returns
-    how many were positioned, None if the lock was taken before anything was."""
-    total: int | None = None
+    how many of each type were positioned, None if the lock was taken before any pass ran."""
+    total: Counter[str] | None = None
     while True:
-        positioned = position_pending(conn, wait_ms=wait_ms)
+        positioned = position_pending(conn, batch=batch, wait_ms=wait_ms)
         if positioned is None:
             return total
-        total = (total or 0) + positioned
-        if positioned < POSITION_BATCH:
+        total = (total or Counter()) + positioned
+        if positioned.total() < batch:
             return total
 
 
@@ -130,11 +136,12 @@ def feed(
     after: str | None = None,
     types: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
+    on_positioned: Callable[[Counter[str]], object] | None = None,
 ) -> dict[str, Any]:
     """Events of ``game`` after the cursor ``after``, oldest first, at most ``limit``; with
     ``types``, only those. ``next_cursor`` is where to go on from: the last event's id, or
     ``after`` itself when nothing new has come (a page shorter than ``limit`` means: at the
-    end for now)."""
+    end for now). ``on_positioned`` hears what the feed's own sequencer pass positioned."""
     position = parse_cursor(after)
     wanted = check_types(types)
     if not 1 <= limit <= MAX_LIMIT:
@@ -146,7 +153,9 @@ def feed(
         # Committed but not positioned yet: position them now rather than leave the reader a
         # background pass behind. If a background pass holds the lock past the wait, the
         # events come in the next read.
-        position_all(conn, wait_ms=FEED_POSITION_WAIT_MS)
+        positioned = position_all(conn, wait_ms=FEED_POSITION_WAIT_MS)
+        if positioned and on_positioned is not None:
+            on_positioned(positioned)
     rows = conn.execute(
         "SELECT e.id, sk_event_json(e) FROM events e"
         " WHERE e.game_id = %s AND e.id > %s AND (%s::text[] IS NULL OR e.type = ANY(%s))"

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Events sent per claim: the claim's transaction stays open while they go out, so it is short.
+# Events sent per claim: the claim's transaction stays open while they go out, so it is kept
+# short, in count and in time (a slow receiver ends its batch early; the rest go next claim).
 BATCH = 20
+BATCH_SECONDS = 5.0
 # How much of an answer is read at most (the log keeps EXCERPT_CHARS of it).
 READ_AT_MOST = 4096
 # How often the backlog gauge is refreshed.
@@ -124,25 +126,32 @@ class Deliverer(threading.Thread):
             if claim is None:
                 return False
             batch = webhooks.pending(conn, claim, limit=BATCH)
+            started = time.monotonic()
+            # Failures in a row so far: of the next event, until one is delivered.
+            failures = claim.failed_attempts
             for item in batch:
+                if time.monotonic() - started > BATCH_SECONDS:
+                    break
                 attempt = self._send(claim, item)
-                number = 1 if item.resend else claim.failed_attempts + 1
-                webhooks.record(conn, claim, item, attempt, number=number)
+                webhooks.record(conn, claim, item, attempt, number=failures + 1)
                 self._count(attempt)
                 if not attempt.succeeded:
-                    self._failed(conn, claim, attempt)
+                    self._failed(conn, claim, attempt, failures=failures + 1)
                     return True
+                failures = 0
             webhooks.delivered_batch(conn, claim)
         return True
 
-    def _failed(self, conn: psycopg.Connection, claim: Claim, attempt: Attempt) -> None:
+    def _failed(
+        self, conn: psycopg.Connection, claim: Claim, attempt: Attempt, *, failures: int
+    ) -> None:
         why = (
             f"HTTP {attempt.status_code}" if attempt.status_code is not None else attempt.error
         ) or "no answer"
         disabled = webhooks.failed(
             conn,
             claim,
-            retry_in=backoff(self.config, claim.failed_attempts + 1),
+            retry_in=backoff(self.config, failures),
             give_up_after=dt.timedelta(seconds=self.config.webhook_give_up_seconds),
             why=why,
         )

@@ -11,6 +11,8 @@ keeps failing past the (here tiny) give-up horizon is disabled with the reason i
 
 from __future__ import annotations
 
+import datetime as dt
+import random
 import time
 import uuid
 from collections import defaultdict
@@ -23,7 +25,7 @@ import pytest
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.config import Config
-from shopkeep_server.delivery import Deliverer
+from shopkeep_server.delivery import Deliverer, backoff
 from shopkeep_server.metrics import Metrics
 from shopkeep_server.store import events, webhooks
 from support import Game, app_database_url, make_config, post
@@ -368,3 +370,13 @@ def test_the_backlog_gauge_shows_the_oldest_undelivered_event(
         {"game": game.id, "webhook": made["webhook"]["id"]},
     )
     assert age is not None and age > 0
+
+
+def test_the_back_off_doubles_is_capped_and_jittered() -> None:
+    config = Config(webhook_backoff_base_ms=100, webhook_backoff_cap_ms=1000)
+    rng = random.Random(7)
+    for failures, ceiling in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (60, 1000)]:
+        waits = [backoff(config, failures, rng=rng) for _ in range(50)]
+        low, high = dt.timedelta(milliseconds=ceiling / 2), dt.timedelta(milliseconds=ceiling)
+        assert all(low <= wait <= high for wait in waits), failures
+        assert len(set(waits)) > 40  # jittered: endpoints that failed together spread out

@@ -436,6 +436,11 @@ def record(
             "DELETE FROM webhook_resends WHERE game_id = %s AND webhook_id = %s AND event_id = %s",
             (claim.game, claim.webhook_id, item.event_id),
         )
+        conn.execute(
+            "UPDATE webhook_progress SET failed_attempts = 0, failing_since = NULL"
+            " WHERE game_id = %s AND webhook_id = %s",
+            (claim.game, claim.webhook_id),
+        )
     else:
         conn.execute(
             "UPDATE webhook_progress SET delivered_through = %s, failed_attempts = 0,"

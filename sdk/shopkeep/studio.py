@@ -621,6 +621,67 @@ class AsyncStudioClient:
         """See :meth:`StudioClient.stock`."""
         return await self._studio._run(op_stock(skus))
 
+    async def add_webhook(
+        self,
+        url: str,
+        *,
+        types: Iterable[str] = (),
+        description: str = "",
+        idempotency_key: str | None = None,
+    ) -> NewSecret:
+        """See :meth:`StudioClient.add_webhook`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_add_webhook(url, types, description, key))
+
+    async def webhooks(self) -> list[Webhook]:
+        """See :meth:`StudioClient.webhooks`."""
+        return await self._studio._run(op_webhooks())
+
+    async def webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`StudioClient.webhook`."""
+        return await self._studio._run(op_webhook(webhook_id))
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """See :meth:`StudioClient.delete_webhook`."""
+        await self._studio._run(op_delete_webhook(webhook_id))
+
+    async def rotate_webhook_secret(
+        self, webhook_id: str, *, idempotency_key: str | None = None
+    ) -> NewSecret:
+        """See :meth:`StudioClient.rotate_webhook_secret`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_rotate_secret(webhook_id, key))
+
+    async def disable_webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`StudioClient.disable_webhook`."""
+        key = check_idempotency_key(None)
+        return await self._studio._run(op_set_enabled(webhook_id, enabled=False, key=key))
+
+    async def enable_webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`StudioClient.enable_webhook`."""
+        key = check_idempotency_key(None)
+        return await self._studio._run(op_set_enabled(webhook_id, enabled=True, key=key))
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, limit: int | None = None, event_id: int | None = None
+    ) -> AsyncIterator[Delivery]:
+        """See :meth:`StudioClient.webhook_deliveries`."""
+        return self._studio._pages(
+            lambda cursor: op_deliveries_page(webhook_id, limit, cursor, event_id)
+        )
+
+    async def redeliver_webhook(
+        self,
+        webhook_id: str,
+        from_event_id: int,
+        to_event_id: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """See :meth:`StudioClient.redeliver_webhook`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_redeliver(webhook_id, from_event_id, to_event_id, key))
+
     async def refund(
         self, purchase_id: str, *, reason: str, idempotency_key: str | None = None
     ) -> Purchase:

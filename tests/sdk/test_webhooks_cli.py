@@ -4,6 +4,7 @@ enable, delete, and the exit codes of what the store refuses."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -14,7 +15,7 @@ from click.testing import CliRunner, Result
 from shopkeep import StoreClient
 from shopkeep.catalog_cli import Exit, main
 from shopkeep.errors import NotFound, ValidationError
-from shopkeep.studio import StudioClient
+from shopkeep.studio import AsyncStudioClient, StudioClient
 from support import LiveServer
 from support.receiver import Receiver
 
@@ -109,3 +110,25 @@ def test_studio_client_webhook_calls(live_server: LiveServer) -> None:
             studio.webhook(made.webhook.id)
         with pytest.raises(NotFound):
             studio.webhook(str(uuid.uuid4()))
+
+
+def test_async_studio_client_webhook_calls(live_server: LiveServer) -> None:
+    game = live_server.new_game()
+
+    async def calls() -> None:
+        async with AsyncStudioClient(live_server.url, game.token("studio", "designer")) as studio:
+            made = await studio.add_webhook(
+                "https://hooks.example.com/in", types=["stock.sold_out"]
+            )
+            assert made.webhook.types == ("stock.sold_out",)
+            assert await studio.webhooks() == [made.webhook]
+            assert (await studio.disable_webhook(made.webhook.id)).enabled is False
+            assert (await studio.enable_webhook(made.webhook.id)).enabled is True
+            rotated = await studio.rotate_webhook_secret(made.webhook.id)
+            assert rotated.secret != made.secret
+            assert [d async for d in studio.webhook_deliveries(made.webhook.id)] == []
+            await studio.delete_webhook(made.webhook.id)
+            with pytest.raises(NotFound):
+                await studio.webhook(made.webhook.id)
+
+    asyncio.run(calls())

@@ -222,9 +222,10 @@ class Metrics:
 
     def show_webhook_backlog(self, ages: list[tuple[str, str, float]]) -> None:
         """Sets the backlog gauge to ``ages`` (game, webhook, seconds); endpoints no longer
-        listed (deleted or disabled) leave it."""
+        listed (deleted or disabled) leave it (at 0 where a worker's file keeps the series)."""
         listed = {(game, webhook) for game, webhook, _ in ages}
         for game, webhook in self._webhooks_shown - listed:
+            self.webhook_backlog.labels(game, webhook).set(0)
             self.webhook_backlog.remove(game, webhook)
         for game, webhook, age in ages:
             self.webhook_backlog.labels(game, webhook).set(age)

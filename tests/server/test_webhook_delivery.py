@@ -365,11 +365,23 @@ def test_the_backlog_gauge_shows_the_oldest_undelivered_event(
     with db.connect(app_database_url(committed_url)) as conn:
         events.position_all(conn)
         metrics.show_webhook_backlog(webhooks.backlog(conn))
-    age = metrics.registry.get_sample_value(
-        "shopkeep_webhook_oldest_undelivered_seconds",
-        {"game": game.id, "webhook": made["webhook"]["id"]},
-    )
+    labels = {"game": game.id, "webhook": made["webhook"]["id"]}
+    age = metrics.registry.get_sample_value("shopkeep_webhook_oldest_undelivered_seconds", labels)
     assert age is not None and age > 0
+    # Disabled: no longer a backlog anyone waits on, so it leaves the gauge.
+    disabled = post(
+        pooled,
+        f"/v1/admin/webhooks/{made['webhook']['id']}/disable",
+        None,
+        game,
+        role="studio",
+        sub="s",
+    )
+    assert disabled.status_code == 200
+    with db.connect(app_database_url(committed_url)) as conn:
+        metrics.show_webhook_backlog(webhooks.backlog(conn))
+    gone = metrics.registry.get_sample_value("shopkeep_webhook_oldest_undelivered_seconds", labels)
+    assert gone is None
 
 
 def test_the_back_off_doubles_is_capped_and_jittered() -> None:

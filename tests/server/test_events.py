@@ -348,6 +348,14 @@ def test_every_type_written_is_listed_and_every_listed_type_is_written() -> None
     assert written == set(events.EVENT_TYPES)
 
 
+def test_the_api_doc_describes_every_type() -> None:
+    doc = (SERVER.parents[1] / "docs" / "api.md").read_text()
+    section = doc[doc.index("## Events") : doc.index("## Ledger and audit")]
+    assert re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.MULTILINE) == list(
+        events.EVENT_TYPES
+    )
+
+
 def test_the_sdk_mirrors_the_types() -> None:
     from shopkeep.events import EVENT_TYPES
 

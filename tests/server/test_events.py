@@ -577,11 +577,17 @@ def test_a_burst_of_purchases_grants_and_refunds_reaches_the_feed_exactly(
         assert len(feed) == len(stored_events(conn, game.id))
     # Per player, the feed's order is the ledger's: each balance follows from the one before.
     balances: dict[tuple[str, str], int] = {}
+    owned: dict[tuple[str, str], int] = {}
     for event in feed:
         for entry in event["data"].get("ledger", []):
             account = (event["player_id"], entry["currency"])
             assert balances.get(account, 0) + entry["delta"] == entry["balance_after"], event
             balances[account] = entry["balance_after"]
+        for entry in event["data"].get("item_ledger", []):
+            holding = (event["player_id"], entry["sku"])
+            assert owned.get(holding, 0) + entry["delta"] == entry["quantity_after"], event
+            owned[holding] = entry["quantity_after"]
+    assert owned and balances
     with db.connect(live_server.database_url) as conn:
         wallets = dict(
             ((player, currency), balance)

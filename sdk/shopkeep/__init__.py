@@ -45,6 +45,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from .events import Event, EventPage
 from .journal import PendingOutcome, PendingPurchase
 from .models import (
     Amount,
@@ -77,6 +78,8 @@ __all__ = [
     "Catalog",
     "ConnectionError",
     "Currency",
+    "Event",
+    "EventPage",
     "Grant",
     "GrantResult",
     "Granted",

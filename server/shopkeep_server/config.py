@@ -49,8 +49,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "seconds events are kept for the feed (30 days); the server purges older ones",
     ),
     "SHOPKEEP_EVENT_POLL_MS": (
-        "200",
-        "how often each worker's event sequencer looks for committed events without a notification",
+        "100",
+        "how often each worker's event sequencer gives committed events their feed position",
     ),
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
     "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog body (PUT draft and validate)"),
@@ -139,7 +139,7 @@ class Config:
     idempotency_wait_ms: int = 5_000
     purge_interval: int = 3600
     event_retention: int = 30 * 24 * 3600
-    event_poll_ms: int = 200
+    event_poll_ms: int = 100
     token_issuer: str = "shopkeep"
     key_cache_seconds: int = 30
     rate_limit: str | None = "100/second"
@@ -187,7 +187,7 @@ class Config:
             event_retention=_int(
                 env, "SHOPKEEP_EVENT_RETENTION", 30 * 24 * 3600, minimum=MIN_EVENT_RETENTION
             ),
-            event_poll_ms=_int(env, "SHOPKEEP_EVENT_POLL_MS", 200, minimum=10),
+            event_poll_ms=_int(env, "SHOPKEEP_EVENT_POLL_MS", 100, minimum=10),
             token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
             key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
             rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,

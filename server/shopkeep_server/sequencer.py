@@ -2,11 +2,16 @@
 
 Every server worker runs one (:class:`EventSequencer`, a thread started by
 ``serving.StoreServer.load``); an advisory lock inside ``sk_position_events`` lets one pass run
-at a time across the deployment, and the others find the lock taken and wait for their next
-turn. A worker LISTENs on the events channel (``sk_emit_event`` notifies it when an event's
-transaction commits) and also passes every ``SHOPKEEP_EVENT_POLL_MS`` without one: behind a
-pooler in transaction mode notifications do not arrive, and a notification that came while a
-pass ran is not waited for either.
+at a time across the deployment, and the others find the lock taken and try again at their
+next turn. A worker passes every ``SHOPKEEP_EVENT_POLL_MS`` (and again at once while a pass
+fills a whole batch); the feed also passes by itself when events are waiting, so a reader sees
+an event as soon as it is committed.
+
+The sequencer polls rather than LISTENs: a ``pg_notify`` in each event's transaction would make
+every purchase take PostgreSQL's notification-queue lock at commit, which is held through the
+commit's WAL flush and so puts all purchases of the database in single file. Measured with
+pgbench (16 clients, sk_purchase, fsync on): 130 to 170 purchases a second with the notify,
+490 to 570 without it, 590 to 610 without events at all.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class EventSequencer(threading.Thread):
         self.poll_seconds = config.event_poll_ms / 1000
         self.metrics = metrics
         self._stopping = threading.Event()
-        # Set once it has passed and waits for a notification (tests wait for it).
+        # Set once it has passed and is waiting for its next turn (tests wait for it).
         self.waiting = threading.Event()
 
     def stop(self) -> None:
@@ -45,14 +50,11 @@ class EventSequencer(threading.Thread):
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute("LISTEN " + events.CHANNEL)
                     delay = 1.0
                     while not self._stopping.is_set():
                         if self.pass_once(conn) < events.POSITION_BATCH:
-                            # Caught up: sleep until an event commits, or the poll comes due.
                             self.waiting.set()
-                            for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
-                                pass
+                            self._stopping.wait(self.poll_seconds)
             except psycopg.Error as exc:
                 log.warning("event sequencer: %s (retrying in %.0f s)", exc, delay)
                 self._stopping.wait(delay)

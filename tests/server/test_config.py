@@ -49,7 +49,7 @@ def test_operations_doc_documents_every_variable() -> None:
 
 def test_event_retention_and_poll() -> None:
     config = Config.from_env({})
-    assert (config.event_retention, config.event_poll_ms) == (30 * 24 * 3600, 200)
+    assert (config.event_retention, config.event_poll_ms) == (30 * 24 * 3600, 100)
     assert Config.from_env({"SHOPKEEP_EVENT_RETENTION": "7200"}).event_retention == 7200
     with pytest.raises(ConfigError, match="SHOPKEEP_EVENT_RETENTION must be at least 3600"):
         Config.from_env({"SHOPKEEP_EVENT_RETENTION": "60"})

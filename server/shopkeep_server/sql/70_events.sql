@@ -7,15 +7,14 @@
 -- (or rolls its subtransaction back), so a refusal writes no event. The types written here are
 -- the ones store/events.py lists (EVENT_TYPES), and a test checks both agree.
 
--- Writes one event of this transaction, without a position yet, and wakes the sequencers
--- (a notification is delivered when the transaction commits, and only then).
+-- Writes one event of this transaction, without a position yet. No pg_notify: it would make
+-- every commit of the money path wait in one line (sequencer.py says why and how much); the
+-- sequencers poll, and the feed positions what is waiting before it reads.
 CREATE OR REPLACE FUNCTION sk_emit_event(
     p_game text, p_type text, p_player text, p_data jsonb
-) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
+) RETURNS void LANGUAGE sql AS $$
     INSERT INTO events (game_id, type, player_id, data) VALUES (p_game, p_type, p_player, p_data);
-    PERFORM pg_notify('shopkeep_events', '');
-END $$;
+$$;
 
 -- The ledger rows an operation wrote for a player, oldest first, in the API's ledger shape.
 -- p_rows is how many the operation wrote at most: the newest rows of the player are read

@@ -38,8 +38,6 @@ EVENT_TYPES: tuple[str, ...] = (
     "catalog.rolled_back",
 )
 
-# The notification channel sk_emit_event wakes the sequencers on.
-CHANNEL = "shopkeep_events"
 # Events one sequencer pass positions at most (one transaction).
 POSITION_BATCH = 1000
 # Pages of the feed.

@@ -16,7 +16,7 @@ import psycopg.errors
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .config import Config
+from .config import MIN_IDEMPOTENCY_TTL, Config
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +239,11 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             )
             applied_now.append(name)
         apply_functions(conn)
+        # A fresh or upgraded database has the partitions of its idempotency keys at once; the
+        # server's purge makes the days ahead from then on (for the TTL it is configured with).
+        from .store.idempotency import add_partitions
+
+        add_partitions(conn, MIN_IDEMPOTENCY_TTL)
     return applied_now
 
 

@@ -63,7 +63,8 @@ _MALFORMED = (
 
 
 class Janitor(threading.Thread):
-    """Purges expired idempotency keys every ``interval`` seconds from inside a worker; an
+    """Expires idempotency keys every ``interval`` seconds from inside a worker (makes their
+    day partitions ahead, drops the days that are over, purges the default partition); an
     advisory lock makes one worker of the whole deployment do it each time."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
@@ -72,10 +73,26 @@ class Janitor(threading.Thread):
         self.metrics = metrics
 
     def run(self) -> None:
+        # The day partitions of idempotency keys for this server's TTL, before the first key:
+        # migrate made them for the shortest TTL only.
+        self.add_partitions()
         while True:
             # Spread the workers out so they do not all wake at once.
             time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
             self.purge_once()
+
+    def add_partitions(self) -> None:
+        """Makes the missing partitions of idempotency keys (several workers may at once: a
+        partition another made is skipped); a failure is logged, the next purge tries again."""
+        from . import db
+        from .store.idempotency import add_partitions
+
+        assert self.config.database_url is not None
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                add_partitions(conn, self.config.idempotency_ttl)
+        except Exception:
+            log.exception("making the partitions of idempotency keys failed")
 
     def purge_once(self) -> int | None:
         """One purge (None when another process held the purge lock), in the metrics; a
@@ -86,7 +103,7 @@ class Janitor(threading.Thread):
         assert self.config.database_url is not None
         try:
             with db.connect(self.config.database_url, self.config) as conn:
-                purged = purge_if_free(conn)
+                purged = purge_if_free(conn, ttl_seconds=self.config.idempotency_ttl)
                 if purged is not None:
                     self.metrics.idempotency_purged.inc(purged)
                     self.metrics.last_purge.set_to_current_time()

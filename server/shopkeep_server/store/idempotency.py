@@ -152,13 +152,17 @@ def purge_expired(
     return _purge(conn, ttl_seconds=ttl_seconds, batch=batch, exclusive=False) or 0
 
 
-def purge_if_free(conn: psycopg.Connection, *, ttl_seconds: int = MIN_IDEMPOTENCY_TTL) -> int | None:
+def purge_if_free(
+    conn: psycopg.Connection, *, ttl_seconds: int = MIN_IDEMPOTENCY_TTL
+) -> int | None:
     """Purges unless another process is purging right now (then None): every server worker
     may call this on a timer, and one does the work."""
     return _purge(conn, ttl_seconds=ttl_seconds, batch=10_000, exclusive=True)
 
 
-def _purge(conn: psycopg.Connection, *, ttl_seconds: int, batch: int, exclusive: bool) -> int | None:
+def _purge(
+    conn: psycopg.Connection, *, ttl_seconds: int, batch: int, exclusive: bool
+) -> int | None:
     # Each step and each batch is one transaction, and an exclusive purge takes the lock inside
     # it with pg_try_advisory_xact_lock: a transaction-scoped lock is safe through PgBouncer in
     # transaction mode, where a session lock could stay behind on a server connection another

@@ -38,7 +38,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_KEY_CACHE_SECONDS": ("30", "how long a process caches a game's signing keys"),
     "SHOPKEEP_RATE_LIMIT": (
         "100/second",
-        "requests per principal (game, sub) per process, `limits` notation; `none` disables",
+        "requests per principal (game, sub), `limits` notation; `none` disables",
+    ),
+    "SHOPKEEP_RATE_LIMIT_SCOPE": (
+        "shared",
+        "`shared`: one limit for every process and host, counted in PostgreSQL; `process`: each"
+        " process counts by itself (the real limit is then the setting times the processes)",
     ),
     "SHOPKEEP_PURGE_INTERVAL": (
         "3600",
@@ -66,6 +71,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 MIN_IDEMPOTENCY_TTL = 24 * 3600
+# Where the rate limit is counted (runtime/rate_limit.py); the first is the default.
+RATE_LIMIT_SCOPES = ("shared", "process")
 
 
 class ConfigError(ValueError):
@@ -94,6 +101,16 @@ def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     return raw == "on"
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, the first when unset."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("shopkeep", appauthor=False))
 
@@ -115,6 +132,7 @@ class Config:
     token_issuer: str = "shopkeep"
     key_cache_seconds: int = 30
     rate_limit: str | None = "100/second"
+    rate_limit_scope: str = "shared"
     max_body_bytes: int = 65_536
     max_catalog_bytes: int = 1_048_576
     stock_buckets: int = 16
@@ -153,6 +171,7 @@ class Config:
             token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
             key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
             rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,
+            rate_limit_scope=_choice(env, "SHOPKEEP_RATE_LIMIT_SCOPE", RATE_LIMIT_SCOPES),
             max_body_bytes=_int(env, "SHOPKEEP_MAX_BODY_BYTES", 65_536, minimum=1024),
             max_catalog_bytes=_int(env, "SHOPKEEP_MAX_CATALOG_BYTES", 1_048_576, minimum=1024),
             stock_buckets=_int(env, "SHOPKEEP_STOCK_BUCKETS", 16, minimum=1),

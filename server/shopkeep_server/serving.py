@@ -98,6 +98,7 @@ class Janitor(threading.Thread):
         """One purge (None when another process held the purge lock), in the metrics; a
         failure is logged and retried next time, the worker goes on."""
         from . import db
+        from .runtime.rate_limit import purge_ended_windows
         from .store.idempotency import purge_if_free
 
         assert self.config.database_url is not None
@@ -108,6 +109,8 @@ class Janitor(threading.Thread):
                     self.metrics.idempotency_purged.inc(purged)
                     self.metrics.last_purge.set_to_current_time()
                     self.metrics.idempotency_keys.set(estimated_keys(conn))
+                    # The shared rate limit's counters of windows that ended, by the same one.
+                    purge_ended_windows(conn)
         except Exception:
             self.metrics.purges.labels("failed").inc()
             log.exception("purging expired idempotency keys failed")

@@ -37,6 +37,9 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
 
+-- The shared rate limit's counters: counted on every request, deleted when their window ended.
+GRANT INSERT, UPDATE, DELETE ON rate_limit_windows TO shopkeep_app;
+
 -- The partitions of idempotency_keys (migration 0012) are reached through the table only, as
 -- the ones the janitor makes later are: no privilege of their own, not even the SELECT given
 -- to every table above. The maintenance functions of 10_idempotency.sql run as the owner.

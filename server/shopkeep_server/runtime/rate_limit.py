@@ -23,7 +23,7 @@ from limits.strategies import FixedWindowRateLimiter
 from ..auth import Principal
 from ..config import RATE_LIMIT_SCOPES
 from ..db import Database, run_with_retry
-from ..errors import RateLimited
+from ..errors import RateLimited, StoreError
 
 # One statement per request: each window's counter of the account, made or counted on, with a
 # counter of a window that has ended starting again at 1; windows are aligned on the epoch, as
@@ -68,7 +68,7 @@ class NoRateLimit:
         return None
 
 
-def _refusal(item: RateLimitItem, seconds_left: float) -> RateLimited:
+def _refusal(item: RateLimitItem, seconds_left: float) -> StoreError:
     return RateLimited(
         f"at most {item} per account",
         headers={"Retry-After": str(max(1, math.ceil(seconds_left)))},

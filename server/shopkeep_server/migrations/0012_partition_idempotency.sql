@@ -35,7 +35,8 @@ CREATE TABLE idempotency_keys_default PARTITION OF idempotency_keys DEFAULT;
 CREATE INDEX idempotency_keys_default_expiry ON idempotency_keys_default (expires_at);
 
 -- A partition for every UTC day from today to the last day an existing key expires on (and
--- three days ahead at least), so the rows below land in day partitions, not in the default.
+-- two days ahead at least: the 24 h TTL and a day), so the rows below land in day partitions,
+-- not in the default.
 -- The same names and bounds as sk_idempotency_add_partitions (sql/10_idempotency.sql), which
 -- does not exist yet while migrations run; from now on migrate and the server call it.
 DO $$
@@ -44,7 +45,7 @@ DECLARE
     last_day timestamptz;
     d timestamptz;
 BEGIN
-    SELECT greatest(max(expires_at), now() + interval '3 days') INTO last_day
+    SELECT greatest(max(expires_at), now() + interval '2 days') INTO last_day
       FROM idempotency_keys_unpartitioned;
     d := first_day;
     WHILE d <= last_day LOOP

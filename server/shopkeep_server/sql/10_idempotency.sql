@@ -18,9 +18,9 @@
 -- whose space no other lock of the store uses.
 --
 -- The lookup is bounded to live keys, `expires_at > now()`: partitions whose day is past are
--- pruned at execution, so it reads the partitions of today and the days ahead (two or three
--- with the 24 h TTL: keys live for the TTL, and the server makes partitions only a few days
--- beyond it) and the default one, whatever TTL each key was stored with. A bound on the other
+-- pruned at execution, so it reads the partitions of today and the days ahead (three with the
+-- 24 h TTL: keys live for the TTL, and the server makes partitions only a day beyond it) and
+-- the default one, whatever TTL each key was stored with. A bound on the other
 -- side (`expires_at <= now() + TTL`) would prune the days ahead too, but would miss the keys
 -- stored while the TTL was longer, which must still replay. An expired key is not found, so it
 -- counts as new: the store promises a key for its TTL, and an expired row left in a partition

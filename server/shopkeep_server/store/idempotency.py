@@ -125,9 +125,10 @@ def run_once(
 
 PURGE_LOCK = 0x5E0B_0002
 # Partitions of idempotency_keys (one per UTC day of expiry, migration 0012) are made this many
-# days beyond the TTL: the purge runs hourly, so a stopped purge leaves days to notice before
-# new keys land in the default partition.
-PARTITION_MARGIN_DAYS = 2
+# days beyond the TTL: the purge runs hourly, so a stopped purge leaves a day to notice before
+# new keys land in the default partition (where they still work, purged in batches). Not more:
+# every claim's lookup reads each partition from today on (sql/10_idempotency.sql).
+PARTITION_MARGIN_DAYS = 1
 
 
 def add_partitions(conn: psycopg.Connection, ttl_seconds: int) -> int:

@@ -28,6 +28,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_POOL_MIN": ("1", "connections each process keeps open"),
     "SHOPKEEP_POOL_MAX": ("threads per worker + 2", "most connections one process opens"),
     "SHOPKEEP_POOL_TIMEOUT": ("5", "seconds a request waits for a connection before 503"),
+    "SHOPKEEP_POOL_MAX_WAITING": (
+        "0",
+        "requests of one process that may wait for a connection at once; beyond, 503 at once"
+        " (0: no bound)",
+    ),
+    "SHOPKEEP_POOL_RECONNECT_TIMEOUT": (
+        "10",
+        "seconds the pool keeps re-trying a failed connection (waits of 1, 2, 4 s...) before it"
+        " starts again at 1 s: the longest wait between attempts is about half of it",
+    ),
     "SHOPKEEP_STATEMENT_TIMEOUT_MS": ("10000", "longest any statement may run"),
     "SHOPKEEP_IDEMPOTENCY_TTL": ("86400", "seconds an idempotency key is kept (at least 24 h)"),
     "SHOPKEEP_IDEMPOTENCY_WAIT_MS": (
@@ -125,6 +135,8 @@ class Config:
     pool_min: int = 1
     pool_max: int = 10
     pool_timeout: float = 5.0
+    pool_max_waiting: int = 0
+    pool_reconnect_timeout: float = 10.0
     statement_timeout_ms: int = 10_000
     idempotency_ttl: int = MIN_IDEMPOTENCY_TTL
     idempotency_wait_ms: int = 5_000
@@ -162,6 +174,10 @@ class Config:
             pool_min=_int(env, "SHOPKEEP_POOL_MIN", 1, minimum=0),
             pool_max=_int(env, "SHOPKEEP_POOL_MAX", threads + 2, minimum=1),
             pool_timeout=float(_int(env, "SHOPKEEP_POOL_TIMEOUT", 5, minimum=1)),
+            pool_max_waiting=_int(env, "SHOPKEEP_POOL_MAX_WAITING", 0, minimum=0),
+            pool_reconnect_timeout=float(
+                _int(env, "SHOPKEEP_POOL_RECONNECT_TIMEOUT", 10, minimum=2)
+            ),
             statement_timeout_ms=_int(env, "SHOPKEEP_STATEMENT_TIMEOUT_MS", 10_000, minimum=100),
             idempotency_ttl=_int(
                 env, "SHOPKEEP_IDEMPOTENCY_TTL", MIN_IDEMPOTENCY_TTL, minimum=MIN_IDEMPOTENCY_TTL

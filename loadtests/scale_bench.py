@@ -20,7 +20,10 @@ deleted for the run), against a fresh store:
    default one) and the rest live, expiring over the next 24 hours (today's and tomorrow's);
 3. the same purchase at that size, and its ratio to the fresh store's;
 4. the purge, timed by step: the drop of yesterday's partition and the batched delete of the
-   default partition's keys, with each step's keys per second.
+   default partition's keys, with each step's keys per second;
+
+and, between 1 and 2, the rate limiter's check alone in this process (one thread, per scope,
+with a pooled ``SELECT 1`` beside it): its wall time and its CPU here and in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ from typing import Any
 import psutil
 import psycopg
 
+from shopkeep_server.auth import Principal
+from shopkeep_server.config import Config
+from shopkeep_server.db import PooledDatabase
 from shopkeep_server.launcher import PrivateDatabase
+from shopkeep_server.runtime.rate_limit import rate_limiter
 
 from .bench import COMMON_PURCHASE, Result, cases, machine, measure, store_cpu_ms
 from .common import COMMON_ITEMS, CURRENCY
@@ -66,6 +73,65 @@ class ScaleStore(PrivateStore):
     def database_processes(self) -> list[psutil.Process]:
         pid = None if self._owned_database is None else self._owned_database.postmaster_pid()
         return [] if pid is None else process_tree(pid)
+
+
+@dataclasses.dataclass
+class CheckCost:
+    """What one rate-limit check costs, measured in this process against the database."""
+
+    scope: str
+    wall_ms: float
+    python_cpu_ms: float
+    database_cpu_ms: float
+
+
+def limiter_cost(url: str, database: PrivateDatabase | None, checks: int = 5000) -> list[CheckCost]:
+    """The rate limiter's check alone, one thread, 200 accounts in turn, for each scope (and a
+    `SELECT 1` on a pooled connection, the floor of any statement): a steadier figure than the
+    difference of two HTTP runs on a busy machine."""
+    config = Config(database_url=url, pool_min=1, pool_max=2)
+    pool = PooledDatabase(config, url, open_wait=True)
+    principals = [Principal("scale-bench", f"p-{n:05d}", "player") for n in range(200)]
+
+    def database_cpu() -> float:
+        pid = None if database is None else database.postmaster_pid()
+        total = 0.0
+        for process in [] if pid is None else process_tree(pid):
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+    def select_one(_: Principal) -> None:
+        with pool.connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    costs = []
+    try:
+        for scope in ("process", "shared", "SELECT 1"):
+            check = (
+                select_one
+                if scope == "SELECT 1"
+                else rate_limiter(UNREACHED_RATE, scope, pool).check
+            )
+            for n in range(500):  # warm: connections, prepared statements
+                check(principals[n % len(principals)])
+            cpu, wall, db_cpu = time.process_time(), time.perf_counter(), database_cpu()
+            for n in range(checks):
+                check(principals[n % len(principals)])
+            costs.append(
+                CheckCost(
+                    scope,
+                    (time.perf_counter() - wall) * 1000 / checks,
+                    (time.process_time() - cpu) * 1000 / checks,
+                    (database_cpu() - db_cpu) * 1000 / checks,
+                )
+            )
+    finally:
+        pool.close()
+    return costs
 
 
 @dataclasses.dataclass
@@ -237,7 +303,11 @@ def sizes(conn: psycopg.Connection, game: str) -> dict[str, int]:
 
 
 def render(
-    runs: dict[str, Result], fill_steps: list[Step], purge_steps: list[Step], info: dict[str, Any]
+    runs: dict[str, Result],
+    check_costs: list[CheckCost],
+    fill_steps: list[Step],
+    purge_steps: list[Step],
+    info: dict[str, Any],
 ) -> str:
     m = info["machine"]
     lines = [
@@ -269,6 +339,15 @@ def render(
             f" per process - none = {store_cpu_ms(process) - store_cpu_ms(fresh):+.2f};"
             f" req/s shared / none {shared.rps / fresh.rps:.2f}"
         )
+    lines += [
+        "",
+        f"{'rate limit check, in process, one thread':44} {'wall ms':>7} {'py CPU':>7}"
+        f" {'db CPU':>7}",
+    ]
+    lines += [
+        f"{c.scope:44} {c.wall_ms:7.3f} {c.python_cpu_ms:7.3f} {c.database_cpu_ms:7.3f}"
+        for c in check_costs
+    ]
     lines += ["", f"{'fill':52} {'rows':>10} {'seconds':>8} {'rows/s':>9}"]
     lines += [f"{s.name:52} {s.rows:10d} {s.seconds:8.1f} {s.per_second:9.0f}" for s in fill_steps]
     lines.append("size: " + ", ".join(f"{name} {count:,}" for name, count in info["sizes"].items()))
@@ -308,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     url = external or (database.url if database else "")
     try:
         with signals_raise(), tempfile.TemporaryDirectory(prefix="shopkeep-scale-") as tmp:
-            runs, fill_steps, purge_steps = _run(
+            runs, check_costs, fill_steps, purge_steps = _run(
                 args, database, url, generator, Path(tmp), info, out
             )
     except KeyboardInterrupt:
@@ -317,13 +396,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if database is not None:
             database.stop()
-    text = render(runs, fill_steps, purge_steps, info)
+    text = render(runs, check_costs, fill_steps, purge_steps, info)
     (out / "scale.txt").write_text(text + "\n")
     (out / "scale.json").write_text(
         json.dumps(
             {
                 **info,
                 "runs": {name: dataclasses.asdict(r) for name, r in runs.items()},
+                "rate_limit_checks": [dataclasses.asdict(c) for c in check_costs],
                 "fill": [dataclasses.asdict(s) for s in fill_steps],
                 "purge": [dataclasses.asdict(s) for s in purge_steps],
             },
@@ -343,7 +423,7 @@ def _run(
     work: Path,
     info: dict[str, Any],
     out: Path,
-) -> tuple[dict[str, Result], list[Step], list[Step]]:
+) -> tuple[dict[str, Result], list[CheckCost], list[Step], list[Step]]:
     game = f"scale{uuid.uuid4().hex[:10]}"
     purchase = next(c for c in cases("") if c.name == COMMON_PURCHASE)
     runs: dict[str, Result] = {}
@@ -379,6 +459,8 @@ def _run(
         "fresh store, per-process rate limit",
         {"SHOPKEEP_RATE_LIMIT": UNREACHED_RATE, "SHOPKEEP_RATE_LIMIT_SCOPE": "process"},
     )
+    print("measuring the rate limiter's check ...", file=sys.stderr, flush=True)
+    check_costs = limiter_cost(url, database)
     print("filling ...", file=sys.stderr, flush=True)
     with psycopg.connect(url, autocommit=True) as conn:
         fill_steps = fill(
@@ -389,7 +471,7 @@ def _run(
     print("purging ...", file=sys.stderr, flush=True)
     with psycopg.connect(url, autocommit=True) as conn:
         purge_steps = purge(conn)
-    return runs, fill_steps, purge_steps
+    return runs, check_costs, fill_steps, purge_steps
 
 
 if __name__ == "__main__":

@@ -191,3 +191,4 @@ def test_a_slice_of_the_suite_passes_through_pgbouncer(
     assert child.returncode == 0, tail
     summary = output.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary, tail
+    assert f"{len(SESSION_LOCK_TESTS)} deselected" in summary, tail

@@ -123,10 +123,12 @@ class Janitor(threading.Thread):
 
 def estimated_keys(conn: psycopg.Connection) -> int:
     """PostgreSQL's estimate of the rows of idempotency_keys (kept by autovacuum and ANALYZE):
-    the table's size for the metrics without a count(*) over millions of rows."""
+    the table's size for the metrics without a count(*) over millions of rows. The table is
+    partitioned (migration 0012): its partitions hold the rows and the estimates."""
     row = conn.execute(
-        "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
-        " WHERE oid = 'idempotency_keys'::regclass"
+        "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'idempotency_keys'::regclass"
     ).fetchone()
     return int(row[0]) if row else 0
 

@@ -15,7 +15,7 @@ import pytest
 from shopkeep_server import db
 from shopkeep_server.config import MIN_IDEMPOTENCY_TTL
 from shopkeep_server.metrics import Metrics
-from shopkeep_server.serving import Janitor
+from shopkeep_server.serving import Janitor, estimated_keys
 from shopkeep_server.store.idempotency import (
     PARTITION_MARGIN_DAYS,
     PURGE_LOCK,
@@ -325,3 +325,19 @@ def test_a_purge_while_another_holds_the_lock_changes_nothing(
         finally:
             other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
     assert day_partitions(conn) == before
+
+
+def test_the_size_metric_sums_the_partitions(conn: psycopg.Connection, game: Game) -> None:
+    conn.execute(
+        "INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, status,"
+        " response_body, expires_at) SELECT %s, 'p1', 'estimated-' || n, 'f', 201, '{}',"
+        " now() + interval '1 hour' * n FROM generate_series(1, 40) n",
+        (game.id,),
+    )
+    conn.execute("ANALYZE idempotency_keys")  # small tables: every row sampled, exact
+    total = conn.execute("SELECT count(*) FROM idempotency_keys").fetchone()
+    spread = conn.execute(
+        "SELECT count(DISTINCT tableoid) FROM idempotency_keys WHERE game_id = %s", (game.id,)
+    ).fetchone()
+    assert spread is not None and spread[0] >= 2
+    assert total is not None and estimated_keys(conn) == total[0] >= 40

@@ -35,6 +35,7 @@ DISTRIBUTED: dict[str, str] = {
     "purchases": "player_id",
     "player_item_counts": "player_id",
     "grants": "player_id",
+    "holds": "player_id",
     "idempotency_keys": "subject",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.

@@ -36,3 +36,6 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
+
+-- Holds (31_holds.sql) change status in place; the janitor deletes the ended ones.
+GRANT INSERT, UPDATE, DELETE ON holds TO shopkeep_app;

@@ -456,6 +456,7 @@ def _key(operation: str, **arguments: Any) -> IdempotencyKey:
     )
 
 
+@pytest.mark.slow
 def test_two_hundred_players_hold_and_pay_for_fifty_units(committed_url: str) -> None:
     """Each player watches the stock and holds one unit when any is available; seven in ten
     then pay with the hold at once, three in ten walk away. The walkers' holds are placed for

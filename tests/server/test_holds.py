@@ -28,6 +28,7 @@ from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import IdempotencyKey, operation_fingerprint
 from shopkeep_server.store.rules import MAX_HELD_UNITS
 from support import (
+    ROOT,
     Game,
     LiveServer,
     app_database_url,
@@ -308,6 +309,12 @@ def test_one_player_holds_at_most_the_cap_of_one_item(client, shop: Game) -> Non
     # Another player, and another item, have caps of their own.
     _placed(client, shop, "plenty", MAX_HELD_UNITS, sub="p2")
     _placed(client, shop, "drop", 1)
+
+
+def test_the_contract_states_the_servers_cap() -> None:
+    api = (ROOT / "docs" / "api.md").read_text()
+    assert f"more than {MAX_HELD_UNITS} units of the item at once" in api
+    assert api.count(f"{MAX_HELD_UNITS} units") == 2
 
 
 def test_a_hold_replays_by_its_idempotency_key(client, conn, shop: Game) -> None:

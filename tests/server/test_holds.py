@@ -249,6 +249,35 @@ def test_the_janitor_puts_expired_units_back_and_deletes_ended_holds(
     _books_balance(conn, shop)
 
 
+def test_the_audit_counts_held_units_and_checks_what_consumed_a_hold(
+    client, conn, shop: Game
+) -> None:
+    grant(client, shop, "p1", "COINS", 1000)
+    held = _placed(client, shop, "drop", 1)
+    used = _placed(client, shop, "drop", 1)
+    bought = buy(client, shop, "drop", hold_id=used)
+    _books_balance(conn, shop)
+    # A hold ended without giving its unit back: the stock no longer adds up.
+    conn.execute("UPDATE holds SET status = 'released', ended_at = now() WHERE id = %s", (held,))
+    lost = [line for line in audit(conn) if shop.id in line]
+    assert lost == [
+        f"limited stock: initial + restocks - sold - held = remaining: stock {shop.id}/drop:"
+        " initial 3 + restocked 0 - sold 1 - held 0 = 2, but 1 remain"
+    ]
+    conn.execute("UPDATE holds SET status = 'active', ended_at = NULL WHERE id = %s", (held,))
+    # A hold said to be consumed by a purchase that bought something else.
+    purchase_id = bought.get_json()["purchase"]["id"]
+    conn.execute(
+        "UPDATE purchases SET quantity = 2, total_price = 200 WHERE id = %s", (purchase_id,)
+    )
+    mismatched = [line for line in audit(conn) if "consumed by" in line and shop.id in line]
+    assert mismatched == [
+        "a hold consumed by a purchase was consumed by that player's purchase of its units:"
+        f" hold {used} ({shop.id}/p1, 1 x drop) consumed by purchase:{purchase_id},"
+        " which bought 2 x drop"
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # The per-player limit, the cap, keys and owners
 # ---------------------------------------------------------------------------------------------

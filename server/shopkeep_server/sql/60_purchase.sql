@@ -1,4 +1,6 @@
 -- A player buys p_quantity of p_sku, exactly once per idempotency key, in one statement.
+-- With p_hold_id (NULL by default) the units come from that hold of the player's, not from
+-- the free stock (sql/31_holds.sql).
 --
 -- The order in which a purchase is checked: when several rejections apply, the first one in
 -- this list is the answer. Steps 1 to 4 are not stored with the key (404 / 422: the whole
@@ -34,7 +36,7 @@ CREATE OR REPLACE FUNCTION sk_purchase(
     p_game text, p_player text, p_key text, p_fingerprint text,
     p_ttl_seconds integer, p_wait_ms integer, p_request_id text,
     p_sku text, p_quantity integer, p_currency text,
-    p_expected_currency text, p_expected_amount bigint, p_hold_id uuid,
+    p_expected_currency text, p_expected_amount bigint, p_hold_id uuid DEFAULT NULL,
     OUT status integer, OUT body text, OUT replayed boolean
 ) LANGUAGE plpgsql AS $$
 DECLARE

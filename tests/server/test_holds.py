@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 
 import shopkeep
 from shopkeep_server import db
+from shopkeep_server.metrics import Metrics
+from shopkeep_server.serving import Janitor
 from shopkeep_server.store import holds, players
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import IdempotencyKey, operation_fingerprint
@@ -36,6 +38,7 @@ from support import (
     coins_catalog,
     coins_item,
     grant,
+    make_config,
     make_game,
     new_key,
     post,
@@ -276,6 +279,43 @@ def test_the_audit_counts_held_units_and_checks_what_consumed_a_hold(
         f" hold {used} ({shop.id}/p1, 1 x drop) consumed by purchase:{purchase_id},"
         " which bought 2 x drop"
     ]
+
+
+def test_the_servers_janitor_tidies_holds_as_the_app_role(database_url: str) -> None:
+    with db.connect(database_url) as owner:
+        game = make_game(owner, coins_catalog(coins_item("drop", 100, stock=4)))
+    with db.connect(app_database_url(database_url)) as conn:
+        placed = [
+            json.loads(
+                holds.place_hold(
+                    conn, game.id, player, sku="drop", seconds=600, key=_key("hold", p=player)
+                ).body
+            )["hold"]["id"]
+            for player in ("p1", "p2")
+        ]
+    with db.connect(database_url) as owner:
+        # p1's hold expired a minute ago; p2's ended two days ago (longer than keys are kept).
+        owner.execute(
+            "UPDATE holds SET created_at = created_at - interval '1 hour',"
+            " expires_at = now() - interval '1 minute' WHERE id = %s",
+            (placed[0],),
+        )
+        owner.execute(
+            "UPDATE holds SET status = 'expired', created_at = now() - interval '3 days',"
+            " expires_at = now() - interval '2 days', ended_at = now() - interval '2 days'"
+            " WHERE id = %s",
+            (placed[1],),
+        )
+        owner.execute("SELECT sk_return_stock(%s, 'drop', 1)", (game.id,))
+        Janitor(make_config(app_database_url(database_url)), Metrics()).tidy_holds()
+        left = owner.execute(
+            "SELECT id::text, status FROM holds WHERE game_id = %s", (game.id,)
+        ).fetchall()
+        assert left == [(placed[0], "expired")]
+        assert owner.execute(
+            "SELECT sum(remaining) FROM stock_buckets WHERE game_id = %s", (game.id,)
+        ).fetchone() == (4,)
+        assert [line for line in audit(owner) if game.id in line] == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 import shopkeep
-from shopkeep_server import db
+from shopkeep_server import db, roles
+from shopkeep_server.app import create_app
+from shopkeep_server.config import Config, ConfigError
 from shopkeep_server.metrics import Metrics
 from shopkeep_server.serving import Janitor
 from shopkeep_server.store import holds, players
@@ -378,6 +380,22 @@ def test_one_player_holds_at_most_the_cap_of_one_item(client, shop: Game) -> Non
     # Another player, and another item, have caps of their own.
     _placed(client, shop, "plenty", MAX_HELD_UNITS, sub="p2")
     _placed(client, shop, "drop", 1)
+
+
+def test_the_hold_length_is_the_servers_setting(conn: psycopg.Connection, shop: Game) -> None:
+    assert Config.from_env({}).hold_seconds == 600
+    assert Config.from_env({"SHOPKEEP_HOLD_SECONDS": "42"}).hold_seconds == 42
+    with pytest.raises(ConfigError, match="SHOPKEEP_HOLD_SECONDS must be at least 1"):
+        Config.from_env({"SHOPKEEP_HOLD_SECONDS": "0"})
+    app = create_app(
+        make_config(hold_seconds=42),
+        database=db.SingleConnectionDatabase(conn, role=roles.APP_ROLE),
+    )
+    hold = _hold(app.test_client(), shop, "drop").get_json()["hold"]
+    length = dt.datetime.fromisoformat(hold["expires_at"]) - dt.datetime.fromisoformat(
+        hold["created_at"]
+    )
+    assert length == dt.timedelta(seconds=42)
 
 
 def test_the_contract_states_the_servers_cap() -> None:

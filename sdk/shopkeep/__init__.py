@@ -25,6 +25,8 @@ from .errors import (
     BalanceCapExceeded,
     BusinessRejection,
     ConnectionError,
+    HoldExpired,
+    HoldLimitReached,
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
@@ -46,6 +48,7 @@ from .errors import (
     ValidationError,
 )
 from .events import Event, EventPage
+from .holds import Hold
 from .journal import PendingOutcome, PendingPurchase
 from .models import (
     Amount,
@@ -84,6 +87,9 @@ __all__ = [
     "GrantResult",
     "Granted",
     "Handle",
+    "Hold",
+    "HoldExpired",
+    "HoldLimitReached",
     "IdempotencyConflict",
     "InsufficientFunds",
     "Inventory",

@@ -521,11 +521,28 @@ def audit() -> None:
 
 @main.command("purge-idempotency", cls=Command, variables=DATABASE_VARIABLES)
 def purge_idempotency() -> None:
-    """Delete idempotency keys past their TTL."""
+    """Expire idempotency keys past their TTL (drop the days that are over, purge the rest)."""
     from .store.idempotency import purge_expired
 
-    with _connect(_config()) as conn:
-        click.echo(f"purged {purge_expired(conn)} expired idempotency keys")
+    config = _config()
+    with _connect(config) as conn:
+        purged = purge_expired(conn, ttl_seconds=config.idempotency_ttl)
+        click.echo(f"purged {purged} expired idempotency keys")
+
+
+@main.command(
+    "purge-events",
+    cls=Command,
+    variables=(*DATABASE_VARIABLES, "SHOPKEEP_EVENT_RETENTION"),
+)
+def purge_events() -> None:
+    """Delete events older than SHOPKEEP_EVENT_RETENTION."""
+    from .store import events
+
+    config = _config()
+    with _connect(config) as conn:
+        purged = events.purge_expired(conn, retention_seconds=config.event_retention)
+        click.echo(f"purged {purged} events past their retention")
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ class Metrics:
         )
         self.events_unpositioned = Gauge(
             "shopkeep_events_awaiting_position",
-            "Committed events without a feed position yet, after the last sequencer pass",
+            "Committed events without a feed position yet, after the last sequencer pass"
+            " (counted up to 100000)",
             registry=registry,
             multiprocess_mode="mostrecent",
         )

@@ -67,6 +67,10 @@ def test_events_iterates_every_page_in_order(server: Any, busy_game: tuple[Any, 
             rest = list(client.events(after=found[cut - 1].cursor if cut else None, page_size=3))
             assert rest == found[cut:]
         assert list(client.events(after=found[-1].cursor)) == []
+        # And off the frame loop's thread, for a game's own tools.
+        assert client.background().events(page_size=4).result(timeout=60) == found
+        page = client.background().events_page(after=9, limit=5).result(timeout=60)
+        assert [e.id for e in page.events] == [10, 11]
 
 
 def test_types_and_one_page(server: Any, busy_game: tuple[Any, list[str]]) -> None:

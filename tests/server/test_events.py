@@ -236,6 +236,38 @@ def test_restock_publish_and_rollback_write_their_events(client, game: Game) -> 
     assert rollback["data"]["version"] == 3
 
 
+def test_a_drop_sold_through_holds_sells_out_with_its_last_sale(client, conn) -> None:
+    """A hold sets units aside, it does not sell them: the item is sold out when the sale
+    that took the last held (or free) unit commits, once; a released hold sells nothing."""
+    game = make_game(
+        conn, coins_catalog(coins_item("relic", 10, kind="durable", stock=3, per_player_limit=1))
+    )
+    for player in ("h1", "h2", "h3", "h4"):
+        grant(client, game, player, "COINS", 10)
+
+    def hold(player: str) -> str:
+        answer = post(client, "/v1/holds", {"sku": "relic"}, game, sub=player)
+        assert answer.status_code == 201, answer.get_json()
+        return str(answer.get_json()["hold"]["id"])
+
+    first, second, third = hold("h1"), hold("h2"), hold("h4")
+    # Nothing is left in the buckets now, but every unit is only held.
+    released = client.delete(f"/v1/holds/{third}", headers=game.headers("player", "h4"))
+    assert released.status_code == 200
+    assert post(client, "/v1/purchases", {"sku": "relic"}, game, sub="h3").status_code == 201
+    assert "stock.sold_out" not in _types(read_feed(client, game))  # h1 and h2 still hold
+
+    for player, held in (("h1", first), ("h2", second)):
+        bought = post(client, "/v1/purchases", {"sku": "relic", "hold_id": held}, game, sub=player)
+        assert bought.status_code == 201, bought.get_json()
+    found = read_feed(client, game)
+    assert _types(found)[-2:] == ["purchase.completed", "stock.sold_out"]
+    assert _types(found).count("stock.sold_out") == 1
+    assert found[-1]["player_id"] == "h2"
+    assert found[-1]["data"] == {"sku": "relic", "remaining": 0}
+    assert event_mismatches(conn, game.id) == []
+
+
 def test_refusals_and_replays_write_no_event(client, conn, game: Game) -> None:
     grant(client, game, "p1", "COINS", 100)
     before = stored_events(conn, game.id)

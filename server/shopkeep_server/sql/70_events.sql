@@ -46,10 +46,10 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- purchase.completed (p_type) or purchase.refunded: the purchase as the API shows it and the
--- rows the operation wrote. A purchase that left a bucket of a limited item empty
--- (p_emptied_bucket, from sk_take_stock) may have sold the item out: sk_stock_emptied checks.
+-- rows the operation wrote. A purchase that may have sold a limited item out (it left a bucket
+-- empty, or it took a hold's units: p_may_sell_out) checks with sk_check_sold_out.
 CREATE OR REPLACE FUNCTION sk_purchase_event(
-    p_type text, p_purchase purchases, p_emptied_bucket boolean DEFAULT false
+    p_type text, p_purchase purchases, p_may_sell_out boolean DEFAULT false
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_reference text := CASE p_type WHEN 'purchase.refunded' THEN 'refund:' ELSE 'purchase:' END
@@ -65,8 +65,8 @@ BEGIN
             'item_ledger', sk_event_item_ledger(p_purchase.game_id, p_purchase.player_id,
                                                 v_reference,
                                                 sk_granted_rows(p_purchase.granted, 'sku'))));
-    IF p_emptied_bucket THEN
-        PERFORM sk_stock_emptied(p_purchase.game_id, p_purchase.sku, p_purchase.player_id);
+    IF p_may_sell_out THEN
+        PERFORM sk_check_sold_out(p_purchase.game_id, p_purchase.sku, p_purchase.player_id);
     END IF;
 END $$;
 
@@ -97,19 +97,26 @@ BEGIN
             'item_ledger', sk_event_item_ledger(p_game, p_player, p_reference, 1)));
 END $$;
 
--- stock.sold_out, exactly once per sell-out. Every purchase that leaves one of the item's
--- buckets empty comes here (after taking its stock, holding its buckets' locks). A lock per
--- (game, sku) puts them in a line, and each reads the remaining stock in a snapshot taken after
--- it got the lock (a new statement of a volatile function, under READ COMMITTED): the one that
--- sees zero is the last, since every emptier before it has committed. Two buyers emptying the
--- last two buckets at once would each see the other's bucket unchanged without the line, and
--- neither would say "sold out". Only emptiers take the lock, so the rest of a drop never waits.
-CREATE OR REPLACE FUNCTION sk_stock_emptied(p_game text, p_sku text, p_player text)
+-- stock.sold_out, exactly once per sell-out: when a sale leaves no unit of a limited item
+-- unsold, none in the buckets and none in a hold (an active hold's units may still come back:
+-- released, or expired and put back). Placing a hold never sells an item out.
+--
+-- Every sale that may be the last comes here, after its units are taken: a purchase that left
+-- a bucket empty (holding that bucket's lock) or took a hold's units (holding the hold's). A
+-- lock per (game, sku) puts them in a line, and each looks in a snapshot taken after it got the
+-- lock (a new statement of a volatile function, under READ COMMITTED): the one that finds
+-- nothing left is the last, since every sale before it in the line has committed. Two buyers
+-- emptying the last two buckets at once would each see the other's bucket unchanged without
+-- the line, and neither would say "sold out". The rest of a drop never takes the lock.
+CREATE OR REPLACE FUNCTION sk_check_sold_out(p_game text, p_sku text, p_player text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     -- The two-key form: a space of its own, apart from the single-key locks (migrations, purges).
     PERFORM pg_advisory_xact_lock(x'5E0B'::integer, hashtext(p_game || '/' || p_sku));
-    IF sk_stock_remaining(p_game, p_sku) = 0 THEN
+    IF NOT EXISTS (SELECT FROM stock_buckets
+                    WHERE game_id = p_game AND sku = p_sku AND remaining > 0)
+       AND NOT EXISTS (SELECT FROM holds
+                        WHERE game_id = p_game AND sku = p_sku AND status = 'active') THEN
         PERFORM sk_emit_event(p_game, 'stock.sold_out', p_player,
                               jsonb_build_object('sku', p_sku, 'remaining', 0));
     END IF;

@@ -116,6 +116,9 @@ class Launcher:
             self.backend = StudioBackend(url, service_token, round_seconds=settings.round_seconds)
             self.backend.start()
             backend_url = self.backend.url
+            if self.local is not None:
+                # The private store is ours: the backend subscribes to its sales (webhooks).
+                self.backend.subscribe(self.local.studio_token)
         if backend_url:
             self.backend_client = BackendClient(backend_url, player_token)
         session = make_session(

@@ -57,6 +57,8 @@ ToastKind = Literal["ok", "error", "info", "warn"]
 TOAST_FRAMES = 240
 RETRY_SECONDS = 2.0
 STOCK_REFRESH_SECONDS = 5.0
+# How often the game asks the studio backend for sale announcements (webhooks it received).
+ANNOUNCE_SECONDS = 1.0
 LEDGER_ROWS = 6
 
 
@@ -155,6 +157,9 @@ class StoreSession:
         self._reported: set[str] = set()
         self._next_retry = 0.0
         self._next_stock = 0.0
+        self._next_announce = 0.0
+        # The last announcement shown (an event id of the store's feed): announced once each.
+        self.announced_through = 0
 
     # --- per frame ------------------------------------------------------------------------------
 
@@ -172,6 +177,24 @@ class StoreSession:
         if self.watch_stock and now >= self._next_stock and not self._busy("stock"):
             self._next_stock = now + STOCK_REFRESH_SECONDS
             self.refresh_stock()
+        if self.backend is not None and now >= self._next_announce and not self._busy("announce"):
+            self._next_announce = now + ANNOUNCE_SECONDS
+            self._poll_announcements(self.backend)
+
+    def _poll_announcements(self, backend: BackendClient) -> None:
+        """Shows what the studio backend announced since the last poll ("The last Dragon egg
+        just sold!"), each once; a backend that does not answer is asked again later."""
+
+        def shown(found: tuple[list[str], int]) -> None:
+            texts, last = found
+            for text in texts:
+                self.notify(text, "info")
+            self.announced_through = max(self.announced_through, last)
+            if any("just sold" in text for text in texts):
+                self.refresh_stock()
+
+        handle = self._backend_bg.submit(backend.announcements, self.announced_through)
+        self._call("announce", handle, shown, lambda error: None)
 
     def _needs_retry(self) -> bool:
         return (
@@ -205,8 +228,9 @@ class StoreSession:
 
     @property
     def calls_in_flight(self) -> int:
-        """Store and backend calls running now."""
-        return sum(self._in_flight.values())
+        """Store and backend calls running now (the announcements' poll, which never ends,
+        aside)."""
+        return sum(n for kind, n in self._in_flight.items() if kind != "announce")
 
     @property
     def idle(self) -> bool:
@@ -232,12 +256,12 @@ class StoreSession:
             self._in_flight[kind] -= 1
             error = finished.exception()
             if error is None:
-                if kind != "round":
+                if kind not in ("round", "announce"):
                     # Any answer from the store means it is reachable again.
                     self.online = True
                 on_ok(finished.result())
                 return
-            if _unsettled(error) and kind != "round":
+            if _unsettled(error) and kind not in ("round", "announce"):
                 self.online = False
             if on_error is not None:
                 on_error(error)

@@ -47,6 +47,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from .events import Event, EventPage
 from .holds import Hold
 from .journal import PendingOutcome, PendingPurchase
 from .models import (
@@ -80,6 +81,8 @@ __all__ = [
     "Catalog",
     "ConnectionError",
     "Currency",
+    "Event",
+    "EventPage",
     "Grant",
     "GrantResult",
     "Granted",

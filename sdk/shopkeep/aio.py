@@ -36,6 +36,7 @@ from ._core import (
     purchase_body,
 )
 from .errors import ShopkeepError
+from .events import DEFAULT_PAGE_SIZE, Event, EventPage, op_events_page
 from .holds import Hold, op_get_hold, op_place_hold, op_release_hold
 from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
 from .models import (
@@ -295,6 +296,33 @@ class AsyncStoreClient:
     ) -> Page[Purchase]:
         """One page of a player's purchases (service)."""
         return await self._run(op_purchases_page(player_id, limit, cursor))
+
+    async def events(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[Event]:
+        """The game's events as an async iterator; see :meth:`StoreClient.events`."""
+        cursor = after
+        while True:
+            page = await self._run(op_events_page(cursor, types, page_size))
+            for event in page.events:
+                yield event
+            if len(page.events) < page_size:
+                return
+            cursor = page.next_cursor
+
+    async def events_page(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> EventPage:
+        """One page of the game's events (service)."""
+        return await self._run(op_events_page(after, types, limit))
 
     # --- the pending journal --------------------------------------------------------------------
 

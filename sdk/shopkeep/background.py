@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .events import DEFAULT_PAGE_SIZE, Event, EventPage
 from .journal import PendingOutcome
 from .models import (
     Amount,
@@ -279,6 +280,28 @@ class Background:
         return self.submit(
             self._client.player_purchases_page, player_id, limit=limit, cursor=cursor
         )
+
+    def events(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Handle[list[Event]]:
+        """The game's events up to the feed's current end as a list, in the background."""
+        return self.submit(
+            _collect, self._client.events, after=after, types=types, page_size=page_size
+        )
+
+    def events_page(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> Handle[EventPage]:
+        """:meth:`StoreClient.events_page` in the background."""
+        return self.submit(self._client.events_page, after=after, types=types, limit=limit)
 
     def resume_pending(self) -> Handle[list[PendingOutcome]]:
         """:meth:`StoreClient.resume_pending` in the background."""

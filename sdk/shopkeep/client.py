@@ -36,6 +36,7 @@ from ._core import (
     purchase_body,
 )
 from .errors import ShopkeepError
+from .events import DEFAULT_PAGE_SIZE, Event, EventPage, op_events_page
 from .holds import Hold, op_get_hold, op_place_hold, op_release_hold
 from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
 from .models import (
@@ -328,6 +329,35 @@ class StoreClient:
     ) -> Page[Purchase]:
         """One page of a player's purchases (service)."""
         return self._run(op_purchases_page(player_id, limit, cursor))
+
+    def events(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[Event]:
+        """The game's events after the cursor ``after`` (an event's id or a page's
+        ``next_cursor``; None: the oldest kept), oldest first, fetched ``page_size`` per page,
+        until the feed's current end (service). ``types`` keeps only those types. Iterate again
+        from the last event's :attr:`~shopkeep.events.Event.cursor` to go on later."""
+        cursor = after
+        while True:
+            page = self._run(op_events_page(cursor, types, page_size))
+            yield from page.events
+            if len(page.events) < page_size:
+                return
+            cursor = page.next_cursor
+
+    def events_page(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> EventPage:
+        """One page of the game's events (service); pass ``page.next_cursor`` for the next."""
+        return self._run(op_events_page(after, types, limit))
 
     # --- the pending journal --------------------------------------------------------------------
 

@@ -530,5 +530,20 @@ def purge_idempotency() -> None:
         click.echo(f"purged {purged} expired idempotency keys")
 
 
+@main.command(
+    "purge-events",
+    cls=Command,
+    variables=(*DATABASE_VARIABLES, "SHOPKEEP_EVENT_RETENTION"),
+)
+def purge_events() -> None:
+    """Delete events older than SHOPKEEP_EVENT_RETENTION."""
+    from .store import events
+
+    config = _config()
+    with _connect(config) as conn:
+        purged = events.purge_expired(conn, retention_seconds=config.event_retention)
+        click.echo(f"purged {purged} events past their retention")
+
+
 if __name__ == "__main__":
     main()

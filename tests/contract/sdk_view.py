@@ -25,6 +25,7 @@ from shopkeep._core import (
     parse_purchase_result,
 )
 from shopkeep.errors import error_from_body
+from shopkeep.events import parse_event_page
 from shopkeep.holds import op_get_hold, op_place_hold, op_release_hold
 from shopkeep.models import parse_time
 from shopkeep.studio import (
@@ -36,6 +37,16 @@ from shopkeep.studio import (
     op_validate,
     op_version,
     op_versions,
+)
+from shopkeep.webhook_endpoints import (
+    op_add_webhook,
+    op_delete_webhook,
+    op_deliveries_page,
+    op_redeliver,
+    op_rotate_secret,
+    op_set_enabled,
+    op_webhook,
+    op_webhooks,
 )
 
 KEY = "contract-check-key-0001"
@@ -82,6 +93,7 @@ SDK_READERS: dict[str, SdkReader] = {
     "service.player_inventory": SdkReader(op_inventory("p").parse),
     "service.player_ledger": _ledger_page,
     "service.player_purchases": _purchase_page,
+    "service.list_events": SdkReader(parse_event_page),
     # The studio's calls (shopkeep.studio.StudioClient): a draft's content is the body itself.
     "studio.get_draft": SdkReader(op_get_draft().parse, lambda body: {"content": body}),
     "studio.put_draft": SdkReader(op_put_draft({}, "*").parse, lambda body: {"content": body}),
@@ -97,6 +109,24 @@ SDK_READERS: dict[str, SdkReader] = {
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
+    # Webhook endpoints (StudioClient's webhook calls).
+    "webhooks.create_webhook": SdkReader(op_add_webhook("u", [], "", KEY).parse),
+    "webhooks.list_webhooks": SdkReader(op_webhooks().parse, lambda body: body["webhooks"]),
+    "webhooks.get_webhook": SdkReader(op_webhook("id").parse, lambda body: body["webhook"]),
+    "webhooks.delete_webhook": SdkReader(op_delete_webhook("id").parse),
+    "webhooks.rotate_secret": SdkReader(op_rotate_secret("id", KEY).parse),
+    "webhooks.disable_webhook": SdkReader(
+        op_set_enabled("id", enabled=False, key=KEY).parse, lambda body: body["webhook"]
+    ),
+    "webhooks.enable_webhook": SdkReader(
+        op_set_enabled("id", enabled=True, key=KEY).parse, lambda body: body["webhook"]
+    ),
+    "webhooks.list_deliveries": SdkReader(
+        op_deliveries_page("id", None, None).parse, _page("deliveries")
+    ),
+    "webhooks.redeliver": SdkReader(
+        op_redeliver("id", 1, None, KEY).parse, lambda body: body["queued"]
+    ),
 }
 
 # Operations the SDK has no call for: the operators' probes use them.

@@ -128,6 +128,8 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "catalog_currencies": "INSERT,SELECT",
         "catalog_items": "INSERT,SELECT",
         "catalog_versions": "INSERT,SELECT",
+        "event_positions": "INSERT,SELECT,UPDATE",
+        "events": "DELETE,INSERT,SELECT,UPDATE",
         "game_keys": "INSERT,SELECT,UPDATE",
         "games": "INSERT,SELECT,UPDATE",
         "grants": "INSERT,SELECT",
@@ -146,6 +148,10 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "stock_restocks": "INSERT,SELECT",
         "studio_sessions": "DELETE,INSERT,SELECT,UPDATE",
         "wallets": "INSERT,SELECT,UPDATE",
+        "webhook_deliveries": "INSERT,SELECT",
+        "webhook_endpoints": "DELETE,INSERT,SELECT,UPDATE",
+        "webhook_progress": "INSERT,SELECT,UPDATE",
+        "webhook_resends": "DELETE,INSERT,SELECT",
     }
 
 

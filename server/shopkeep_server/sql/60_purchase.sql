@@ -54,6 +54,7 @@ DECLARE
     v_id uuid;
     v_reference text;
     v_granted jsonb;
+    v_may_sell_out boolean := false;
     v_code text;
     v_message text;
     v_details text;
@@ -158,8 +159,9 @@ BEGIN
         IF p_hold_id IS NOT NULL THEN                                                     -- 11
             PERFORM sk_consume_hold(p_game, p_player, p_hold_id, v_item.sku, p_quantity,
                                     v_reference);
+            v_may_sell_out := true;  -- the hold's units were the last ones out, maybe
         ELSIF v_item.stock IS NOT NULL THEN
-            PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
+            v_may_sell_out := sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
         IF v_total > 0 THEN
             PERFORM sk_wallet_change(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
@@ -172,6 +174,7 @@ BEGIN
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
                 v_live.version, 'completed', v_granted, p_key)
         RETURNING * INTO v_purchase;
+        PERFORM sk_purchase_event('purchase.completed', v_purchase, v_may_sell_out);
         status := 201;
         body := jsonb_build_object(
             'purchase', sk_purchase_json(v_purchase),

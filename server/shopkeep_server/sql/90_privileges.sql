@@ -37,6 +37,11 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
 
+-- The events outbox: operations insert events, the sequencer sets their position (a trigger
+-- refuses any other change) and counts positions per game, the purge deletes expired ones.
+GRANT INSERT, UPDATE, DELETE ON events TO shopkeep_app;
+GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;
+
 -- The shared rate limit's counters: counted on every request, deleted when their window ended.
 GRANT INSERT, UPDATE, DELETE ON rate_limit_windows TO shopkeep_app;
 
@@ -55,3 +60,11 @@ END $$;
 
 -- Holds (31_holds.sql) change status in place; the janitor deletes the ended ones.
 GRANT INSERT, UPDATE, DELETE ON holds TO shopkeep_app;
+
+-- Webhooks: endpoints are added, changed and deleted by the studio; the delivery workers move
+-- the progress on and take "send again" requests off their list; the delivery log only grows.
+-- (Deleting an endpoint cascades to its rows with the owner's rights.)
+GRANT INSERT, UPDATE, DELETE ON webhook_endpoints TO shopkeep_app;
+GRANT INSERT, UPDATE ON webhook_progress TO shopkeep_app;
+GRANT INSERT, DELETE ON webhook_resends TO shopkeep_app;
+GRANT INSERT ON webhook_deliveries TO shopkeep_app;

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from . import rules
+from . import events, rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
@@ -163,6 +163,29 @@ def publish(
     """Publishes the draft (or ``content``) as the next version, live at once. The caller's
     transaction holds it, so a purchase sees the old version or the new one, never a mix.
     With ``if_match`` (the draft's ETag) only that exact draft is published."""
+    published = _publish(
+        conn,
+        game,
+        actor=actor,
+        notes=notes,
+        stock_buckets=stock_buckets,
+        content=content,
+        if_match=if_match,
+    )
+    events.emit(conn, game, "catalog.published", published)
+    return published
+
+
+def _publish(
+    conn: psycopg.Connection,
+    game: str,
+    *,
+    actor: str,
+    notes: str,
+    stock_buckets: int,
+    content: dict[str, Any] | None,
+    if_match: str | None,
+) -> dict[str, Any]:
     row = conn.execute(
         "SELECT draft, draft_revision FROM games WHERE id = %s FOR UPDATE", (game,)
     ).fetchone()
@@ -230,14 +253,17 @@ def rollback(
     ).fetchone()
     if row is None:
         raise NotFound(f"no version {version}")
-    return publish(
+    published = _publish(
         conn,
         game,
         actor=actor,
         notes=f"rollback to version {version}",
         stock_buckets=stock_buckets,
         content=row[0],
+        if_match=None,
     )
+    events.emit(conn, game, "catalog.rolled_back", {**published, "restored_version": version})
+    return published
 
 
 def list_versions(conn: psycopg.Connection, game: str) -> list[dict[str, Any]]:
@@ -456,4 +482,6 @@ def restock(
     )
     remaining = conn.execute("SELECT sk_stock_remaining(%s, %s)", (game, sku)).fetchone()
     assert remaining is not None
-    return {"sku": sku, "remaining": remaining[0]}
+    restocked = {"sku": sku, "remaining": remaining[0]}
+    events.emit(conn, game, "stock.restocked", {**restocked, "added": add})
+    return restocked

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,6 +124,46 @@ def currency_field(**kwargs: Any) -> fields.String:
 def reason_field(**kwargs: Any) -> Text:
     # One line: a reason is a label in ledgers and support tools, not a letter.
     return text_field(min_length=1, max_length=500, **kwargs)
+
+
+# Webhook endpoints: https anywhere; plain http only to this machine, for development.
+WEBHOOK_URL_MAX_LENGTH = 2000
+WEBHOOK_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+WEBHOOK_URL_MESSAGE = "must be an https URL, or http to localhost, 127.0.0.1 or [::1]"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook endpoint, or None when it can."""
+    if has_control_characters(url) or any(c.isspace() for c in url):
+        return CONTROL_MESSAGE
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # a port that is not a number (or out of range) raises here
+    except ValueError:
+        return WEBHOOK_URL_MESSAGE
+    del port
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in ("https", "http"):
+        return WEBHOOK_URL_MESSAGE
+    if parts.scheme == "http" and host not in WEBHOOK_LOCAL_HOSTS:
+        return WEBHOOK_URL_MESSAGE
+    if parts.fragment:
+        return "must not have a #fragment"
+    return None
+
+
+class WebhookUrl(fields.String):
+    """A webhook endpoint's URL (see webhook_url_problem)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(min=1, max=WEBHOOK_URL_MAX_LENGTH), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        url = super()._deserialize(value, attr, data, **kwargs)
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise ValidationError(problem)
+        return url
 
 
 class Metadata(fields.Dict):

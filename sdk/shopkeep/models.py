@@ -171,13 +171,33 @@ class Item:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProductGrants:
+    """What one purchase of a real-money product gives."""
+
+    currencies: tuple[Money, ...]
+    items: tuple[ItemQuantity, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Product:
+    """A real-money product: its id on each app store that sells it (``store_ids``, keyed
+    ``app_store``, ``google_play``, ``steam``) and what it grants once paid for."""
+
+    id: str
+    store_ids: dict[str, str] = dataclasses.field(hash=False)
+    grants: ProductGrants
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Catalog:
-    """The live catalog: its ``version``, currencies and items, and the ``etag`` it came with."""
+    """The live catalog: its ``version``, currencies, items and real-money products, and the
+    ``etag`` it came with."""
 
     version: int
     currencies: tuple[Currency, ...]
     items: tuple[Item, ...]
     etag: str | None = None
+    products: tuple[Product, ...] = ()
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, etag: str | None = None) -> Catalog:
@@ -226,12 +246,33 @@ class Catalog:
                     metadata=dict(i.get("metadata") or {}),
                 )
             )
+        products = tuple(
+            Product(
+                id=str(p["id"]),
+                store_ids={str(k): str(v) for k, v in (p.get("store_ids") or {}).items()},
+                grants=ProductGrants(
+                    currencies=tuple(money(c) for c in p["grants"].get("currencies") or ()),
+                    items=tuple(
+                        ItemQuantity.from_wire(i) for i in p["grants"].get("items") or ()
+                    ),
+                ),
+            )
+            for p in data.get("products") or ()
+        )
         return cls(
             version=_int(data["version"], "version"),
             currencies=tuple(currencies),
             items=tuple(items),
             etag=etag,
+            products=products,
         )
+
+    def product(self, store: str, store_product_id: str) -> Product:
+        """The product sold on ``store`` as ``store_product_id``; ``KeyError`` if none."""
+        for product in self.products:
+            if product.store_ids.get(store) == store_product_id:
+                return product
+        raise KeyError(f"{store}:{store_product_id}")
 
     def item(self, sku: str) -> Item:
         """The item ``sku``; ``KeyError`` if the catalog has none."""

@@ -120,6 +120,8 @@ class CatalogVersion:
         content = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
+            if "products" in data:
+                content["products"] = list(data["products"])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")

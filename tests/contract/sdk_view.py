@@ -88,8 +88,8 @@ SDK_READERS: dict[str, SdkReader] = {
     "studio.get_version": SdkReader(
         op_version(1).parse,
         lambda body: {
-            **{k: v for k, v in body.items() if k not in ("currencies", "items")},
-            "content": {"currencies": body["currencies"], "items": body["items"]},
+            **{k: v for k, v in body.items() if k not in ("currencies", "items", "products")},
+            "content": {k: body[k] for k in ("currencies", "items", "products")},
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),

@@ -21,6 +21,8 @@ from ..store.rules import (
     CurrencySchema,
     ItemSchema,
     MoneySchema,
+    ProductGrantsSchema,
+    ProductSchema,
     StrictInteger,
     amount_field,
     currency_field,
@@ -219,17 +221,24 @@ class CatalogDocumentSchema(Schema):
 
     currencies = fields.List(fields.Nested(CurrencySchema))
     items = fields.List(fields.Nested(ItemSchema))
+    products = fields.List(fields.Nested(ProductSchema))
 
 
 SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
 SentItemSchema = always_present(ItemSchema, "SentItemSchema")
+SentProductGrantsSchema = always_present(ProductGrantsSchema, "SentProductGrantsSchema")
+
+
+class SentProductSchema(ProductSchema):
+    grants = fields.Nested(SentProductGrantsSchema, required=True)
 
 
 class SentCatalogSchema(Schema):
-    """A catalog as the server sends it: every field of every currency and item present."""
+    """A catalog as the server sends it: every field of every currency, item and product."""
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    products = _list(SentProductSchema)
 
 
 class LiveCatalogSchema(SentCatalogSchema):
@@ -265,6 +274,7 @@ class VersionListSchema(Schema):
 class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    products = _list(SentProductSchema)
 
 
 class RestockResultSchema(Schema):

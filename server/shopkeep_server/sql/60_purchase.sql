@@ -10,6 +10,8 @@
 --   2. not_found: the sku is not in the live catalog;
 --   3. validation_failed (currency): no currency given and the item has several prices;
 --   4. validation_failed (currency): the item is not sold for that currency;
+--  4a. debt_outstanding: the player owes what a store chargeback could not take back
+--      (64_receipts.sql);
 --   5. price_changed: expected_price given and not the current unit price in that currency;
 --   6. item_unavailable: outside the item's available_from / available_until window;
 --   7. sold_out: a limited item with fewer units left than asked for (a look without locks);
@@ -72,6 +74,7 @@ BEGIN
             PERFORM sk_invalid('currency', format('%s is not sold for %s', v_item.sku, v_currency));
         END IF;
 
+        PERFORM sk_check_debt(p_game, p_player);                                         -- 4a
         IF p_expected_currency IS NOT NULL                                                -- 5
            AND (p_expected_currency <> v_currency OR p_expected_amount <> v_unit) THEN
             PERFORM sk_fail('price_changed', 'the price is not the one the player saw',

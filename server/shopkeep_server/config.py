@@ -59,6 +59,22 @@ VARIABLES: dict[str, tuple[str, str]] = {
         " a pooler in transaction mode (it does not deliver notifications): each read then asks"
         " the database which version is live",
     ),
+    "SHOPKEEP_GOOGLE_PLAY_API_URL": (
+        "https://androidpublisher.googleapis.com",
+        "base URL of the Google Play Developer API (receipts, voided purchases)",
+    ),
+    "SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL": (
+        "(the service account's token_uri)",
+        "where the Google service accounts get their access tokens",
+    ),
+    "SHOPKEEP_STEAM_API_URL": (
+        "https://partner.steam-api.com",
+        "base URL of the Steam Web API (ISteamMicroTxn)",
+    ),
+    "SHOPKEEP_STORE_TIMEOUT": (
+        "10",
+        "seconds a call to an app store may take before the receipt answers 503 store_unavailable",
+    ),
     "SHOPKEEP_PROXY_HOPS": (
         "0",
         "reverse proxies in front that set X-Forwarded-*; trusted for scheme, host and client",
@@ -123,6 +139,10 @@ class Config:
     proxy_hops: int = 0
     prepared_statements: bool = True
     catalog_listen: bool = True
+    google_play_api_url: str = "https://androidpublisher.googleapis.com"
+    google_token_url: str | None = None
+    steam_api_url: str = "https://partner.steam-api.com"
+    store_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -161,6 +181,14 @@ class Config:
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),
             prepared_statements=_switch(env, "SHOPKEEP_PREPARED_STATEMENTS", default=True),
             catalog_listen=_switch(env, "SHOPKEEP_CATALOG_LISTEN", default=True),
+            google_play_api_url=env.get(
+                "SHOPKEEP_GOOGLE_PLAY_API_URL", "https://androidpublisher.googleapis.com"
+            ).rstrip("/"),
+            google_token_url=env.get("SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL") or None,
+            steam_api_url=env.get("SHOPKEEP_STEAM_API_URL", "https://partner.steam-api.com").rstrip(
+                "/"
+            ),
+            store_timeout=float(_int(env, "SHOPKEEP_STORE_TIMEOUT", 10, minimum=1)),
         )
 
     @property

@@ -53,7 +53,9 @@ _IDEMPOTENT = (
 _IF_MATCH = ("precondition_failed",)
 _IF_MATCH_REQUIRED = ("precondition_required",)
 # Codes whose answer tells the client when to try again.
-_RETRY_AFTER_CODES = frozenset({"idempotency_key_in_use", "rate_limited", "unavailable"})
+_RETRY_AFTER_CODES = frozenset(
+    {"idempotency_key_in_use", "rate_limited", "unavailable", "store_unavailable"}
+)
 
 
 def _header_parameter(operation: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -186,8 +186,8 @@ END $$;
 -- code order, ledger kind `chargeback`); under the policy `debt` (and `freeze`, until the risk
 -- issue's freeze exists) the currency it could not take back becomes debt that blocks
 -- purchases until a top-up repays it. Once per receipt: a second report of the same
--- transaction changes nothing. Returns the chargeback, or NULL for a transaction this game
--- never credited.
+-- transaction changes nothing. Returns the chargeback made, or NULL when there is nothing to
+-- take back (a transaction this game never credited, or one taken back before).
 CREATE OR REPLACE FUNCTION sk_chargeback(
     p_game text, p_store text, p_transaction_id text, p_source text, p_reason text
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -204,14 +204,8 @@ BEGIN
     SELECT * INTO v_receipt FROM receipts
      WHERE game_id = p_game AND store = p_store AND transaction_id = p_transaction_id
        FOR UPDATE;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR v_receipt.status = 'charged_back' THEN
         RETURN NULL;
-    END IF;
-    IF v_receipt.status = 'charged_back' THEN
-        SELECT * INTO v_row FROM chargebacks
-         WHERE game_id = p_game AND player_id = v_receipt.player_id
-           AND receipt_id = v_receipt.id;
-        RETURN to_jsonb(v_row);
     END IF;
     SELECT coalesce((SELECT chargeback_policy FROM store_accounts
                       WHERE game_id = p_game AND store = p_store), 'debt') INTO v_policy;

@@ -110,7 +110,9 @@ def _product_errors(
         granted_currencies = [c["currency"] for c in product["grants"]["currencies"]]
         for c_index, currency in enumerate(granted_currencies):
             if currency not in codes:
-                fail(f"{path}.grants.currencies.{c_index}.currency", "not a currency of this catalog")
+                fail(
+                    f"{path}.grants.currencies.{c_index}.currency", "not a currency of this catalog"
+                )
         if len(set(granted_currencies)) != len(granted_currencies):
             fail(f"{path}.grants.currencies", "each currency may appear once")
         granted_skus = [i["sku"] for i in product["grants"]["items"]]

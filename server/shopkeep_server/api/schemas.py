@@ -143,7 +143,9 @@ class LedgerEntrySchema(Schema):
     currency = _str()
     delta = _int()
     balance_after = _int()
-    kind = _str(validate=validate.OneOf(["purchase", "grant", "refund", "adjust"]))
+    kind = _str(
+        validate=validate.OneOf(["purchase", "grant", "refund", "adjust", "topup", "chargeback"])
+    )
     reference = _str()
     created_at = _timestamp()
 

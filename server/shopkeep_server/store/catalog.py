@@ -245,7 +245,7 @@ def publish(
     )
     conn.execute(
         "INSERT INTO catalog_products (version_id, store, store_product_id, product_id, grants)"
-        " SELECT %s, s.key, s.value, p.id, p.grants->'currencies' || p.grants->'items'"
+        " SELECT %s, s.key, s.value, p.id, (p.grants->'currencies') || (p.grants->'items')"
         " FROM jsonb_to_recordset(%s) AS p(id text, store_ids jsonb, grants jsonb),"
         " jsonb_each_text(p.store_ids) AS s",
         (version_id, Jsonb(content["products"])),

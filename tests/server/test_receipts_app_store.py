@@ -74,9 +74,7 @@ def test_a_valid_transaction_credits_its_product_once(
     assert balances(client, shop) == {"COINS": 0, "USD": 49_850}
 
 
-def test_a_product_with_currency_and_items(
-    client: Any, shop: Game, apple: SandboxAppStore
-) -> None:
+def test_a_product_with_currency_and_items(client: Any, shop: Game, apple: SandboxAppStore) -> None:
     jws = apple.transaction(bundle_id=s.BUNDLE_ID, product_id=s.COIN_PACK["app_store"])
     response = redeem(client, shop, jws)
     assert response.status_code == 201

@@ -121,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
             form={k: v[0] for k, v in parse_qs(raw.decode()).items()}
             if self.headers.get("Content-Type", "").startswith("application/x-www-form")
             else {},
-            json=json.loads(raw) if raw and "json" in self.headers.get("Content-Type", "") else None,
+            json=json.loads(raw)
+            if raw and "json" in self.headers.get("Content-Type", "")
+            else None,
             authorization=self.headers.get("Authorization"),
         )
         self.server.requests.append(request)
@@ -239,7 +241,8 @@ class FakeGooglePlay:
                 request.form["assertion"],
                 self.key.public_key(),
                 algorithms=["RS256"],
-                audience=f"{self.url}/token",
+                # google-auth addresses every assertion to Google's own token endpoint.
+                audience="https://oauth2.googleapis.com/token",
             )
             assert claims["iss"] == self.client_email
             assert "androidpublisher" in claims["scope"]
@@ -340,4 +343,6 @@ def _ok(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failure(code: int, description: str) -> dict[str, Any]:
-    return {"response": {"result": "Failure", "error": {"errorcode": code, "errordesc": description}}}
+    return {
+        "response": {"result": "Failure", "error": {"errorcode": code, "errordesc": description}}
+    }

@@ -107,7 +107,7 @@ def money_state(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: _StoreServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _answer(self) -> None:

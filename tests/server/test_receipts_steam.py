@@ -14,7 +14,7 @@ from flask import Flask
 
 from shopkeep_server import db, roles
 from shopkeep_server.app import create_app
-from support import Game, balances, make_game, make_config, new_key, post
+from support import Game, balances, make_config, make_game, new_key, post
 from support import stores as s
 
 

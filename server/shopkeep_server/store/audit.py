@@ -207,14 +207,17 @@ CHECKS += [
           JOIN receipts r ON r.game_id = c.game_id AND r.player_id = c.player_id
                          AND r.id = c.receipt_id
           CROSS JOIN LATERAL jsonb_array_elements(r.granted) AS g(e)
-          CROSS JOIN LATERAL (SELECT coalesce(g.e->>'currency', g.e->>'sku') AS what,
-                                     coalesce(g.e->>'amount', g.e->>'quantity')::bigint AS granted) k
-          CROSS JOIN LATERAL (SELECT coalesce(sum(coalesce(x->>'amount', x->>'quantity')::bigint), 0)
-                                     AS amount FROM jsonb_array_elements(c.taken) x
-                               WHERE coalesce(x->>'currency', x->>'sku') = k.what) t
-          CROSS JOIN LATERAL (SELECT coalesce(sum(coalesce(x->>'amount', x->>'quantity')::bigint), 0)
-                                     AS amount FROM jsonb_array_elements(c.owed) x
-                               WHERE coalesce(x->>'currency', x->>'sku') = k.what) o
+          CROSS JOIN LATERAL (
+                SELECT coalesce(g.e->>'currency', g.e->>'sku') AS what,
+                       coalesce(g.e->>'amount', g.e->>'quantity')::bigint AS granted) k
+          CROSS JOIN LATERAL (
+                SELECT coalesce(sum(coalesce(x->>'amount', x->>'quantity')::bigint), 0) AS amount
+                  FROM jsonb_array_elements(c.taken) x
+                 WHERE coalesce(x->>'currency', x->>'sku') = k.what) t
+          CROSS JOIN LATERAL (
+                SELECT coalesce(sum(coalesce(x->>'amount', x->>'quantity')::bigint), 0) AS amount
+                  FROM jsonb_array_elements(c.owed) x
+                 WHERE coalesce(x->>'currency', x->>'sku') = k.what) o
           LEFT JOIN LATERAL (
                 SELECT -sum(delta) AS total FROM ledger_entries l
                  WHERE l.game_id = c.game_id AND l.player_id = c.player_id

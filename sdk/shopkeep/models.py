@@ -252,9 +252,7 @@ class Catalog:
                 store_ids={str(k): str(v) for k, v in (p.get("store_ids") or {}).items()},
                 grants=ProductGrants(
                     currencies=tuple(money(c) for c in p["grants"].get("currencies") or ()),
-                    items=tuple(
-                        ItemQuantity.from_wire(i) for i in p["grants"].get("items") or ()
-                    ),
+                    items=tuple(ItemQuantity.from_wire(i) for i in p["grants"].get("items") or ()),
                 ),
             )
             for p in data.get("products") or ()

@@ -14,6 +14,7 @@ The order (the HTTP edge, then the purchase function in the SQL):
  7. the key: idempotency_key_in_use / idempotency_key_reused, or the stored outcome replayed
  8. not_found (no published catalog, no such item in the live catalog)
  9. validation_failed (no currency for an item with several prices, a currency it is not sold in)
+ 9a. debt_outstanding (the player owes what a store chargeback could not take back)
 10. price_changed
 11. item_unavailable
 12. sold_out (fewer left than asked)
@@ -212,6 +213,24 @@ def test_the_currency_before_the_price(client, shop: Game) -> None:
     assert (
         _buy(client, shop, "p1", sku="duo", currency="COINS", expected_price=wrong_price)
         == "price_changed"
+    )
+
+
+def test_the_currency_before_a_debt_before_the_price(
+    client, conn: psycopg.Connection, shop: Game
+) -> None:
+    conn.execute(
+        "INSERT INTO player_debts (game_id, player_id, currency, amount) VALUES (%s, 'p9', 'GEMS', 3)",
+        (shop.id,),
+    )
+    wrong_price = {"currency": "COINS", "amount": 999}
+    assert _buy(client, shop, "p9", sku="duo", expected_price=wrong_price) == "validation_failed"
+    assert (
+        _buy(client, shop, "p9", sku="duo", currency="COINS", expected_price=wrong_price)
+        == "debt_outstanding"
+    )
+    assert _buy(client, shop, "p1", sku="duo", currency="COINS", expected_price=wrong_price) == (
+        "price_changed"
     )
 
 

@@ -497,8 +497,11 @@ class StoreSession:
                 self.buying.pop(sku, None)
         for outcome in outcomes:
             key = outcome.pending.idempotency_key
+            if outcome.pending.path == RECEIPTS_PATH:
+                self._on_topup_resumed(outcome)
+                continue
             sku = outcome.pending.sku
-            if outcome.state == "completed" and outcome.result is not None:
+            if outcome.state == "completed" and isinstance(outcome.result, PurchaseResult):
                 self._on_bought(sku, outcome.result)
             elif outcome.state == "rejected" and outcome.error is not None:
                 self.buying.pop(sku, None)

@@ -33,6 +33,7 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    ReceiptResult,
     StockLevel,
     Wallet,
 )
@@ -191,6 +192,14 @@ class Background:
             currency=currency,
             expected_price=expected_price,
             idempotency_key=idempotency_key,
+        )
+
+    def redeem_receipt(
+        self, store: str, proof: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> Handle[ReceiptResult]:
+        """:meth:`StoreClient.redeem_receipt` in the background (journaled, same key)."""
+        return self.submit(
+            self._client.redeem_receipt, store, proof, idempotency_key=idempotency_key
         )
 
     def purchases(self, *, limit: int | None = None) -> Handle[list[Purchase]]:

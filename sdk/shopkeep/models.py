@@ -489,3 +489,59 @@ class Page(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Receipt:
+    """An app-store purchase credited to the player, once per store transaction."""
+
+    id: str
+    player_id: str
+    store: str
+    transaction_id: str
+    product_id: str
+    store_product_id: str
+    catalog_version: int
+    status: str
+    granted: tuple[Granted, ...]
+    created_at: datetime
+    charged_back_at: datetime | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Receipt:
+        """Parse a ``receipt`` object."""
+        return cls(
+            id=str(data["id"]),
+            player_id=str(data["player_id"]),
+            store=str(data["store"]),
+            transaction_id=str(data["transaction_id"]),
+            product_id=str(data["product_id"]),
+            store_product_id=str(data["store_product_id"]),
+            catalog_version=_int(data["catalog_version"], "catalog_version"),
+            status=str(data["status"]),
+            granted=parse_granted(data.get("granted")),
+            created_at=_required_time(data["created_at"]),
+            charged_back_at=parse_time(data.get("charged_back_at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    """What ``redeem_receipt()`` returns: the receipt, the balances after it, what it granted,
+    what of it repaid a debt first (``repaid``) and what is still owed (``debts``).
+
+    ``replayed`` is true when the server answered from its record (the receipt had been
+    credited before, e.g. before a crash); ``idempotency_key`` is the key it was sent with."""
+
+    receipt: Receipt
+    balances: tuple[Amount, ...]
+    granted: tuple[Granted, ...]
+    repaid: tuple[Amount, ...]
+    debts: tuple[Amount, ...]
+    replayed: bool
+    idempotency_key: str
+    request_id: str | None
+
+    def balance(self, currency: str) -> int:
+        """The balance of ``currency`` after the top-up, in minor units."""
+        return Wallet(self.balances).balance(currency)

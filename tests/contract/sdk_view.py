@@ -20,9 +20,11 @@ from shopkeep._core import (
     op_ledger_page,
     op_purchases_page,
     op_refund,
+    op_steam_order,
     op_stock,
     op_wallet,
     parse_purchase_result,
+    parse_receipt_result,
 )
 from shopkeep.errors import error_from_body
 from shopkeep.models import parse_time
@@ -30,8 +32,10 @@ from shopkeep.studio import (
     op_get_draft,
     op_publish,
     op_put_draft,
+    op_put_store,
     op_restock,
     op_rollback,
+    op_stores,
     op_validate,
     op_version,
     op_versions,
@@ -93,6 +97,11 @@ SDK_READERS: dict[str, SdkReader] = {
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
+    # Real money in: the game's calls, and the studio's store settings.
+    "receipts.redeem_receipt": SdkReader(lambda r: parse_receipt_result(r, KEY)),
+    "receipts.open_steam_order": SdkReader(op_steam_order("p", "1", "en").parse),
+    "receipts.list_stores": SdkReader(op_stores().parse, lambda body: body["stores"]),
+    "receipts.put_store": SdkReader(op_put_store("app_store", {}).parse),
 }
 
 # Operations the SDK has no call for: the operators' probes use them.
@@ -101,6 +110,8 @@ NOT_IN_SDK = frozenset(
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",
+        # The App Store calls it (App Store Server Notifications v2), never a game.
+        "receipts.app_store_notification",
     }
 )
 

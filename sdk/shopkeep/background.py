@@ -202,6 +202,14 @@ class Background:
             self._client.redeem_receipt, store, proof, idempotency_key=idempotency_key
         )
 
+    def open_steam_order(
+        self, product_id: str, *, steam_id: str, language: str = "en"
+    ) -> Handle[dict[str, str]]:
+        """:meth:`StoreClient.open_steam_order` in the background."""
+        return self.submit(
+            self._client.open_steam_order, product_id, steam_id=steam_id, language=language
+        )
+
     def purchases(self, *, limit: int | None = None) -> Handle[list[Purchase]]:
         """Every purchase (all pages) as a list, in the background."""
         return self.submit(_collect, self._client.purchases, limit=limit)

@@ -528,5 +528,38 @@ def purge_idempotency() -> None:
         click.echo(f"purged {purge_expired(conn)} expired idempotency keys")
 
 
+STORE_POLL_VARIABLES = (
+    *DATABASE_VARIABLES,
+    "SHOPKEEP_GOOGLE_PLAY_API_URL",
+    "SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL",
+    "SHOPKEEP_STEAM_API_URL",
+    "SHOPKEEP_STORE_TIMEOUT",
+)
+
+
+@main.group()
+def stores() -> None:
+    """The app stores the games sell on (real money in)."""
+
+
+@stores.command("poll", cls=Command, variables=STORE_POLL_VARIABLES)
+def stores_poll() -> None:
+    """Take back what Google Play voided and Steam refunded since the last poll (run it from
+    cron, e.g. every 15 minutes); App Store refunds arrive as notifications instead."""
+    from .errors import StoreError
+    from .store.chargebacks import poll_google_play, poll_steam
+
+    config = _config()
+    with _connect(config) as conn:
+        for name, poll in (("google_play", poll_google_play), ("steam", poll_steam)):
+            try:
+                taken = poll(conn, config)
+            except StoreError as exc:
+                conn.rollback()
+                click.echo(f"{name}: {exc.message} (try again later)", err=True)
+                sys.exit(1)
+            click.echo(f"{name}: {taken} receipt(s) taken back")
+
+
 if __name__ == "__main__":
     main()

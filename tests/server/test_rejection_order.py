@@ -220,7 +220,8 @@ def test_the_currency_before_a_debt_before_the_price(
     client, conn: psycopg.Connection, shop: Game
 ) -> None:
     conn.execute(
-        "INSERT INTO player_debts (game_id, player_id, currency, amount) VALUES (%s, 'p9', 'GEMS', 3)",
+        "INSERT INTO player_debts (game_id, player_id, currency, amount)"
+        " VALUES (%s, 'p9', 'GEMS', 3)",
         (shop.id,),
     )
     wrong_price = {"currency": "COINS", "amount": 999}

@@ -63,7 +63,11 @@ def list_stores(settings: Settings) -> None:
 @stores.command("set")
 @click.argument("store", type=click.Choice(STORES))
 @click.option("--bundle-id", help="app_store: the app's bundle id.")
-@click.option("--environment", type=click.Choice(["sandbox", "production"]), help="app_store.")
+@click.option(
+    "--environment",
+    type=click.Choice(["sandbox", "production"]),
+    help="app_store: which App Store environment the game accepts.",
+)
 @click.option(
     "--root-certificate",
     "root_certificates",
@@ -91,7 +95,11 @@ def list_stores(settings: Settings) -> None:
     multiple=True,
     help="steam: what Steam charges for a product, PRODUCT=CURRENCY:CENTS; repeat.",
 )
-@click.option("--chargeback-policy", type=click.Choice(["debt", "freeze"]))
+@click.option(
+    "--chargeback-policy",
+    type=click.Choice(["debt", "freeze"]),
+    help="What a refund or chargeback of a spent top-up leaves: debt (default) or freeze.",
+)
 @click.pass_obj
 def set_store(
     settings: Settings,

@@ -18,6 +18,8 @@ DEMO_PLAYER = "player-1"
 DEMO_SERVICE = "demo-backend"
 DEMO_STUDIO = "demo-studio"
 STARTING_FUNDS = (("COINS", 1000), ("GEMS", 10), ("USD", 10_000))
+# The demo game's App Store bundle id: its products' App Store ids start with it.
+DEMO_BUNDLE_ID = "com.shopkeep.starskipper"
 
 
 def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
@@ -141,6 +143,19 @@ def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
                 description="A micro-priced tip: $0.0150.",
                 tags=["tip"],
             ),
+        ],
+        # Real money in: what the sample game's TEST store sells (docs/stores.md).
+        "products": [
+            {
+                "id": "usd_5",
+                "store_ids": {"app_store": f"{DEMO_BUNDLE_ID}.usd5"},
+                "grants": {"currencies": [{"currency": "USD", "amount": 50_000}]},
+            },
+            {
+                "id": "coins_500",
+                "store_ids": {"app_store": f"{DEMO_BUNDLE_ID}.coins500"},
+                "grants": {"currencies": [{"currency": "COINS", "amount": 500}]},
+            },
         ],
     }
 

@@ -139,6 +139,28 @@ class SandboxAppStore:
         )
         return cls(root, intermediate, leaf, leaf_key)
 
+    def to_pem(self) -> str:
+        """The chain and the leaf's private key as one PEM text (:meth:`from_pem` reads it):
+        a test store that keeps its root across runs keeps what it signed verifiable."""
+        certificates = b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in (self.root, self.intermediate, self.leaf)
+        )
+        key = self.leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return (certificates + key).decode()
+
+    @classmethod
+    def from_pem(cls, text: str) -> SandboxAppStore:
+        root, intermediate, leaf = x509.load_pem_x509_certificates(text.encode())
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("not a test store: its signing key is not an EC key")
+        return cls(root, intermediate, leaf, key)
+
     def root_pem(self) -> str:
         """The root a game's App Store settings trust (``root_certificates``)."""
         return self.root.public_bytes(serialization.Encoding.PEM).decode()

@@ -337,6 +337,7 @@ def load_defaults(schema: Schema) -> dict[str, Any]:
 # Field names in declaration order (the order a written catalog file uses).
 CURRENCY_FIELDS: tuple[str, ...] = tuple(CurrencySchema().fields)
 ITEM_FIELDS: tuple[str, ...] = tuple(ItemSchema().fields)
+PRODUCT_FIELDS: tuple[str, ...] = tuple(ProductSchema().fields)
 CURRENCY_DEFAULTS: dict[str, Any] = load_defaults(CurrencySchema())
 ITEM_DEFAULTS: dict[str, Any] = load_defaults(ItemSchema())
 TIMESTAMP_FIELDS: tuple[str, ...] = tuple(

@@ -287,3 +287,12 @@ def test_store_settings_never_echo_secrets_and_check_their_fields(
     assert client.put("/v1/admin/stores/itch", json={}, headers=studio).status_code == 404
     player = client.put("/v1/admin/stores/app_store", json={}, headers=shop.headers())
     assert player.status_code == 403
+
+
+def test_the_sdk_mirrors_each_store_s_proof_fields() -> None:
+    from shopkeep._core import RECEIPT_PROOFS
+    from shopkeep_server.api.receipts import PROOF_FIELDS
+    from shopkeep_server.store.rules import STORES
+
+    assert RECEIPT_PROOFS == PROOF_FIELDS
+    assert tuple(PROOF_FIELDS) == STORES

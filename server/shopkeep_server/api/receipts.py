@@ -12,12 +12,12 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from ..errors import NotFound, ValidationFailed
 from ..runtime import json_body, services, with_connection
 from ..store import catalog, chargebacks, receipts, steam, store_accounts
+from ..store.games import GAME_ID
 from ..store.rules import (
     STORE_PRODUCT_ID_PATTERN,
     STORES,
     MoneySchema,
     WholeMatch,
-    matches,
 )
 from . import schemas
 from .common import IDEMPOTENCY_HEADER, idempotent_request, outcome_response, principal, requires
@@ -232,6 +232,6 @@ class NotificationResultSchema(Schema):
 def app_store_notification(body: dict[str, Any], game_id: str) -> dict[str, Any]:
     """App Store Server Notifications v2 (set this URL in App Store Connect): no token, the
     notification's own signature is checked; REFUND and REVOKE take the purchase back."""
-    if not matches(r"^[a-z0-9][a-z0-9_-]{0,63}$", game_id):
+    if GAME_ID.fullmatch(game_id) is None:
         raise NotFound("no such game")
     return chargebacks.app_store_notification(with_connection, game_id, body["signedPayload"])

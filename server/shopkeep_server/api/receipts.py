@@ -48,7 +48,8 @@ class ReceiptRequestSchema(Schema):
         metadata={"description": "google_play: the purchase token"},
     )
     order_id = fields.String(
-        validate=WholeMatch(r"^[0-9]{1,19}$"),
+        # A Steam order id is a positive 64-bit signed integer (this server makes them so).
+        validate=[WholeMatch(r"^[0-9]{1,19}$"), lambda v: int(v) <= 2**63 - 1],
         metadata={"description": "steam: the order id POST /v1/receipts/steam/orders gave"},
     )
 

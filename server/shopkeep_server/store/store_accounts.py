@@ -65,7 +65,7 @@ class GooglePlaySettingsSchema(Schema):
         required=True, validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
     )
     # The service account's JSON key, as downloaded from Google Cloud (a secret).
-    service_account = fields.Dict(metadata={"secret": True})
+    service_account = rules.Metadata(metadata={"secret": True})
     chargeback_policy = _policy_field()
 
     @validates_schema
@@ -97,9 +97,7 @@ class SteamSettingsSchema(Schema):
         metadata={"description": "product id -> the price Steam charges for it"},
     )
     # The publisher Web API key (a secret).
-    publisher_key = fields.String(
-        validate=validate.Length(min=1, max=200), metadata={"secret": True}
-    )
+    publisher_key = rules.text_field(min_length=1, max_length=200, metadata={"secret": True})
     # ISteamMicroTxnSandbox instead of ISteamMicroTxn (Steam's test payments).
     sandbox = fields.Boolean(load_default=False)
     chargeback_policy = _policy_field()

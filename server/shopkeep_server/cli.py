@@ -546,19 +546,19 @@ def stores() -> None:
 def stores_poll() -> None:
     """Take back what Google Play voided and Steam refunded since the last poll (run it from
     cron, e.g. every 15 minutes); App Store refunds arrive as notifications instead."""
-    from .errors import StoreError
-    from .store.chargebacks import poll_google_play, poll_steam
+    from .store.chargebacks import poll_all
 
     config = _config()
     with _connect(config) as conn:
-        for name, poll in (("google_play", poll_google_play), ("steam", poll_steam)):
-            try:
-                taken = poll(conn, config)
-            except StoreError as exc:
-                conn.rollback()
-                click.echo(f"{name}: {exc.message} (try again later)", err=True)
-                sys.exit(1)
-            click.echo(f"{name}: {taken} receipt(s) taken back")
+        results = poll_all(conn, config)
+        conn.commit()
+    for result in results:
+        if result.error is None:
+            click.echo(f"{result.store} {result.game}: {result.taken} receipt(s) taken back")
+        else:
+            click.echo(f"{result.store} {result.game}: {result.error} (try again later)", err=True)
+    if any(result.error is not None for result in results):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

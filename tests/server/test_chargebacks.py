@@ -17,6 +17,7 @@ from shopkeep_server.app import create_app
 from shopkeep_server.sandbox_store import SandboxAppStore
 from shopkeep_server.store import chargebacks
 from shopkeep_server.store.audit import audit
+from shopkeep_server.store.store_accounts import StoreAccount, load_account
 from support import Game, balances, buy, inventory, make_config, make_game, new_key, post
 from support import stores as s
 
@@ -85,6 +86,11 @@ def shop(
         response = client.put(f"/v1/admin/stores/{store}", json=settings, headers=studio)
         assert response.status_code == 200, response.get_json()
     return game
+
+
+def account(conn: psycopg.Connection, game: Game, store: str) -> StoreAccount:
+    """The game's account on ``store``, as the polling job reads it (its cursor included)."""
+    return load_account(conn, game.id, store)
 
 
 def top_up_on_the_app_store(client: Any, game: Game, apple: SandboxAppStore, **kwargs: Any) -> str:
@@ -226,12 +232,12 @@ def test_google_voided_purchases_are_polled_and_taken_back(
     token = google.add(s.USD_5["google_play"])
     body = {"store": "google_play", "product_id": s.USD_5["google_play"], "purchase_token": token}
     assert post(client, "/v1/receipts", body, shop).status_code == 201
-    assert chargebacks.poll_google_play(conn, config) == 0
+    assert chargebacks.poll_google_play(conn, config, account(conn, shop, "google_play")) == 0
     google.void(token)
-    assert chargebacks.poll_google_play(conn, config) == 1
+    assert chargebacks.poll_google_play(conn, config, account(conn, shop, "google_play")) == 1
     assert balances(client, shop)["USD"] == 0
     # Polled again: nothing more is taken.
-    assert chargebacks.poll_google_play(conn, config) == 0
+    assert chargebacks.poll_google_play(conn, config, account(conn, shop, "google_play")) == 0
     assert audit(conn) == []
 
 
@@ -254,7 +260,7 @@ def test_steam_refunds_in_the_report_are_taken_back(
     assert redeemed.status_code == 201
     assert buy(client, shop, "tip").status_code == 201
     steam.refund(opened["order_id"])
-    assert chargebacks.poll_steam(conn, config) == 1
+    assert chargebacks.poll_steam(conn, config, account(conn, shop, "steam")) == 1
     assert balances(client, shop)["USD"] == 0
     debts = conn.execute(
         "SELECT currency, amount FROM player_debts WHERE game_id = %s", (shop.id,)

@@ -36,6 +36,12 @@ DISTRIBUTED: dict[str, str] = {
     "player_item_counts": "player_id",
     "grants": "player_id",
     "idempotency_keys": "subject",
+    # Real money in: a player's debts and chargebacks; a receipt on its store transaction (one
+    # credit per transaction whoever sends it), a Steam order on its order id.
+    "player_debts": "player_id",
+    "chargebacks": "player_id",
+    "receipts": "transaction_id",
+    "steam_orders": "order_id",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.
 REFERENCE: set[str] = {
@@ -50,6 +56,8 @@ REFERENCE: set[str] = {
     "studio_sessions",
     "schema_migrations",
     "schema_functions",
+    "catalog_products",
+    "store_accounts",
 }
 # Columns whose presence means a table grows with players.
 PLAYER_COLUMNS = {"player_id"}

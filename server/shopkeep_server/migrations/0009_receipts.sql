@@ -37,9 +37,9 @@ CREATE TABLE store_accounts (
     PRIMARY KEY (game_id, store)
 );
 
--- One row per store transaction ever credited: the unique key is what makes a receipt count
--- once, forever, whoever sends it. (Under Citus this table stays undistributed, or is
--- distributed on transaction_id: a uniqueness across players needs it.)
+-- One row per store transaction ever credited: the primary key is what makes a receipt count
+-- once, forever, whoever sends it. Under Citus it is distributed on transaction_id (a
+-- uniqueness across players needs it), not on the player.
 CREATE TABLE receipts (
     game_id          text NOT NULL REFERENCES games (id),
     player_id        text NOT NULL,
@@ -57,10 +57,10 @@ CREATE TABLE receipts (
     outcome          text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     charged_back_at  timestamptz,
-    PRIMARY KEY (game_id, player_id, id),
-    UNIQUE (game_id, store, transaction_id),
+    PRIMARY KEY (game_id, transaction_id, store),
     CHECK ((status = 'charged_back') = (charged_back_at IS NOT NULL))
 );
+CREATE INDEX receipts_by_player ON receipts (game_id, player_id, id);
 
 -- What each store refund or chargeback took back (`taken`) and what it could not (`owed`,
 -- currencies become debt under the policy `debt`). Append-only.

@@ -7,6 +7,7 @@ nothing the second time."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 import psycopg
 
 from ..config import Config
+from ..errors import StoreError
 from . import app_store, google_play, steam
 from .receipts import Runner
-from .store_accounts import accounts_on, load_account, save_poll_cursor
+from .store_accounts import StoreAccount, accounts_on, load_account, save_poll_cursor
 
 log = logging.getLogger(__name__)
 
@@ -78,52 +80,67 @@ def _ms(moment: dt.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def poll_google_play(conn: psycopg.Connection, config: Config) -> int:
-    """Reads every game's voided purchases since its cursor (at first, 30 days back: as far
-    as Google keeps them); returns how many receipts were taken back."""
+def poll_google_play(conn: psycopg.Connection, config: Config, account: StoreAccount) -> int:
+    """Reads one game's voided purchases since its cursor (at first, 30 days back: as far as
+    Google keeps them) and takes them back, in one transaction with the new cursor; returns
+    how many receipts were taken back now."""
+    since = (
+        int(account.poll_cursor)
+        if account.poll_cursor
+        else _ms(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+    )
+    voided = google_play.voided_purchases(account, config, since_ms=since)
     taken = 0
-    for account in accounts_on(conn, "google_play"):
-        since = (
-            int(account.poll_cursor)
-            if account.poll_cursor
-            else _ms(dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
-        )
-        voided = google_play.voided_purchases(account, config, since_ms=since)
-        with conn.transaction():
-            for entry in voided:
-                if take_back(
-                    conn,
-                    account.game,
-                    "google_play",
-                    entry.order_id,
-                    source="google_play_voided",
-                    reason=entry.reason,
-                ):
-                    taken += 1
-            latest = max([since, *(entry.voided_at_ms for entry in voided)])
-            save_poll_cursor(conn, account.game, "google_play", str(latest))
+    with conn.transaction():
+        for entry in voided:
+            source, reason = "google_play_voided", entry.reason
+            if take_back(conn, account.game, "google_play", entry.order_id, source=source,
+                         reason=reason):  # fmt: skip
+                taken += 1
+        latest = max([since, *(entry.voided_at_ms for entry in voided)])
+        save_poll_cursor(conn, account.game, "google_play", str(latest))
     return taken
 
 
-def poll_steam(conn: psycopg.Connection, config: Config) -> int:
-    """Reads every game's Steam report since its cursor; returns how many receipts were taken
-    back."""
+def poll_steam(conn: psycopg.Connection, config: Config, account: StoreAccount) -> int:
+    """Reads one game's Steam report since its cursor and takes back what Steam refunded, in
+    one transaction with the new cursor; returns how many receipts were taken back now."""
+    since = account.poll_cursor or (
+        (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    refunded, latest = steam.refunded_orders(account, config, since=since)
     taken = 0
-    for account in accounts_on(conn, "steam"):
-        since = account.poll_cursor or (
-            (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
-        refunded, latest = steam.refunded_orders(account, config, since=since)
-        with conn.transaction():
-            for order in refunded:
-                if take_back(
-                    conn,
-                    account.game,
-                    "steam",
-                    order.trans_id,
-                    source="steam_report",
-                    reason=f"steam {order.status}",
-                ):
-                    taken += 1
-            save_poll_cursor(conn, account.game, "steam", latest)
+    with conn.transaction():
+        for order in refunded:
+            reason = f"steam {order.status}"
+            if take_back(conn, account.game, "steam", order.trans_id, source="steam_report",
+                         reason=reason):  # fmt: skip
+                taken += 1
+        save_poll_cursor(conn, account.game, "steam", latest)
     return taken
+
+
+POLLS = {"google_play": poll_google_play, "steam": poll_steam}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Polled:
+    """One game's poll of one store: how many receipts it took back, or why it could not."""
+
+    store: str
+    game: str
+    taken: int
+    error: str | None = None
+
+
+def poll_all(conn: psycopg.Connection, config: Config) -> list[Polled]:
+    """Polls every game on every polled store; a store that does not answer for one game
+    changes nothing for that game and does not stop the others."""
+    results: list[Polled] = []
+    for store, poll in POLLS.items():
+        for account in accounts_on(conn, store):
+            try:
+                results.append(Polled(store, account.game, poll(conn, config, account)))
+            except StoreError as error:
+                results.append(Polled(store, account.game, 0, error.message))
+    return results

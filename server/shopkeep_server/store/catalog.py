@@ -243,13 +243,8 @@ def publish(
         " available_from timestamptz, available_until timestamptz)",
         (version_id, Jsonb(content["items"])),
     )
-    conn.execute(
-        "INSERT INTO catalog_products (version_id, store, store_product_id, product_id, grants)"
-        " SELECT %s, s.key, s.value, p.id, (p.grants->'currencies') || (p.grants->'items')"
-        " FROM jsonb_to_recordset(%s) AS p(id text, store_ids jsonb, grants jsonb),"
-        " jsonb_each_text(p.store_ids) AS s",
-        (version_id, Jsonb(content["products"])),
-    )
+    if content["products"]:
+        _publish_products(conn, version_id, content["products"])
     # Stock is live state: created the first time a limited sku is published, then only
     # changed by purchases and restocks; a later version's `stock` does not reset it.
     conn.execute(
@@ -271,6 +266,19 @@ def publish(
         "published_by": actor,
         "published_at": rules.format_timestamp(published_at),
     }
+
+
+def _publish_products(
+    conn: psycopg.Connection, version_id: int, products: list[dict[str, Any]]
+) -> None:
+    """The version's real-money products as rows, one per store that sells each."""
+    conn.execute(
+        "INSERT INTO catalog_products (version_id, store, store_product_id, product_id, grants)"
+        " SELECT %s, s.key, s.value, p.id, (p.grants->'currencies') || (p.grants->'items')"
+        " FROM jsonb_to_recordset(%s) AS p(id text, store_ids jsonb, grants jsonb),"
+        " jsonb_each_text(p.store_ids) AS s",
+        (version_id, Jsonb(products)),
+    )
 
 
 def rollback(

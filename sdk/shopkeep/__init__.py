@@ -26,6 +26,8 @@ from .errors import (
     BusinessRejection,
     ConnectionError,
     DebtOutstanding,
+    HoldExpired,
+    HoldLimitReached,
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
@@ -49,6 +51,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from .holds import Hold
 from .journal import PendingOutcome, PendingPurchase
 from .models import (
     Amount,
@@ -89,6 +92,9 @@ __all__ = [
     "GrantResult",
     "Granted",
     "Handle",
+    "Hold",
+    "HoldExpired",
+    "HoldLimitReached",
     "IdempotencyConflict",
     "InsufficientFunds",
     "Inventory",

@@ -25,6 +25,8 @@ Hierarchy::
     │   ├── NotEnoughItems          not_enough_items
     │   ├── ReceiptAlreadyUsed      receipt_already_used
     │   └── DebtOutstanding         debt_outstanding
+    │   ├── HoldExpired             hold_expired
+    │   └── HoldLimitReached        hold_limit_reached
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
     ├── PreconditionFailed          412 precondition_failed
     │   └── PreconditionRequired    428 precondition_required
@@ -64,6 +66,8 @@ __all__ = [
     "DebtOutstanding",
     "ErrorCategory",
     "ErrorEntry",
+    "HoldExpired",
+    "HoldLimitReached",
     "IdempotencyConflict",
     "InsufficientFunds",
     "ItemUnavailable",
@@ -251,6 +255,15 @@ class DebtOutstanding(BusinessRejection):
     it first, and purchases wait until it is repaid."""
 
 
+class HoldExpired(BusinessRejection):
+    """The hold named by a purchase expired, was released or was used: its units are back on
+    sale (``details["status"]`` says which). Buy without it, or place a new hold."""
+
+
+class HoldLimitReached(BusinessRejection):
+    """The player already holds as many units of the item as one player may at once."""
+
+
 class IdempotencyConflict(ShopkeepError):
     """The idempotency key is in flight (409, retried) or was used for another request (422)."""
 
@@ -337,6 +350,8 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
     "receipt_already_used": ErrorEntry(409, _FINAL, ReceiptAlreadyUsed),
     "debt_outstanding": ErrorEntry(409, _FINAL, DebtOutstanding),
+    "hold_expired": ErrorEntry(409, _FINAL, HoldExpired),
+    "hold_limit_reached": ErrorEntry(409, _FINAL, HoldLimitReached),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),
     "precondition_failed": ErrorEntry(412, _NOT_STORED, PreconditionFailed),
     "precondition_required": ErrorEntry(428, _NOT_STORED, PreconditionRequired),

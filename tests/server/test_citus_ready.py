@@ -26,7 +26,8 @@ SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
 
 # The plan: each player-scoped table and its distribution column. idempotency_keys is keyed by
 # (game, subject, key): for every player call the subject is the player, so distributing it on
-# subject puts a purchase's key on the player's shard, next to its effects.
+# subject puts a purchase's key on the player's shard, next to its effects. The shared rate
+# limit's counters are keyed the same way, by (game, account, rule).
 DISTRIBUTED: dict[str, str] = {
     "wallets": "player_id",
     "ledger_entries": "player_id",
@@ -35,6 +36,7 @@ DISTRIBUTED: dict[str, str] = {
     "purchases": "player_id",
     "player_item_counts": "player_id",
     "grants": "player_id",
+    "holds": "player_id",
     "idempotency_keys": "subject",
     # Real money in: a player's debts and chargebacks; a receipt on its store transaction (one
     # credit per transaction whoever sends it), a Steam order on its order id.
@@ -42,6 +44,7 @@ DISTRIBUTED: dict[str, str] = {
     "chargebacks": "player_id",
     "receipts": "transaction_id",
     "steam_orders": "order_id",
+    "rate_limit_windows": "subject",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.
 REFERENCE: set[str] = {

@@ -51,6 +51,7 @@ class LocalStore:
         self.url = self._server.url
         self.player_token = ""
         self.service_token = ""
+        # Only for setting the demo game up (its TEST store): never handed to the game.
         self.studio_token = ""
 
     def start(self, *, timeout: float = 180.0) -> None:

@@ -427,6 +427,11 @@ def rollback(settings: Settings, version: int) -> None:
 from .webhooks_cli import webhooks  # noqa: E402
 
 main.add_command(webhooks)
+# The store settings' commands (shopkeep.stores_cli), imported last: they use Settings.
+from .stores_cli import stores  # noqa: E402
+
+main.add_command(stores)
+
 
 if __name__ == "__main__":
     main()

@@ -82,6 +82,7 @@ __all__ = [
     "Draft",
     "NewSecret",
     "PublishedVersion",
+    "StoreAccount",
     "StudioClient",
     "Webhook",
 ]
@@ -136,6 +137,8 @@ class CatalogVersion:
         content = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
+            if "products" in data:
+                content["products"] = list(data["products"])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")
@@ -241,6 +244,45 @@ def op_restock(sku: str, add: int, key: str) -> Operation[StockLevel]:
         idempotency_key=key,
     )
     return Operation(request, parse)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreAccount:
+    """How the game sells on one app store: its ``settings`` and the names of the secrets the
+    server keeps (``secrets_set``; a secret itself is never sent back)."""
+
+    store: str
+    settings: dict[str, Any] = dataclasses.field(hash=False)
+    secrets_set: tuple[str, ...]
+    chargeback_policy: str
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> StoreAccount:
+        """Parse a store account."""
+        return cls(
+            store=str(data["store"]),
+            settings=dict(data["settings"]),
+            secrets_set=tuple(str(name) for name in data["secrets_set"]),
+            chargeback_policy=str(data["chargeback_policy"]),
+            updated_by=str(data["updated_by"]),
+            updated_at=_required_time(data["updated_at"]),
+        )
+
+
+def op_put_store(store: str, settings: Mapping[str, Any]) -> Operation[StoreAccount]:
+    """``PUT /v1/admin/stores/{store}``: secrets left out are kept."""
+    request = Request("PUT", f"/v1/admin/stores/{segment(store)}", body=dict(settings))
+    return Operation(request, lambda r: StoreAccount.from_wire(r.json()))
+
+
+def op_stores() -> Operation[list[StoreAccount]]:
+    """``GET /v1/admin/stores``."""
+    return Operation(
+        Request("GET", "/v1/admin/stores"),
+        lambda r: [StoreAccount.from_wire(entry) for entry in r.json()["stores"]],
+    )
 
 
 class _AnyDraft:
@@ -469,6 +511,17 @@ class StudioClient:
         how many were queued."""
         key = check_idempotency_key(idempotency_key)
         return self._studio._run(op_redeliver(webhook_id, from_event_id, to_event_id, key))
+
+    # --- selling for real money ---------------------------------------------------------------
+
+    def set_store(self, store: str, settings: Mapping[str, Any]) -> StoreAccount:
+        """Set how the game sells on ``store`` (``app_store``, ``google_play``, ``steam``; the
+        fields are in docs/stores.md). A secret left out keeps the one stored before."""
+        return self._studio._run(op_put_store(store, settings))
+
+    def stores(self) -> list[StoreAccount]:
+        """The stores the game sells on, without their secrets."""
+        return self._studio._run(op_stores())
 
     # --- player support (the service role's calls) ---------------------------------------------
 

@@ -102,6 +102,22 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "259200",
         "how long an endpoint may keep failing (3 days) before the store disables it",
     ),
+    "SHOPKEEP_GOOGLE_PLAY_API_URL": (
+        "https://androidpublisher.googleapis.com",
+        "base URL of the Google Play Developer API (receipts, voided purchases)",
+    ),
+    "SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL": (
+        "(the service account's token_uri)",
+        "where the Google service accounts get their access tokens",
+    ),
+    "SHOPKEEP_STEAM_API_URL": (
+        "https://partner.steam-api.com",
+        "base URL of the Steam Web API (ISteamMicroTxn)",
+    ),
+    "SHOPKEEP_STORE_TIMEOUT": (
+        "10",
+        "seconds a call to an app store may take before the receipt answers 503 store_unavailable",
+    ),
     "SHOPKEEP_PROXY_HOPS": (
         "0",
         "reverse proxies in front that set X-Forwarded-*; trusted for scheme, host and client",
@@ -192,6 +208,10 @@ class Config:
     webhook_backoff_base_ms: int = 5_000
     webhook_backoff_cap_ms: int = 3_600_000
     webhook_give_up_seconds: int = 3 * 24 * 3600
+    google_play_api_url: str = "https://androidpublisher.googleapis.com"
+    google_token_url: str | None = None
+    steam_api_url: str = "https://partner.steam-api.com"
+    store_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -250,6 +270,14 @@ class Config:
             webhook_give_up_seconds=_int(
                 env, "SHOPKEEP_WEBHOOK_GIVE_UP_SECONDS", 3 * 24 * 3600, minimum=1
             ),
+            google_play_api_url=env.get(
+                "SHOPKEEP_GOOGLE_PLAY_API_URL", "https://androidpublisher.googleapis.com"
+            ).rstrip("/"),
+            google_token_url=env.get("SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL") or None,
+            steam_api_url=env.get("SHOPKEEP_STEAM_API_URL", "https://partner.steam-api.com").rstrip(
+                "/"
+            ),
+            store_timeout=float(_int(env, "SHOPKEEP_STORE_TIMEOUT", 10, minimum=1)),
         )
 
     @property

@@ -20,9 +20,11 @@ from shopkeep._core import (
     op_ledger_page,
     op_purchases_page,
     op_refund,
+    op_steam_order,
     op_stock,
     op_wallet,
     parse_purchase_result,
+    parse_receipt_result,
 )
 from shopkeep.errors import error_from_body
 from shopkeep.events import parse_event_page
@@ -32,8 +34,10 @@ from shopkeep.studio import (
     op_get_draft,
     op_publish,
     op_put_draft,
+    op_put_store,
     op_restock,
     op_rollback,
+    op_stores,
     op_validate,
     op_version,
     op_versions,
@@ -104,8 +108,8 @@ SDK_READERS: dict[str, SdkReader] = {
     "studio.get_version": SdkReader(
         op_version(1).parse,
         lambda body: {
-            **{k: v for k, v in body.items() if k not in ("currencies", "items")},
-            "content": {"currencies": body["currencies"], "items": body["items"]},
+            **{k: v for k, v in body.items() if k not in ("currencies", "items", "products")},
+            "content": {k: body[k] for k in ("currencies", "items", "products")},
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
@@ -127,6 +131,11 @@ SDK_READERS: dict[str, SdkReader] = {
     "webhooks.redeliver": SdkReader(
         op_redeliver("id", 1, None, KEY).parse, lambda body: body["queued"]
     ),
+    # Real money in: the game's calls, and the studio's store settings.
+    "receipts.redeem_receipt": SdkReader(lambda r: parse_receipt_result(r, KEY)),
+    "receipts.open_steam_order": SdkReader(op_steam_order("p", "1", "en").parse),
+    "receipts.list_stores": SdkReader(op_stores().parse, lambda body: body["stores"]),
+    "receipts.put_store": SdkReader(op_put_store("app_store", {}).parse),
 }
 
 # Operations the SDK has no call for: the operators' probes use them.
@@ -135,6 +144,8 @@ NOT_IN_SDK = frozenset(
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",
+        # The App Store calls it (App Store Server Notifications v2), never a game.
+        "receipts.app_store_notification",
     }
 )
 

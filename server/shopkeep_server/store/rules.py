@@ -297,12 +297,70 @@ class ItemSchema(Schema):
             raise ValidationError(errors)
 
 
+# The app stores a product may be sold on: the keys of a product's `store_ids`, and the
+# `store` of a receipt and of a store's settings.
+STORES: tuple[str, ...] = ("app_store", "google_play", "steam")
+PRODUCT_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+# Store product ids: Apple's and Google's ids are dotted names, Steam's item ids are numbers.
+STORE_PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,149}$"
+
+
+class StoreIdsSchema(Schema):
+    """A product's id on each store that sells it (at least one)."""
+
+    app_store = fields.String(validate=_must_match(STORE_PRODUCT_ID_PATTERN))
+    google_play = fields.String(validate=_must_match(STORE_PRODUCT_ID_PATTERN))
+    steam = fields.String(validate=_must_match(STORE_PRODUCT_ID_PATTERN))
+
+    @validates_schema
+    def _at_least_one(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError(f"name the product's id on at least one of {', '.join(STORES)}")
+
+
+class GrantedCurrencySchema(Schema):
+    currency = currency_field(required=True)
+    amount = amount_field(required=True)
+
+
+class GrantedItemSchema(Schema):
+    sku = sku_field(required=True)
+    quantity = quantity_field(required=True)
+
+
+class ProductGrantsSchema(Schema):
+    """What one purchase of a product gives: currencies and/or items."""
+
+    currencies = fields.List(
+        fields.Nested(GrantedCurrencySchema), load_default=list, validate=validate.Length(max=10)
+    )
+    items = fields.List(
+        fields.Nested(GrantedItemSchema), load_default=list, validate=validate.Length(max=50)
+    )
+
+    @validates_schema
+    def _gives_something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data["currencies"] and not data["items"]:
+            raise ValidationError("a product must grant a currency or an item")
+
+
+class ProductSchema(Schema):
+    """A real-money product: sold by the app stores, it grants currencies and items."""
+
+    id = fields.String(required=True, validate=_must_match(PRODUCT_ID_PATTERN))
+    store_ids = fields.Nested(StoreIdsSchema, required=True)
+    grants = fields.Nested(ProductGrantsSchema, required=True)
+
+
 class CatalogSchema(Schema):
     currencies = fields.List(
         fields.Nested(CurrencySchema), required=True, validate=validate.Length(max=50)
     )
     items = fields.List(
         fields.Nested(ItemSchema), required=True, validate=validate.Length(max=5000)
+    )
+    products = fields.List(
+        fields.Nested(ProductSchema), load_default=list, validate=validate.Length(max=500)
     )
 
 
@@ -323,6 +381,7 @@ def load_defaults(schema: Schema) -> dict[str, Any]:
 # Field names in declaration order (the order a written catalog file uses).
 CURRENCY_FIELDS: tuple[str, ...] = tuple(CurrencySchema().fields)
 ITEM_FIELDS: tuple[str, ...] = tuple(ItemSchema().fields)
+PRODUCT_FIELDS: tuple[str, ...] = tuple(ProductSchema().fields)
 CURRENCY_DEFAULTS: dict[str, Any] = load_defaults(CurrencySchema())
 ITEM_DEFAULTS: dict[str, Any] = load_defaults(ItemSchema())
 TIMESTAMP_FIELDS: tuple[str, ...] = tuple(

@@ -36,6 +36,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "available_until",
     "tags",
     "metadata",
+    "localized",
 )
 # A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
 ENTRY_FIELDS: tuple[str, ...] = ("sku", "quantity", "currency", "amount")
@@ -50,6 +51,7 @@ ITEM_DEFAULTS: Mapping[str, Any] = {
     "available_until": None,
     "tags": [],
     "metadata": {},
+    "localized": {},
 }
 TIMESTAMP_FIELDS: tuple[str, ...] = ("available_from", "available_until")
 

@@ -22,7 +22,9 @@ Hierarchy::
     │   ├── ItemUnavailable         item_unavailable
     │   ├── PriceChanged            price_changed (.current_price)
     │   ├── BalanceCapExceeded      balance_cap_exceeded
-    │   └── NotEnoughItems          not_enough_items
+    │   ├── NotEnoughItems          not_enough_items
+    │   ├── CodeExhausted           code_exhausted
+    │   └── CodeAlreadyRedeemed     code_already_redeemed
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
     ├── PreconditionFailed          412 precondition_failed
     │   └── PreconditionRequired    428 precondition_required
@@ -56,6 +58,8 @@ __all__ = [
     "BadRequest",
     "BalanceCapExceeded",
     "BusinessRejection",
+    "CodeAlreadyRedeemed",
+    "CodeExhausted",
     "ConnectionError",
     "ErrorCategory",
     "ErrorEntry",
@@ -234,6 +238,14 @@ class NotEnoughItems(BusinessRejection):
     """The player does not own enough of the item (consume, or a refund of a spent grant)."""
 
 
+class CodeExhausted(BusinessRejection):
+    """The promo code's budget of redemptions is used up."""
+
+
+class CodeAlreadyRedeemed(BusinessRejection):
+    """This player redeemed the promo code before (a code counts once per player)."""
+
+
 class IdempotencyConflict(ShopkeepError):
     """The idempotency key is in flight (409, retried) or was used for another request (422)."""
 
@@ -302,6 +314,8 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "price_changed": ErrorEntry(409, _FINAL, PriceChanged),
     "balance_cap_exceeded": ErrorEntry(409, _FINAL, BalanceCapExceeded),
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
+    "code_exhausted": ErrorEntry(409, _FINAL, CodeExhausted),
+    "code_already_redeemed": ErrorEntry(409, _FINAL, CodeAlreadyRedeemed),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),
     "precondition_failed": ErrorEntry(412, _NOT_STORED, PreconditionFailed),
     "precondition_required": ErrorEntry(428, _NOT_STORED, PreconditionRequired),

@@ -102,6 +102,10 @@ class PublishedVersion:
         )
 
 
+# The top-level lists of a catalog beyond currencies and items (issue 15).
+CATALOG_PARTS: tuple[str, ...] = ("segments", "offers", "promo_codes")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CatalogVersion:
     """A published version: its summary, whether it is ``live``, and (from
@@ -120,6 +124,10 @@ class CatalogVersion:
         content = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
+            # A version's segments, offers and promo codes (issue 15), when it has the keys.
+            for part in CATALOG_PARTS:
+                if part in data:
+                    content[part] = list(data[part])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")

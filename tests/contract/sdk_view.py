@@ -19,6 +19,7 @@ from shopkeep._core import (
     op_inventory,
     op_ledger_page,
     op_purchases_page,
+    op_redeem_code,
     op_refund,
     op_stock,
     op_wallet,
@@ -38,6 +39,7 @@ from shopkeep.studio import (
 )
 
 KEY = "contract-check-key-0001"
+PARTS = ("segments", "offers", "promo_codes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,10 @@ SDK_READERS: dict[str, SdkReader] = {
         ).parse,
         lambda body: {**body, "inventory": {"items": body["inventory"]}},
     ),
+    "offers.redeem_code": SdkReader(
+        op_redeem_code("CODE", KEY).parse,
+        lambda body: {**body, "inventory": {"items": body["inventory"]}},
+    ),
     "service.refund": SdkReader(op_refund("id", reason="r", key=KEY).parse, _purchase.wire),
     "service.player_wallet": SdkReader(op_wallet("p").parse),
     "service.player_inventory": SdkReader(op_inventory("p").parse),
@@ -88,8 +94,8 @@ SDK_READERS: dict[str, SdkReader] = {
     "studio.get_version": SdkReader(
         op_version(1).parse,
         lambda body: {
-            **{k: v for k, v in body.items() if k not in ("currencies", "items")},
-            "content": {"currencies": body["currencies"], "items": body["items"]},
+            **{k: v for k, v in body.items() if k not in ("currencies", "items", *PARTS)},
+            "content": {k: v for k, v in body.items() if k in ("currencies", "items", *PARTS)},
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
@@ -101,6 +107,10 @@ NOT_IN_SDK = frozenset(
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",
+        # A studio's game backend sets segment attributes from its own code; the SDK is the
+        # game's, and has no call for them yet.
+        "offers.get_attributes",
+        "offers.put_attributes",
     }
 )
 

@@ -10,18 +10,21 @@
 --   2. not_found: the sku is not in the live catalog;
 --   3. validation_failed (currency): no currency given and the item has several prices;
 --   4. validation_failed (currency): the item is not sold for that currency;
---   5. price_changed: expected_price given and not the current unit price in that currency;
+--   5. price_changed: expected_price given and not the player's unit price in that currency
+--      now (the list price, or an offer's: sk_offer_price in 66_offers.sql, the one function
+--      the player's catalog view prices with too);
 --   6. item_unavailable: outside the item's available_from / available_until window;
 --   7. sold_out: a limited item with fewer units left than asked for (a look without locks);
 --   8. insufficient_funds: the balance is less than unit price x quantity (wallets locked);
 --   9. purchase_limit_reached: past the item's per_player_limit (completed purchases);
+--  9b. purchase_limit_reached: past the per_player_limit of the offer that priced it;
 --  10. purchase_limit_reached: a durable item bought twice, or more than one at a time;
 --  11. sold_out: the stock is taken under lock (a concurrent buyer took the last units);
 --  12. purchase_limit_reached: a bundle holds a durable item the player already owns;
 --  13. balance_cap_exceeded: a bundle's currency would pass its max_balance.
 --
 -- Lock order, shared with grants and refunds: wallets (by currency), the player's count for
--- this sku, stock buckets, inventory rows (by sku), then wallets are changed.
+-- this sku, the player's count for the offer, stock buckets, inventory rows (by sku), then wallets are changed.
 CREATE OR REPLACE FUNCTION sk_purchase(
     p_game text, p_player text, p_key text, p_fingerprint text,
     p_ttl_seconds integer, p_wait_ms integer, p_request_id text,
@@ -34,6 +37,7 @@ DECLARE
     v_item catalog_items;
     v_currency text := p_currency;
     v_unit bigint;
+    v_offer_id text;
     v_total bigint;
     v_balance bigint;
     v_remaining bigint;
@@ -71,6 +75,10 @@ BEGIN
         IF v_unit IS NULL THEN                                                            -- 4
             PERFORM sk_invalid('currency', format('%s is not sold for %s', v_item.sku, v_currency));
         END IF;
+        PERFORM sk_player_seen(p_game, p_player, NULL);
+        SELECT o.amount, o.offer_id INTO v_unit, v_offer_id
+          FROM sk_offer_price(p_game, p_player, v_live.version_id, v_item.sku, v_currency,
+                              v_unit, now(), NULL) o;
 
         IF p_expected_currency IS NOT NULL                                                -- 5
            AND (p_expected_currency <> v_currency OR p_expected_amount <> v_unit) THEN
@@ -131,12 +139,16 @@ BEGIN
                 format('%s is durable and already owned', v_item.sku),
                 jsonb_build_object('sku', v_item.sku, 'limit', 1));
         END IF;
+        IF v_offer_id IS NOT NULL THEN                                                    -- 9b
+            PERFORM sk_offer_take(p_game, p_player, v_live.version_id, v_item.sku, v_offer_id,
+                                  p_quantity);
+        END IF;
         IF v_item.stock IS NOT NULL THEN                                                  -- 11
             PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
 
         v_id := gen_random_uuid();
-        v_reference := 'purchase:' || v_id;
+        v_reference := sk_purchase_reference(v_id, v_offer_id);
         IF v_total > 0 THEN
             PERFORM sk_wallet_change(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
                                      v_reference);
@@ -144,9 +156,10 @@ BEGIN
         v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,    -- 12, 13
                                        p_quantity, 'purchase', v_reference);
         INSERT INTO purchases (id, game_id, player_id, sku, quantity, currency, unit_price,
-                               total_price, catalog_version, status, granted, idempotency_key)
+                               total_price, catalog_version, status, granted, idempotency_key,
+                               offer_id)
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
-                v_live.version, 'completed', v_granted, p_key)
+                v_live.version, 'completed', v_granted, p_key, v_offer_id)
         RETURNING * INTO v_purchase;
         status := 201;
         body := jsonb_build_object(

@@ -27,11 +27,15 @@ END $$;
 -- Append-only: rows are added, never changed.
 GRANT INSERT ON ledger_entries, item_ledger, catalog_versions, catalog_currencies,
     catalog_items, stock_restocks, grants TO shopkeep_app;
+-- Personalized offers (issue 15): a version's offers and codes are catalog rows like its items.
+GRANT INSERT ON catalog_offers, catalog_promo_codes TO shopkeep_app;
 
 -- Current state the money path and the studio change in place (SELECT ... FOR UPDATE needs
 -- UPDATE too).
 GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, inventories,
     purchases, player_item_counts TO shopkeep_app;
+GRANT INSERT, UPDATE ON player_profiles, promo_code_budgets, promo_redemptions,
+    player_offer_counts TO shopkeep_app;
 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.

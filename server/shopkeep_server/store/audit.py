@@ -112,7 +112,8 @@ CHECKS: list[Check] = [
           FROM purchases p
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM ledger_entries l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
-                                AND l.reference = 'purchase:' || p.id AND l.currency = p.currency
+                                AND l.reference = sk_purchase_reference(p.id, p.offer_id)
+                                AND l.currency = p.currency
                                 AND l.delta < 0) paid ON true
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM ledger_entries l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
@@ -138,7 +139,8 @@ CHECKS: list[Check] = [
           CROSS JOIN LATERAL jsonb_array_elements(p.granted) AS g(e)
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM item_ledger l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
-                                AND l.sku = g.e->>'sku' AND l.reference = 'purchase:' || p.id) l
+                                AND l.sku = g.e->>'sku'
+                                AND l.reference = sk_purchase_reference(p.id, p.offer_id)) l
                  ON true
          WHERE g.e ? 'sku' AND coalesce(l.total, 0) <> (g.e->>'quantity')::bigint
         """,

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from . import rules
+from . import offers, rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
@@ -32,6 +32,8 @@ def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str,
     optional fields present, timestamps in UTC). Raises validation_failed with field paths."""
     data = rules.load(_catalog_schema, raw)
     errors = _entry_errors(data)
+    for path, messages in offers.catalog_errors(data).items():
+        errors.setdefault(path, []).extend(messages)
     published_scales: dict[str, int] = dict(
         conn.execute(
             "SELECT DISTINCT ON (cc.code) cc.code, cc.scale FROM catalog_currencies cc"
@@ -96,7 +98,7 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
                 "available_until": rules.format_timestamp(item["available_until"]),
             }
         )
-    return {"currencies": data["currencies"], "items": items}
+    return {"currencies": data["currencies"], "items": items, **offers.normalized_parts(data)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +199,7 @@ def publish(
         " available_from timestamptz, available_until timestamptz)",
         (version_id, Jsonb(content["items"])),
     )
+    offers.publish_parts(conn, game, version_id, content)
     # Stock is live state: created the first time a limited sku is published, then only
     # changed by purchases and restocks; a later version's `stock` does not reset it.
     conn.execute(
@@ -293,6 +296,13 @@ class LiveCatalog:
     content: dict[str, Any]
     body: bytes
     etag: str  # unquoted; the response quotes it
+    # Issue 15: what players are served (store/offers.py), whether the version has offers
+    # (then each player's view is priced per request), its locales, and the served catalog
+    # rendered per locale (filled as readers ask).
+    served: dict[str, Any] = dataclasses.field(default_factory=dict)
+    personal: bool = False
+    locales: frozenset[str] = frozenset()
+    by_locale: dict[str, tuple[dict[str, Any], bytes]] = dataclasses.field(default_factory=dict)
 
 
 class CatalogCache:
@@ -383,8 +393,18 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
         ).fetchone()
         assert row is not None
         content = {"version": version, **row[0]}
-        body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-        entry = LiveCatalog(version_id, version, content, body, f"v{version_id}")
+        served = offers.served_content(row[0], version)
+        body = json.dumps(served, separators=(",", ":"), ensure_ascii=False).encode()
+        entry = LiveCatalog(
+            version_id,
+            version,
+            content,
+            body,
+            f"v{version_id}",
+            served=served,
+            personal=offers.has_offers(row[0]),
+            locales=frozenset(offers.locales_of(row[0])),
+        )
         cache.put(entry)
     return entry
 

@@ -49,6 +49,7 @@ from ._core import (
     segment,
 )
 from .aio import AsyncStoreClient
+from .catalog_diff import CATALOG_PARTS
 from .client import StoreClient
 from .models import (
     Inventory,
@@ -100,10 +101,6 @@ class PublishedVersion:
             published_by=str(data["published_by"]),
             published_at=_required_time(data["published_at"]),
         )
-
-
-# The top-level lists of a catalog beyond currencies and items (issue 15).
-CATALOG_PARTS: tuple[str, ...] = ("segments", "offers", "promo_codes")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

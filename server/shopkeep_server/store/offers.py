@@ -385,7 +385,7 @@ def offer_sales(conn: psycopg.Connection, game: str) -> list[dict[str, Any]]:
         " ) p GROUP BY offer_id, currency ORDER BY offer_id, currency",
         (game,),
     ).fetchall()
-    redemptions = dict(
+    redemptions: dict[str, int] = dict(
         conn.execute(
             "SELECT offer_id, count(*) FROM promo_redemptions WHERE game_id = %s"
             " AND offer_id IS NOT NULL GROUP BY offer_id",
@@ -452,3 +452,20 @@ def catalog_view(
 
 def _dumps(content: Mapping[str, Any]) -> bytes:
     return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def preview_prices(
+    conn: psycopg.Connection, game: str, player: str, *, actor: str
+) -> tuple[dict[str, Any], dict[tuple[str, str], tuple[int, str]]]:
+    """What ``player`` would see of the draft if it were published now: the draft (checked as
+    a publish checks it) and the player's own prices, from the same SQL as the live view. The
+    draft is published inside a transaction that is always rolled back, so nothing stays (no
+    version, no notification); the player's row is not made either."""
+    from . import catalog  # publishing imports this module: imported when first needed
+
+    with conn.transaction(force_rollback=True):
+        catalog.publish(conn, game, actor=actor, notes="preview", stock_buckets=1)
+        row = conn.execute("SELECT live_version_id, draft FROM games WHERE id = %s", (game,))
+        found = row.fetchone()
+        assert found is not None
+        return found[1], personal_prices(conn, game, player, found[0])

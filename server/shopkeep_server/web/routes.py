@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from . import editing, overview, page, publishing, signin, support
+from . import editing, offers, overview, page, publishing, signin, support
 
 blp = Blueprint(
     "studio_web",
@@ -46,6 +46,9 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/rollback", "rollback", publishing.rollback, POST),
     ("/players", "player_page", support.player_page, GET),
     ("/players/<player_id>/refund", "refund", support.refund, POST),
+    ("/offers", "offers_page", offers.offers_page, GET),
+    ("/offers/parts", "save_offer_parts", offers.save_parts, POST),
+    ("/offers/codes", "create_code", offers.create_code, POST),
 )
 
 for rule, endpoint, view, methods in ROUTES:

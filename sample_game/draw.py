@@ -141,10 +141,10 @@ def draw_panel(
 def strike_through(target: pygame.Surface, fonts: Fonts, text: str, right: int, y: int) -> int:
     """``text`` dimmed and struck through, ending at ``right`` (an original price beside an
     offer's); returns the x left of it."""
-    surface = fonts.render(text, 20, PALETTE["dim"])
+    surface = fonts.render(text, 24, PALETTE["dim"])
     rect = surface.get_rect(midright=(right, y))
     target.blit(surface, rect)
-    pygame.draw.line(target, PALETTE["dim"], (rect.left - 1, y), (rect.right + 1, y), 2)
+    pygame.draw.line(target, PALETTE["error"], (rect.left - 2, y + 1), (rect.right + 2, y - 1), 2)
     return rect.left - 6
 
 

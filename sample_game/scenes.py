@@ -737,12 +737,11 @@ class ShopScene:
             surface = app.fonts.render(text, 24, PALETTE["error"] if short else shade)
             target.blit(surface, surface.get_rect(midright=(x, rect.centery)))
             x -= surface.get_width() + 6
-            if offered.offer_id is not None:
-                x = strike_through(
-                    target, app.fonts, str(listed).rsplit(" ", 1)[0], x, rect.centery
-                )
             currency_icon(target, price.currency, (x - 8, rect.centery), 8)
             x -= 26
+            if offered.offer_id is not None:
+                was = str(listed).rsplit(" ", 1)[0]
+                x = strike_through(target, app.fonts, was, x, rect.centery) - 4
 
     def _draw_details(self, target: pygame.Surface, item: Item) -> None:
         app = self.app

@@ -44,20 +44,24 @@ END $$;
 -- What the segment rules can ask about a player (store/segments.py names them): first_seen,
 -- country, attr (the studio's key-values), last_purchase and spend (per currency, from the
 -- completed purchases), plus what offers need: the offers its codes unlocked and the units it
--- bought at each limited offer. Timestamps are JSON strings (sk_ts).
-CREATE OR REPLACE FUNCTION sk_player_facts(p_game text, p_player text) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+-- bought at each limited offer. Timestamps are JSON strings (sk_ts). Without p_purchases the
+-- two facts read from the player's purchases (last_purchase, spend) are left out: a catalog
+-- whose rules never ask for them does not scan a big spender's purchases on every view.
+CREATE OR REPLACE FUNCTION sk_player_facts(
+    p_game text, p_player text, p_purchases boolean DEFAULT true
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'first_seen', sk_ts(pp.first_seen),
         'country', pp.country,
         'attr', coalesce(pp.attributes, '{}'),
         'last_purchase', (SELECT sk_ts(max(p.created_at)) FROM purchases p
-                           WHERE p.game_id = p_game AND p.player_id = p_player
-                             AND p.status = 'completed'),
+                           WHERE p_purchases AND p.game_id = p_game
+                             AND p.player_id = p_player AND p.status = 'completed'),
         'spend', (SELECT coalesce(jsonb_object_agg(s.currency, s.total), '{}')
                     FROM (SELECT p.currency, sum(p.total_price) AS total FROM purchases p
-                           WHERE p.game_id = p_game AND p.player_id = p_player
-                             AND p.status = 'completed' GROUP BY p.currency) s),
+                           WHERE p_purchases AND p.game_id = p_game
+                             AND p.player_id = p_player AND p.status = 'completed'
+                           GROUP BY p.currency) s),
         'unlocked', (SELECT coalesce(jsonb_agg(r.offer_id), '[]') FROM promo_redemptions r
                       WHERE r.game_id = p_game AND r.player_id = p_player
                         AND r.offer_id IS NOT NULL),
@@ -66,6 +70,15 @@ LANGUAGE sql STABLE AS $$
                     WHERE c.game_id = p_game AND c.player_id = p_player)))
       FROM (SELECT) AS one
       LEFT JOIN player_profiles pp ON pp.game_id = p_game AND pp.player_id = p_player
+$$;
+
+-- Whether any offer rule of a version asks about purchases (a compiled rule's path names
+-- spend or last_purchase: store/segments.py).
+CREATE OR REPLACE FUNCTION sk_rules_read_purchases(p_version_id bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM catalog_offers
+                    WHERE version_id = p_version_id
+                      AND rule::text ~ '"(spend|last_purchase)"')
 $$;
 
 -- Evaluates a compiled segment rule (store/segments.py) against a player's facts at p_at.
@@ -148,7 +161,8 @@ BEGIN
               ORDER BY c.offer_id LOOP
         IF v_facts IS NULL
            AND (o.rule IS NOT NULL OR o.requires_code OR o.per_player_limit IS NOT NULL) THEN
-            v_facts := sk_player_facts(p_game, p_player);
+            v_facts := sk_player_facts(p_game, p_player,
+                                       sk_rules_read_purchases(p_version_id));
         END IF;
         CONTINUE WHEN o.requires_code AND NOT (v_facts->'unlocked') ? o.offer_id;
         CONTINUE WHEN o.per_player_limit IS NOT NULL
@@ -170,7 +184,7 @@ CREATE OR REPLACE FUNCTION sk_catalog_prices(
 ) RETURNS TABLE (sku text, currency text, amount bigint, offer_id text)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_facts jsonb := sk_player_facts(p_game, p_player);
+    v_facts jsonb := sk_player_facts(p_game, p_player, sk_rules_read_purchases(p_version_id));
 BEGIN
     RETURN QUERY
     SELECT i.sku, e->>'currency', p.amount, p.offer_id

@@ -428,7 +428,7 @@ class StoreSession:
             else:
                 self._on_read_error(error)
 
-        self._call("redeem", self._bg.submit(self.client.redeem_code, code), redeemed, refused)
+        self._call("redeem", self._bg.redeem_code(code), redeemed, refused)
         return True
 
     def answer_dialog(self, accept: bool) -> None:

@@ -33,6 +33,7 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    RedeemResult,
     StockLevel,
     Wallet,
 )
@@ -212,6 +213,10 @@ class Background:
     ) -> Handle[ItemQuantity]:
         """:meth:`StoreClient.consume` in the background."""
         return self.submit(self._client.consume, sku, quantity, idempotency_key=idempotency_key)
+
+    def redeem_code(self, code: str, *, idempotency_key: str | None = None) -> Handle[RedeemResult]:
+        """:meth:`StoreClient.redeem_code` in the background."""
+        return self.submit(self._client.redeem_code, code, idempotency_key=idempotency_key)
 
     def grant(
         self,

@@ -35,6 +35,9 @@ DISTRIBUTED: dict[str, str] = {
     "purchases": "player_id",
     "player_item_counts": "player_id",
     "grants": "player_id",
+    "player_profiles": "player_id",
+    "promo_redemptions": "player_id",
+    "player_offer_counts": "player_id",
     "idempotency_keys": "subject",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.
@@ -44,6 +47,9 @@ REFERENCE: set[str] = {
     "catalog_versions",
     "catalog_currencies",
     "catalog_items",
+    "catalog_offers",
+    "catalog_promo_codes",
+    "promo_code_budgets",
     "stock_levels",
     "stock_buckets",
     "stock_restocks",

@@ -41,6 +41,7 @@ def redeem_code(body: dict[str, Any]) -> Response:
 @blp.route("/players/<string:player_id>/attributes", methods=["GET"])
 @requires("service", "studio")
 @blp.response(200, schemas.PlayerAttributesResultSchema)
+@schemas.fails_with(blp, "validation_failed")  # a malformed player id
 def get_attributes(player_id: str) -> dict[str, Any]:
     """What segment rules can use about a player: first seen, country, last purchase,
     lifetime spend per currency and the studio's key-values."""

@@ -243,9 +243,9 @@ class SentCatalogSchema(Schema):
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
-    segments = fields.List(fields.Nested(SegmentSchema))
-    offers = fields.List(fields.Nested(SentOfferSchema))
-    promo_codes = fields.List(fields.Nested(SentPromoCodeSchema))
+    segments = _list(SegmentSchema)
+    offers = _list(SentOfferSchema)
+    promo_codes = _list(SentPromoCodeSchema)
 
 
 class PriceForYouSchema(MoneySchema):
@@ -329,9 +329,9 @@ class VersionListSchema(Schema):
 class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
-    segments = fields.List(fields.Nested(SegmentSchema))
-    offers = fields.List(fields.Nested(SentOfferSchema))
-    promo_codes = fields.List(fields.Nested(SentPromoCodeSchema))
+    segments = _list(SegmentSchema)
+    offers = _list(SentOfferSchema)
+    promo_codes = _list(SentPromoCodeSchema)
 
 
 class RestockResultSchema(Schema):

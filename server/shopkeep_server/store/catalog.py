@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 # live without a round trip per request (CatalogCache).
 LIVE_CHANNEL = "shopkeep_catalog_live"
 
+# A catalog's lists beyond currencies and items (issue 15): a catalog stored before they
+# existed has none of them, as loading it fills in.
+CATALOG_PARTS = ("segments", "offers", "promo_codes")
+
+
+def with_parts(content: dict[str, Any]) -> dict[str, Any]:
+    return {**{part: [] for part in CATALOG_PARTS}, **content}
+
 
 def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str, Any]:
     """Checks every field and every reference of a catalog; returns it normalized (all
@@ -114,7 +122,7 @@ def get_draft(conn: psycopg.Connection, game: str) -> tuple[dict[str, Any], str]
     row = conn.execute("SELECT draft, draft_revision FROM games WHERE id = %s", (game,)).fetchone()
     if row is None:
         raise NotFound("no such game")
-    return row[0], draft_etag(row[1])
+    return with_parts(row[0]), draft_etag(row[1])
 
 
 def put_draft(
@@ -278,7 +286,7 @@ def get_version(conn: psycopg.Connection, game: str, version: int) -> dict[str, 
         "published_by": by,
         "published_at": rules.format_timestamp(at),
         "live": live,
-        **content,
+        **with_parts(content),
     }
 
 

@@ -9,6 +9,10 @@ connection sends its next request when the answer arrives), as a ratio to ``/hea
 - ``GET /healthz``: the cost of an empty request in this stack (gunicorn, Flask, no database);
 - ``GET /v1/catalog``: the live catalog, full body (a client's first fetch);
 - ``GET /v1/catalog`` with ``If-None-Match``: the 304 a client with a cached catalog gets;
+- ``GET /v1/catalog (personal)``: the same read once the catalog has offers for a segment
+  (issue 15): each player's own prices are worked out per request in SQL over the shared,
+  cached body, measured last (the catalog is published again with offers for it), beside
+  the shared-cache read above;
 - ``GET /v1/wallet``: one database read, players in rotation;
 - ``POST /v1/purchases`` of a common item: the whole money path, a fresh key each time;
 - ``POST /v1/purchases`` of a limited item (stock spread over buckets, enough to never sell
@@ -63,6 +67,7 @@ COMMON_PURCHASE = "POST /v1/purchases (common)"
 LIMITED_PURCHASE = "POST /v1/purchases (limited)"
 DIRECT_SQL = "sk_purchase in SQL (pgbench)"
 PACED = "POST /v1/purchases (paced, 1/2 peak)"
+PERSONAL_CATALOG = "GET /v1/catalog (personal)"
 BENCH_DROP = "bench_drop"
 BENCH_STOCK = 100_000_000
 WARMUP_SECONDS = 2.0
@@ -113,6 +118,22 @@ def bench_catalog() -> dict[str, Any]:
             "per_player_limit": None,
         }
     )
+    return content
+
+
+def bench_offers_catalog() -> dict[str, Any]:
+    """The bench catalog with offers: a tenth off every common item for everyone, a fifth off
+    for new players (a segment over first_seen), so every player's view is priced in SQL."""
+    content = bench_catalog()
+    content["segments"] = [{"id": "new_players", "rule": "first_seen within 7d"}]
+    content["offers"] = [
+        offer
+        for sku in COMMON_ITEMS
+        for offer in (
+            {"id": f"sale-{sku}", "sku": sku, "discount_percent": 10},
+            {"id": f"new-{sku}", "segment": "new_players", "sku": sku, "discount_percent": 20},
+        )
+    ]
     return content
 
 
@@ -571,6 +592,8 @@ def ratios(results: list[Result], info: dict[str, Any]) -> list[str]:
         + "  >= 3000",
         f"GET /v1/catalog / GET /healthz           {ratio('GET /v1/catalog'):>7}  >= 0.9",
         f"catalog 304 / GET /healthz               {ratio('GET /v1/catalog (304)'):>7}  >= 0.95",
+        f"personal catalog / shared catalog        {ratio(PERSONAL_CATALOG, 'GET /v1/catalog'):>7}"
+        "  (shown)",
         f"wallet / GET /healthz                    {ratio('GET /v1/wallet'):>7}  >= 0.7",
         f"limited / common purchase                {ratio(LIMITED_PURCHASE, COMMON_PURCHASE):>7}"
         "  >= 0.9",
@@ -701,7 +724,9 @@ def _run_cases(
         )
     else:
         print("pgbench is not installed: no direct-SQL case", file=sys.stderr)
-    planned += [None, http_cases[-1]]  # None: the paced case, once the peak is known
+    # None: the paced case, once the peak is known; then the personal catalog read, once the
+    # catalog has offers (published just before it is measured).
+    planned += [None, Case(PERSONAL_CATALOG, "GET", "/v1/catalog", player=True), http_cases[-1]]
     results: list[Result] = []
     for planned_case in planned:
         connections = args.connections
@@ -711,6 +736,8 @@ def _run_cases(
             connections = args.connections * 2
         else:
             case = planned_case
+        if case.name == PERSONAL_CATALOG:
+            publish_catalog(store.url, made.studio_token, bench_offers_catalog(), notes="offers")
         print(f"measuring {case.name} ...", file=sys.stderr, flush=True)
         discarded = 0
         while True:

@@ -28,6 +28,7 @@ __all__ = [
     "draw_stars",
     "draw_world",
     "hex_color",
+    "strike_through",
 ]
 
 Color = tuple[int, int, int]
@@ -135,6 +136,16 @@ def draw_panel(
     pygame.draw.rect(panel, (*color, alpha), panel.get_rect(), border_radius=radius)
     pygame.draw.rect(panel, (*border, 255), panel.get_rect(), width=2, border_radius=radius)
     target.blit(panel, rect)
+
+
+def strike_through(target: pygame.Surface, fonts: Fonts, text: str, right: int, y: int) -> int:
+    """``text`` dimmed and struck through, ending at ``right`` (an original price beside an
+    offer's); returns the x left of it."""
+    surface = fonts.render(text, 24, PALETTE["dim"])
+    rect = surface.get_rect(midright=(right, y))
+    target.blit(surface, rect)
+    pygame.draw.line(target, PALETTE["error"], (rect.left - 2, y + 1), (rect.right + 2, y - 1), 2)
+    return rect.left - 6
 
 
 def draw_button(

@@ -26,6 +26,7 @@ from .draw import (
     draw_world,
     key_cap,
     spinner,
+    strike_through,
 )
 from .session import StoreSession, countdown
 from .world import Controls, Round, autopilot
@@ -535,6 +536,8 @@ class ShopScene:
         self.app = app
         self.index = 0
         self.currency: dict[str, str] = {}
+        # The promo code being typed (None: the code prompt is closed).
+        self.code: str | None = None
         session = self.session
         session.watch_stock = True
         session.refresh_catalog()
@@ -563,13 +566,18 @@ class ShopScene:
         self.index = max(0, min(self.index, len(items) - 1))
         return items[self.index]
 
-    def price_of(self, item: Item) -> Money:
-        """The price the player has picked for ``item`` (its first, unless they chose)."""
+    def list_price_of(self, item: Item) -> Money:
+        """The list price in the currency the player has picked (the first, unless they chose)."""
         chosen = self.currency.get(item.sku)
         for price in item.prices:
             if price.currency == chosen:
                 return price
         return item.prices[0]
+
+    def price_of(self, item: Item) -> Money:
+        """What this player pays for ``item`` in the picked currency: its own price (an
+        offer's, or the list price), the one a purchase sends as the expected price."""
+        return item.my_price(self.list_price_of(item).currency).price
 
     def select(self, sku: str) -> None:
         """Put the cursor on ``sku``."""
@@ -582,17 +590,36 @@ class ShopScene:
         self.session.watch_stock = False
         self.app.switch(scene)
 
+    def handle_code(self, event: pygame.event.Event) -> None:
+        """Typing a promo code: letters, digits, - and _; Enter redeems it, Esc closes."""
+        assert self.code is not None
+        if event.type == pygame.TEXTINPUT:
+            typed = "".join(c for c in event.text.upper() if c.isalnum() or c in "-_")
+            self.code = (self.code + typed)[:32]
+        elif on_key(event, pygame.K_BACKSPACE):
+            self.code = self.code[:-1]
+        elif on_key(event, *CONFIRM_KEYS) or clicked(self.app, event) == "redeem":
+            if self.session.redeem(self.code):
+                self.code = None
+        elif on_key(event, pygame.K_ESCAPE):
+            self.code = None
+
     def handle(self, event: pygame.event.Event) -> None:
+        if self.code is not None:
+            self.handle_code(event)
+            return
         item = self.selected
         target = clicked(self.app, event)
-        if on_key(event, *UP_KEYS):
+        if on_key(event, pygame.K_c) or target == "code":
+            self.code = ""
+        elif on_key(event, *UP_KEYS):
             self.index -= 1
         elif on_key(event, *DOWN_KEYS):
             self.index += 1
         elif on_key(event, *LEFT_KEYS, *RIGHT_KEYS) and item is not None and len(item.prices) > 1:
             codes = [p.currency for p in item.prices]
             step = -1 if event.key in LEFT_KEYS else 1
-            current = codes.index(self.price_of(item).currency)
+            current = codes.index(self.list_price_of(item).currency)
             self.currency[item.sku] = codes[(current + step) % len(codes)]
         elif (on_key(event, *CONFIRM_KEYS) or target == "buy") and item is not None:
             self.buy(item)
@@ -701,17 +728,24 @@ class ShopScene:
                 color=color,
                 anchor="midleft",
             )
-        # Prices, right-aligned, red when the balance cannot cover them.
+        # The player's own prices, right-aligned, red when the balance cannot cover them; an
+        # offer's price in gold, with the list price struck through beside it.
         x = rect.right - 10
-        for price in reversed(item.prices):
+        for listed in reversed(item.prices):
+            offered = item.my_price(listed.currency)
+            price = offered.price
             balance = session.balance(price.currency)
             short = balance is not None and balance < price.minor
             text = str(price).rsplit(" ", 1)[0]
-            surface = app.fonts.render(text, 24, PALETTE["error"] if short else PALETTE["text"])
+            shade = PALETTE["gold"] if offered.offer_id is not None else PALETTE["text"]
+            surface = app.fonts.render(text, 24, PALETTE["error"] if short else shade)
             target.blit(surface, surface.get_rect(midright=(x, rect.centery)))
             x -= surface.get_width() + 6
             currency_icon(target, price.currency, (x - 8, rect.centery), 8)
             x -= 26
+            if offered.offer_id is not None:
+                was = str(listed).rsplit(" ", 1)[0]
+                x = strike_through(target, app.fonts, was, x, rect.centery) - 4
 
     def _draw_details(self, target: pygame.Surface, item: Item) -> None:
         app = self.app
@@ -813,7 +847,8 @@ class ShopScene:
             x = panel.left + 14
             arrow(target, (x + 6, y + 16), "left", PALETTE["dim"])
             x += 18
-            for price in item.prices:
+            for listed in item.prices:
+                price = item.my_price(listed.currency).price
                 rect = app.hotspot(f"price:{price.currency}", pygame.Rect(x, y, 140, 32))
                 active = price.currency == chosen.currency
                 draw_panel(
@@ -862,6 +897,9 @@ class ShopScene:
         if item.stock is not None and session.stock.get(item.sku) == 0:
             # Still pressable: the store has the last word (stock can come back on restock).
             return "Sold out", True, (150, 150, 175)
+        listed = self.list_price_of(item)
+        if listed != price:
+            return f"Buy for {price} (was {listed})  [Enter]", True, PALETTE["gold"]
         return f"Buy for {price}  [Enter]", True, PALETTE["gold"]
 
     def _draw_ledger(self, target: pygame.Surface, panel: pygame.Rect) -> None:
@@ -895,6 +933,7 @@ class ShopScene:
             ("Up/Down", "choose"),
             ("Left/Right", "currency"),
             ("Enter", "buy"),
+            ("C", "code"),
             ("Space", "play"),
             ("U", "top up"),
             ("Esc", "hangar"),
@@ -911,3 +950,25 @@ class ShopScene:
         play = app.hotspot("play", pygame.Rect(WIDTH - 130, HEIGHT - 40, 114, 32))
         draw_button(target, app.fonts, back, "Hangar", color=(150, 150, 175), size=22)
         draw_button(target, app.fonts, play, "Play", color=PALETTE["gold"], size=22)
+        if self.code is not None:
+            self._draw_code_prompt(target)
+
+    def _draw_code_prompt(self, target: pygame.Surface) -> None:
+        """The promo code being typed, over the middle of the shop."""
+        app = self.app
+        box = pygame.Rect(WIDTH // 2 - 220, HEIGHT // 2 - 70, 440, 140)
+        draw_panel(target, box, color=PALETTE["panel_hi"], border=PALETTE["gold"], radius=12)
+        app.fonts.draw(
+            target, "Enter a promo code", (box.centerx, box.top + 14), size=26, anchor="midtop"
+        )
+        cursor = "_" if (app.frame_no // 20) % 2 == 0 else " "
+        app.fonts.draw(
+            target,
+            (self.code or "") + cursor,
+            (box.centerx, box.top + 58),
+            size=34,
+            color=PALETTE["gold"],
+            anchor="midtop",
+        )
+        redeem = app.hotspot("redeem", pygame.Rect(box.centerx - 70, box.bottom - 40, 140, 30))
+        draw_button(target, app.fonts, redeem, "Redeem [Enter]", color=PALETTE["gold"], size=20)

@@ -26,6 +26,8 @@ from shopkeep import (
     Background,
     BalanceCapExceeded,
     Catalog,
+    CodeAlreadyRedeemed,
+    CodeExhausted,
     Handle,
     InsufficientFunds,
     Inventory,
@@ -43,6 +45,7 @@ from shopkeep import (
     PurchaseResult,
     ReceiptInvalid,
     ReceiptResult,
+    RedeemResult,
     ShopkeepError,
     SoldOut,
     StockLevel,
@@ -424,7 +427,8 @@ class StoreSession:
         if sku in self.buying:
             self.notify(f"Already buying {item.name}…", "info")
             return False
-        price = expected or (item.price(currency) if currency else item.prices[0])
+        # The player's own price (an offer's, or the list price): what the shop shows.
+        price = expected or item.my_price(currency or item.prices[0].currency).price
         now = datetime.now(UTC)
         if item.available_from is not None and now < item.available_from:
             wait = countdown(item.available_from, now)
@@ -440,6 +444,40 @@ class StoreSession:
             lambda result: self._on_bought(sku, result),
             lambda error: self._on_purchase_failed(sku, price, error),
         )
+        return True
+
+    def redeem(self, code: str) -> bool:
+        """Start redeeming a promo code; its offer then shows in the shop, or what it grants
+        lands in the wallet. False (with a toast) when there is no code to send."""
+        code = code.strip()
+        if not code:
+            self.notify("Type a code first", "info")
+            return False
+
+        def redeemed(result: RedeemResult) -> None:
+            if result.offer_id is not None:
+                self.notify(f"Code {result.code} unlocked a new price in the shop!", "ok")
+            else:
+                got = ", ".join(
+                    str(self.money(g.currency, g.amount))
+                    if isinstance(g, Amount)
+                    else f"{g.quantity} x {self._name(g.sku)}"
+                    for g in result.granted
+                )
+                self.notify(f"Code {result.code}: you got {got}", "ok")
+            self.refresh_all()
+
+        def refused(error: BaseException) -> None:
+            if isinstance(error, NotFound):
+                self.notify(f"{code.upper()} is not a code you can use", "warn")
+            elif isinstance(error, CodeAlreadyRedeemed):
+                self.notify(f"You already used {code.upper()}", "info")
+            elif isinstance(error, CodeExhausted):
+                self.notify(f"{code.upper()} has been used up", "warn")
+            else:
+                self._on_read_error(error)
+
+        self._call("redeem", self._bg.redeem_code(code), redeemed, refused)
         return True
 
     def answer_dialog(self, accept: bool) -> None:

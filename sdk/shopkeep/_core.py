@@ -42,6 +42,7 @@ from .models import (
     PurchaseResult,
     Receipt,
     ReceiptResult,
+    RedeemResult,
     StockLevel,
     Wallet,
     parse_granted,
@@ -360,6 +361,16 @@ def op_consume(sku: str, quantity: int, key: str) -> Operation[ItemQuantity]:
             idempotency_key=key,
         ),
         lambda r: ItemQuantity.from_wire(_body(r)),
+    )
+
+
+def op_redeem_code(code: str, key: str) -> Operation[RedeemResult]:
+    """``POST /v1/promo-codes/redeem``: unlocks the code's offer or grants its contents."""
+    if not isinstance(code, str) or not code:
+        raise ValueError("code must be a non-empty string")
+    return Operation(
+        Request("POST", "/v1/promo-codes/redeem", body={"code": code}, idempotency_key=key),
+        lambda r: RedeemResult.from_wire(_body(r), replayed=_replayed(r)),
     )
 
 

@@ -23,6 +23,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .events import DEFAULT_PAGE_SIZE, Event, EventPage
+from .holds import Hold
 from .journal import PendingOutcome
 from .models import (
     Amount,
@@ -35,6 +36,7 @@ from .models import (
     Purchase,
     PurchaseResult,
     ReceiptResult,
+    RedeemResult,
     StockLevel,
     Wallet,
 )
@@ -232,6 +234,24 @@ class Background:
     ) -> Handle[ItemQuantity]:
         """:meth:`StoreClient.consume` in the background."""
         return self.submit(self._client.consume, sku, quantity, idempotency_key=idempotency_key)
+
+    def place_hold(
+        self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
+    ) -> Handle[Hold]:
+        """:meth:`StoreClient.place_hold` in the background."""
+        return self.submit(self._client.place_hold, sku, quantity, idempotency_key=idempotency_key)
+
+    def get_hold(self, hold_id: str) -> Handle[Hold]:
+        """:meth:`StoreClient.get_hold` in the background."""
+        return self.submit(self._client.get_hold, hold_id)
+
+    def release_hold(self, hold_id: str) -> Handle[Hold]:
+        """:meth:`StoreClient.release_hold` in the background."""
+        return self.submit(self._client.release_hold, hold_id)
+
+    def redeem_code(self, code: str, *, idempotency_key: str | None = None) -> Handle[RedeemResult]:
+        """:meth:`StoreClient.redeem_code` in the background."""
+        return self.submit(self._client.redeem_code, code, idempotency_key=idempotency_key)
 
     def grant(
         self,

@@ -36,6 +36,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "available_until",
     "tags",
     "metadata",
+    "localized",
 )
 PRODUCT_FIELDS: tuple[str, ...] = ("id", "store_ids", "grants")
 # A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
@@ -51,8 +52,54 @@ ITEM_DEFAULTS: Mapping[str, Any] = {
     "available_until": None,
     "tags": [],
     "metadata": {},
+    "localized": {},
 }
 TIMESTAMP_FIELDS: tuple[str, ...] = ("available_from", "available_until")
+# The catalog's other lists (personalized offers): each entry's key field. Their optional
+# fields default to null (a code's `grant` to []), so a written file leaves those out.
+CATALOG_PARTS: Mapping[str, str] = {"segments": "id", "offers": "id", "promo_codes": "code"}
+PART_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "segments": ("id", "rule"),
+    "offers": (
+        "id",
+        "segment",
+        "sku",
+        "price",
+        "discount_percent",
+        "discount_amount",
+        "starts_at",
+        "ends_at",
+        "per_player_limit",
+    ),
+    "promo_codes": ("code", "offer", "grant", "segment", "budget", "starts_at", "ends_at"),
+}
+WINDOW_FIELDS: tuple[str, ...] = ("starts_at", "ends_at")
+
+
+def part_entry(part: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A segment, offer or code in its fields' order, without the fields at their default
+    (null, an empty grant), its window in the short form and its amounts as ``{currency,
+    amount}``: as a file writes it, and as two are compared."""
+    fields = PART_FIELDS[part]
+    out: dict[str, Any] = {}
+    for name in [*fields, *sorted(set(entry) - set(fields))]:
+        value = entry.get(name)
+        if name not in entry or value is None or (name == "grant" and value == []):
+            continue
+        if name in WINDOW_FIELDS:
+            value = short_timestamp(_comparable_timestamp(value))
+        elif isinstance(value, Mapping):
+            value = _entry_order(value)
+        elif isinstance(value, list):
+            value = [_entry_order(v) if isinstance(v, Mapping) else v for v in value]
+        out[name] = value
+    return out
+
+
+def _entry_order(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: entry[name] for name in ENTRY_FIELDS if name in entry} | {
+        name: entry[name] for name in sorted(entry) if name not in ENTRY_FIELDS
+    }
 
 
 def format_timestamp(value: dt.datetime) -> str:
@@ -74,8 +121,9 @@ def describe(field_path: str, data: Any) -> str:
             out += f"[{segment}]"
             position = int(segment)
             node = node[position] if isinstance(node, list) and position < len(node) else None
-            if index == 1 and segments[0] in ("items", "currencies") and isinstance(node, dict):
-                label = node.get("sku" if segments[0] == "items" else "code")
+            labels = {"items": "sku", "currencies": "code", **CATALOG_PARTS}
+            if index == 1 and segments[0] in labels and isinstance(node, dict):
+                label = node.get(labels[segments[0]])
                 if isinstance(label, str) and label:
                     out += f" ({label})"
                     after_label = True
@@ -132,10 +180,22 @@ class CatalogDiff:
     after_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Real-money products (by id): what each store's product id grants.
     products: tuple[EntryChange, ...] = ()
+    # Segments, offers and promo codes, by id (code).
+    segments: tuple[EntryChange, ...] = ()
+    offers: tuple[EntryChange, ...] = ()
+    promo_codes: tuple[EntryChange, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.currencies or self.items or self.items_reordered or self.products)
+        return not (
+            self.currencies
+            or self.items
+            or self.items_reordered
+            or self.segments
+            or self.offers
+            or self.promo_codes
+            or self.products
+        )
 
     def summary(self) -> str:
         """``items: 1 changed, 1 added; currencies: 1 removed`` or ``no differences``."""
@@ -144,6 +204,9 @@ class CatalogDiff:
             ("items", self.items),
             ("currencies", self.currencies),
             ("products", self.products),
+            ("segments", self.segments),
+            ("offers", self.offers),
+            ("promo_codes", self.promo_codes),
         ):
             counts = [
                 f"{sum(1 for c in changes if c.status == status)} {status}"
@@ -238,13 +301,26 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         fields=PRODUCT_FIELDS,
         defaults={},
     )
+    parts = {
+        name: _entry_changes(
+            [part_entry(name, e) for e in before.get(name) or [] if isinstance(e, Mapping)],
+            [part_entry(name, e) for e in after.get(name) or [] if isinstance(e, Mapping)],
+            key=key,
+            fields=(),
+            defaults={},
+        )[0]
+        for name, key in CATALOG_PARTS.items()
+    }
     return CatalogDiff(
         tuple(currencies),
         tuple(items),
         reordered,
         scales_of(before),
         scales_of(after),
-        tuple(products),
+        products=tuple(products),
+        segments=tuple(parts["segments"]),
+        offers=tuple(parts["offers"]),
+        promo_codes=tuple(parts["promo_codes"]),
     )
 
 
@@ -328,6 +404,8 @@ def describe_entry(
     """One line about a whole entry, for an added or removed one."""
     if section == "currencies":
         return f"{entry.get('name', '')}, scale {entry.get('scale')}"
+    if section in CATALOG_PARTS:
+        return ", ".join(f"{k} {format_value(k, v, scales)}" for k, v in entry.items())
     return (
         f"{entry.get('name', '')}, {entry.get('kind', '')}, "
         f"{format_value('prices', entry.get('prices'), scales)}"
@@ -346,7 +424,13 @@ def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
     old_scales = {**diff.after_scales, **diff.before_scales}
     new_scales = {**diff.before_scales, **diff.after_scales}
     lines = [f"--- {before}", f"+++ {after}"]
-    for section, changes in (("currencies", diff.currencies), ("items", diff.items)):
+    for section, changes in (
+        ("currencies", diff.currencies),
+        ("items", diff.items),
+        ("segments", diff.segments),
+        ("offers", diff.offers),
+        ("promo_codes", diff.promo_codes),
+    ):
         if not changes and not (section == "items" and diff.items_reordered):
             continue
         lines.append(f"{section}:")

@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from .catalog_diff import (
+    CATALOG_PARTS,
     CURRENCY_DEFAULTS,
     CURRENCY_FIELDS,
     ENTRY_FIELDS,
@@ -43,6 +44,7 @@ from .catalog_diff import (
     PRODUCT_FIELDS,
     TIMESTAMP_FIELDS,
     describe,
+    part_entry,
     short_timestamp,
 )
 
@@ -429,7 +431,7 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get(name), list):
                 entry[name] = [_money_or_content(e) for e in entry[name]]
         items.append(entry)
-    ordered = {
+    ordered: dict[str, Any] = {
         "currencies": [
             _ordered(c, CURRENCY_FIELDS, CURRENCY_DEFAULTS) for c in catalog.get("currencies", [])
         ],
@@ -438,6 +440,11 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
     # Real-money products, when there are any (none is the default, left out like others).
     if catalog.get("products"):
         ordered["products"] = [_ordered(p, PRODUCT_FIELDS, {}) for p in catalog["products"]]
+    # Segments, offers and promo codes after the items, each only when the catalog has some.
+    for name in CATALOG_PARTS:
+        entries = catalog.get(name)
+        if isinstance(entries, list) and entries:
+            ordered[name] = [part_entry(name, e) if isinstance(e, Mapping) else e for e in entries]
     return ordered
 
 
@@ -485,7 +492,10 @@ def _is_scalar(value: Any) -> bool:
 
 def _styled(value: Any, *, in_list: bool = False) -> Any:
     if isinstance(value, dict):
-        if in_list and len(value) <= 2 and all(_is_scalar(v) for v in value.values()):
+        # An entry of a list, or an amount (an offer's price): on one line.
+        is_amount = set(value) == {"currency", "amount"}
+        short = len(value) <= 2 and all(_is_scalar(v) for v in value.values())
+        if short and (in_list or is_amount):
             return _FlowDict(value)
         return {k: _styled(v) for k, v in value.items()}
     if isinstance(value, list):

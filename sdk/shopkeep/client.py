@@ -31,6 +31,7 @@ from ._core import (
     op_purchase_body,
     op_purchases_page,
     op_receipt_body,
+    op_redeem_code,
     op_refund,
     op_steam_order,
     op_stock,
@@ -54,6 +55,7 @@ from .models import (
     Purchase,
     PurchaseResult,
     ReceiptResult,
+    RedeemResult,
     StockLevel,
     Wallet,
 )
@@ -106,6 +108,7 @@ class StoreClient:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         pending_max_age: float = DEFAULT_MAX_AGE_SECONDS,
+        accept_language: str | None = None,
         background_workers: int = 2,
     ) -> None:
         if isinstance(timeout, float | int) and not isinstance(timeout, bool):
@@ -129,7 +132,9 @@ class StoreClient:
             base_url=base_url,
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": USER_AGENT},
+            # Accept-Language picks the locale of item names and descriptions in the catalog.
+            headers={"User-Agent": USER_AGENT}
+            | ({"Accept-Language": accept_language} if accept_language else {}),
         )
         self._background_workers = background_workers
         self._background: Background | None = None
@@ -280,6 +285,12 @@ class StoreClient:
     ) -> ItemQuantity:
         """Use up ``quantity`` of a consumable; returns how many are left."""
         return self._run(op_consume(sku, quantity, check_idempotency_key(idempotency_key)))
+
+    def redeem_code(self, code: str, *, idempotency_key: str | None = None) -> RedeemResult:
+        """Redeem a promo code: its offer's price then shows in the catalog's ``price_for_you``,
+        or its contents are granted. ``NotFound`` for a code this player cannot use,
+        ``CodeExhausted`` or ``CodeAlreadyRedeemed`` (final: never retried)."""
+        return self._run(op_redeem_code(code, check_idempotency_key(idempotency_key)))
 
     def place_hold(
         self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None

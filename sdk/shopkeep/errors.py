@@ -25,6 +25,8 @@ Hierarchy::
     │   ├── NotEnoughItems          not_enough_items
     │   ├── ReceiptAlreadyUsed      receipt_already_used
     │   └── DebtOutstanding         debt_outstanding
+    │   ├── CodeExhausted           code_exhausted
+    │   ├── CodeAlreadyRedeemed     code_already_redeemed
     │   ├── HoldExpired             hold_expired
     │   └── HoldLimitReached        hold_limit_reached
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
@@ -62,6 +64,8 @@ __all__ = [
     "BadRequest",
     "BalanceCapExceeded",
     "BusinessRejection",
+    "CodeAlreadyRedeemed",
+    "CodeExhausted",
     "ConnectionError",
     "DebtOutstanding",
     "ErrorCategory",
@@ -255,6 +259,14 @@ class DebtOutstanding(BusinessRejection):
     it first, and purchases wait until it is repaid."""
 
 
+class CodeExhausted(BusinessRejection):
+    """The promo code's budget of redemptions is used up."""
+
+
+class CodeAlreadyRedeemed(BusinessRejection):
+    """This player redeemed the promo code before (a code counts once per player)."""
+
+
 class HoldExpired(BusinessRejection):
     """The hold named by a purchase expired, was released or was used: its units are back on
     sale (``details["status"]`` says which). Buy without it, or place a new hold."""
@@ -350,6 +362,8 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
     "receipt_already_used": ErrorEntry(409, _FINAL, ReceiptAlreadyUsed),
     "debt_outstanding": ErrorEntry(409, _FINAL, DebtOutstanding),
+    "code_exhausted": ErrorEntry(409, _FINAL, CodeExhausted),
+    "code_already_redeemed": ErrorEntry(409, _FINAL, CodeAlreadyRedeemed),
     "hold_expired": ErrorEntry(409, _FINAL, HoldExpired),
     "hold_limit_reached": ErrorEntry(409, _FINAL, HoldLimitReached),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),

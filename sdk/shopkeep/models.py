@@ -29,9 +29,11 @@ __all__ = [
     "Item",
     "ItemQuantity",
     "LedgerEntry",
+    "OfferPrice",
     "Page",
     "Purchase",
     "PurchaseResult",
+    "RedeemResult",
     "StockLevel",
     "Wallet",
 ]
@@ -132,8 +134,27 @@ class Currency:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class OfferPrice:
+    """What this player pays for one unit in one currency, and the offer that makes it so
+    (``offer_id`` None: the list price)."""
+
+    price: Money
+    offer_id: str | None
+
+    @property
+    def currency(self) -> str:
+        return self.price.currency
+
+    @property
+    def amount(self) -> int:
+        """The unit price in minor units: what ``expected_price`` should carry."""
+        return self.price.minor
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Item:
-    """An item of the live catalog."""
+    """An item of the live catalog. ``prices`` are the list prices; ``price_for_you`` the
+    player's own (an offer's, or the list price), which is what a purchase charges."""
 
     sku: str
     name: str
@@ -147,6 +168,19 @@ class Item:
     available_until: datetime | None
     tags: tuple[str, ...]
     metadata: dict[str, Any] = dataclasses.field(hash=False)
+    price_for_you: tuple[OfferPrice, ...] = ()
+    # Name and description per locale as the catalog holds them ({"pt-BR": {"name": ...}});
+    # ``name`` and ``description`` are already in the locale the catalog was asked in.
+    localized: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+
+    def my_price(self, currency: str | None = None) -> OfferPrice:
+        """The player's own unit price in ``currency`` (as :meth:`price` picks it), with the
+        offer that gives it; the list price when the catalog came without one."""
+        listed = self.price(currency)
+        for offered in self.price_for_you:
+            if offered.price.currency == listed.currency:
+                return offered
+        return OfferPrice(listed, None)
 
     def price(self, currency: str | None = None) -> Money:
         """The unit price in ``currency``; without one, the item's only price.
@@ -198,6 +232,8 @@ class Catalog:
     items: tuple[Item, ...]
     etag: str | None = None
     products: tuple[Product, ...] = ()
+    # The locale the names and descriptions are in (Accept-Language); None: the catalog's own.
+    locale: str | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, etag: str | None = None) -> Catalog:
@@ -244,6 +280,11 @@ class Catalog:
                     available_until=parse_time(i.get("available_until")),
                     tags=tuple(str(t) for t in i.get("tags") or ()),
                     metadata=dict(i.get("metadata") or {}),
+                    price_for_you=tuple(
+                        OfferPrice(money(p), p.get("offer_id"))
+                        for p in i.get("price_for_you") or ()
+                    ),
+                    localized=dict(i.get("localized") or {}),
                 )
             )
         products = tuple(
@@ -263,6 +304,7 @@ class Catalog:
             items=tuple(items),
             etag=etag,
             products=products,
+            locale=data.get("locale"),
         )
 
     def product(self, store: str, store_product_id: str) -> Product:
@@ -389,6 +431,8 @@ class Purchase:
     created_at: datetime
     refunded_at: datetime | None
     refund_reason: str | None
+    # The offer that priced it (its ledger reference names it too); None: the list price.
+    offer_id: str | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Purchase:
@@ -413,6 +457,7 @@ class Purchase:
             created_at=_required_time(data["created_at"]),
             refunded_at=parse_time(data.get("refunded_at")),
             refund_reason=data.get("refund_reason"),
+            offer_id=data.get("offer_id"),
         )
 
     @property
@@ -545,3 +590,28 @@ class ReceiptResult:
     def balance(self, currency: str) -> int:
         """The balance of ``currency`` after the top-up, in minor units."""
         return Wallet(self.balances).balance(currency)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RedeemResult:
+    """What ``redeem_code()`` returns: the code, the offer it unlocked (its price now shows in
+    the catalog's ``price_for_you``) or what it granted, and the balances and inventory after."""
+
+    code: str
+    offer_id: str | None
+    granted: tuple[Granted, ...]
+    balances: tuple[Amount, ...]
+    inventory: Inventory
+    replayed: bool
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], *, replayed: bool = False) -> RedeemResult:
+        """Parse the body of ``POST /v1/promo-codes/redeem``."""
+        return cls(
+            code=str(data["code"]),
+            offer_id=data.get("offer_id"),
+            granted=parse_granted(data.get("granted")),
+            balances=_amounts(data.get("balances")),
+            inventory=Inventory.from_wire({"items": data.get("inventory") or []}),
+            replayed=replayed,
+        )

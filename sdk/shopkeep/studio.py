@@ -49,6 +49,7 @@ from ._core import (
     segment,
 )
 from .aio import AsyncStoreClient
+from .catalog_diff import CATALOG_PARTS
 from .client import StoreClient
 from .models import (
     Inventory,
@@ -139,6 +140,10 @@ class CatalogVersion:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
             if "products" in data:
                 content["products"] = list(data["products"])
+            # A version's segments, offers and promo codes (issue 15), when it has the keys.
+            for part in CATALOG_PARTS:
+                if part in data:
+                    content[part] = list(data[part])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")

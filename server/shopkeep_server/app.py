@@ -20,6 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__, logs, tracing, web
 from .api import holds, ops, player, receipts, service, studio, webhooks
+from .api import offers as offers_api
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
 from .config import Config
@@ -253,6 +254,7 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         webhooks.blp,
         ops.blp,
         receipts.blp,
+        offers_api.blp,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(web.blp)

@@ -15,7 +15,7 @@ from .db import Database
 from .errors import Unauthenticated
 from .store import games
 from .store.games import GAME_ID, GameKey
-from .store.rules import ACCOUNT_ID_PATTERN, matches
+from .store.rules import ACCOUNT_ID_PATTERN, COUNTRY_PATTERN, matches
 
 T = TypeVar("T")
 
@@ -37,6 +37,9 @@ class Principal:
     game: str
     subject: str
     role: str
+    # The token's optional `country` claim (ISO 3166 alpha-2), which segment rules can use;
+    # any other value is not a country and is ignored.
+    country: str | None = None
 
 
 def mint_token(key: GameKey, *, role: str, subject: str, ttl: int = 3600) -> str:
@@ -102,7 +105,10 @@ class Authenticator:
         # The whole string: "bp-rich\n" is not the account "bp-rich".
         if not isinstance(subject, str) or not matches(ACCOUNT_ID_PATTERN, subject):
             raise Unauthenticated("the token's sub is not a valid account id")
-        found = Principal(game=claims["game"], subject=subject, role=role)
+        country = claims.get("country")
+        if not (isinstance(country, str) and matches(COUNTRY_PATTERN, country)):
+            country = None
+        found = Principal(game=claims["game"], subject=subject, role=role, country=country)
         self._remember(token, key_deadline, claims, found)
         return found
 

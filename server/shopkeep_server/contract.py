@@ -98,6 +98,14 @@ ERRORS: tuple[ErrorCode, ...] = (
         sqlstate=SQLSTATE_FINAL,
     ),
     ErrorCode("not_enough_items", 409, _FINAL, "not enough items", sqlstate=SQLSTATE_FINAL),
+    ErrorCode("code_exhausted", 409, _FINAL, "this code has been used up", sqlstate=SQLSTATE_FINAL),
+    ErrorCode(
+        "code_already_redeemed",
+        409,
+        _FINAL,
+        "this code was redeemed already",
+        sqlstate=SQLSTATE_FINAL,
+    ),
     ErrorCode(
         "receipt_already_used",
         409,

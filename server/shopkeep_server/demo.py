@@ -22,8 +22,19 @@ STARTING_FUNDS = (("COINS", 1000), ("GEMS", 10), ("USD", 10_000))
 DEMO_BUNDLE_ID = "com.shopkeep.starskipper"
 
 
-def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
-    """A dozen items covering every kind; the limited drops' windows are set from ``now``."""
+def weekend_of(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The weekend ``now`` is in, or the next one: Saturday 00:00 to Monday 00:00 UTC."""
+    midnight = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    saturday = midnight + dt.timedelta(days=(5 - midnight.weekday()) % 7)
+    if midnight.weekday() == 6:  # Sunday: the weekend that began yesterday
+        saturday = midnight - dt.timedelta(days=1)
+    return saturday, saturday + dt.timedelta(days=2)
+
+
+def demo_catalog(now: dt.datetime | None = None, *, offers: bool = True) -> dict[str, Any]:
+    """A dozen items covering every kind; the limited drops' windows are set from ``now``.
+    With ``offers``: a starter price for new players, a weekend sale, the Brazilian text of
+    a few items and a promo code (personalized offers, docs/api.md)."""
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
 
     def at(delta: dt.timedelta) -> str:
@@ -40,7 +51,7 @@ def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
             **extra,
         }
 
-    return {
+    content: dict[str, Any] = {
         "currencies": [
             {"code": "COINS", "name": "Coins", "scale": 0, "max_balance": 1_000_000},
             {"code": "GEMS", "name": "Gems", "scale": 0, "max_balance": 100_000},
@@ -158,6 +169,54 @@ def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
             },
         ],
     }
+    if not offers:
+        return content
+    saturday, monday = weekend_of(now)
+    localized = {
+        "potion": {"name": "Poção de vida", "description": "Restaura uma vida no jogo."},
+        "shield": {"name": "Poção de escudo", "description": "Dez segundos de invencibilidade."},
+        "starter_pack": {"name": "Pacote inicial"},
+    }
+    for entry in content["items"]:
+        if entry["sku"] in localized:
+            entry["localized"] = {"pt-BR": localized[entry["sku"]]}
+    content["segments"] = [
+        {"id": "new_players", "rule": "first_seen within 7d"},
+        {"id": "lapsed", "rule": "last_purchase older_than 30d"},
+    ]
+    content["offers"] = [
+        {
+            "id": "starter",
+            "segment": "new_players",
+            "sku": "starter_pack",
+            "price": {"currency": "GEMS", "amount": 2},
+            "per_player_limit": 1,
+        },
+        *(
+            {
+                "id": f"weekend-{sku}",
+                "sku": sku,
+                "discount_percent": 25,
+                "starts_at": at(saturday - now),
+                "ends_at": at(monday - now),
+            }
+            for sku in ("ship_gold", "trail_rainbow")
+        ),
+        {
+            "id": "comeback",
+            "segment": "lapsed",
+            "sku": "gem_pouch",
+            "discount_percent": 30,
+        },
+    ]
+    content["promo_codes"] = [
+        {
+            "code": "WELCOME",
+            "grant": [{"currency": "COINS", "amount": 100}],
+            "budget": 10_000,
+        }
+    ]
+    return content
 
 
 def seed_demo(conn: psycopg.Connection, config: Config, *, now: dt.datetime | None = None) -> bool:
@@ -224,6 +283,12 @@ def keep_drops_live(
         for item in demo_catalog(now)["items"]
         if item.get("available_from") is not None
     }
+    # The weekend sale moves on to the next weekend once it is over, as the drops do.
+    fresh_sales = {
+        offer["id"]: offer
+        for offer in demo_catalog(now)["offers"]
+        if offer["id"].startswith("weekend-")
+    }
     with conn.transaction():
         # One start at a time decides: a second one waits here, then finds the drops current.
         conn.execute("SELECT 1 FROM games WHERE id = %s FOR UPDATE", (DEMO_GAME,))
@@ -231,12 +296,29 @@ def keep_drops_live(
         if live is None:  # no demo seeded: nothing to keep current
             return None
         version = catalog.get_version(conn, DEMO_GAME, live[1])
-        content = {key: version[key] for key in ("currencies", "items", "products")}
+        content = {
+            part: version[part]
+            for part in ("currencies", "items", "products", "segments", "offers", "promo_codes")
+            if part in version
+        }
         drops = [item for item in content["items"] if item["sku"] in fresh]
-        if all(_still_current(item, fresh[item["sku"]], now) for item in drops):
+        over = {
+            offer["id"]
+            for offer in content.get("offers", [])
+            if offer["id"] in fresh_sales
+            and offer.get("ends_at") is not None
+            and dt.datetime.fromisoformat(offer["ends_at"]) <= now
+        }
+        if not over and all(_still_current(item, fresh[item["sku"]], now) for item in drops):
             return None
         moved = {
             **content,
+            "offers": [
+                {**offer, **{k: fresh_sales[offer["id"]][k] for k in ("starts_at", "ends_at")}}
+                if offer["id"] in over
+                else offer
+                for offer in content.get("offers", [])
+            ],
             "items": [
                 {
                     **item,

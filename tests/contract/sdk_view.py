@@ -19,6 +19,7 @@ from shopkeep._core import (
     op_inventory,
     op_ledger_page,
     op_purchases_page,
+    op_redeem_code,
     op_refund,
     op_steam_order,
     op_stock,
@@ -54,6 +55,7 @@ from shopkeep.webhook_endpoints import (
 )
 
 KEY = "contract-check-key-0001"
+PARTS = ("products", "segments", "offers", "promo_codes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +94,10 @@ SDK_READERS: dict[str, SdkReader] = {
         ).parse,
         lambda body: {**body, "inventory": {"items": body["inventory"]}},
     ),
+    "offers.redeem_code": SdkReader(
+        op_redeem_code("CODE", KEY).parse,
+        lambda body: {**body, "inventory": {"items": body["inventory"]}},
+    ),
     "service.refund": SdkReader(op_refund("id", reason="r", key=KEY).parse, _purchase.wire),
     "service.player_wallet": SdkReader(op_wallet("p").parse),
     "service.player_inventory": SdkReader(op_inventory("p").parse),
@@ -108,8 +114,8 @@ SDK_READERS: dict[str, SdkReader] = {
     "studio.get_version": SdkReader(
         op_version(1).parse,
         lambda body: {
-            **{k: v for k, v in body.items() if k not in ("currencies", "items", "products")},
-            "content": {k: body[k] for k in ("currencies", "items", "products")},
+            **{k: v for k, v in body.items() if k not in ("currencies", "items", *PARTS)},
+            "content": {k: v for k, v in body.items() if k in ("currencies", "items", *PARTS)},
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
@@ -146,6 +152,10 @@ NOT_IN_SDK = frozenset(
         "ops.metrics",
         # The App Store calls it (App Store Server Notifications v2), never a game.
         "receipts.app_store_notification",
+        # A studio's game backend sets segment attributes from its own code; the SDK is the
+        # game's, and has no call for them yet.
+        "offers.get_attributes",
+        "offers.put_attributes",
     }
 )
 

@@ -33,6 +33,11 @@ from .sdk_view import NOT_IN_SDK, SDK_READERS, kept, sdk_problems
 # of several (a product's store ids: the stores that sell it): no field of theirs is always
 # present, and the schema's own rule says which must be.
 EITHER_OR = {"Granted", "Content", "StoreIds"}
+# Shapes that are either one thing or another ({sku, quantity} or {currency, amount}): no field
+# of theirs is always present, and the schema's own rule says which pair must be.
+# An item's text in one locale holds its name, its description or both (the item's own
+# text stands in for what it leaves out).
+EITHER_OR = {"Granted", "Content", "LocalizedText"}
 
 
 class Shop:
@@ -279,7 +284,15 @@ def generated_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 # Generated models that hold a free-form JSON object: their keys are the data.
-FREE_FORM = {"SentItemMetadata", "ErrorDetailDetails"}
+FREE_FORM = {
+    "SentItemMetadata",
+    "LiveItemMetadata",
+    "ErrorDetailDetails",
+    # Keyed by locale, and a studio's own attribute names.
+    "SentItemLocalized",
+    "LiveItemLocalized",
+    "PlayerAttributesResultAttributes",
+}
 
 
 def _read_in_full(model: Any, where: str, unset: type) -> list[str]:

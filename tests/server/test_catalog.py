@@ -54,9 +54,15 @@ def test_live_catalog_with_etag_and_304(client, game: Game) -> None:
 
 def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     draft, etag = _draft(client, game)
-    content = copy.deepcopy(_live(client, game))
-    content.pop("version")
-    assert draft == content  # the fixture published through the draft
+    live_view = copy.deepcopy(_live(client, game))
+    # The live view adds each reader's own prices and its locale (issue 15), and keeps the
+    # segments, offers and codes to the studio; the rest is the draft as published.
+    assert live_view.pop("locale") is None
+    for item in live_view["items"]:
+        assert item.pop("price_for_you") == [{**p, "offer_id": None} for p in item["prices"]]
+    content = {"currencies": live_view["currencies"], "items": live_view["items"]}
+    # the fixture published through the draft
+    assert draft == {**content, "segments": [], "offers": [], "promo_codes": []}
     potion = next(i for i in content["items"] if i["sku"] == "potion")
     potion["prices"] = [{"currency": "COINS", "amount": 60}]
     put = _put(client, game, content, etag)

@@ -34,6 +34,27 @@ def test_the_sdk_mirror_of_the_catalog_fields_is_the_schemas() -> None:
     assert catalog_diff.CURRENCY_DEFAULTS == rules.CURRENCY_DEFAULTS
     assert catalog_diff.ITEM_DEFAULTS == rules.ITEM_DEFAULTS
     assert catalog_diff.TIMESTAMP_FIELDS == rules.TIMESTAMP_FIELDS
+    # Segments, offers and promo codes (issue 15): fields in order, every optional one
+    # defaulting to what the file leaves out (null, or an empty grant).
+    part_schemas = {
+        "segments": rules.SegmentSchema(),
+        "offers": rules.OfferSchema(),
+        "promo_codes": rules.PromoCodeSchema(),
+    }
+    assert tuple(catalog_diff.CATALOG_PARTS) == tuple(part_schemas)
+    for part, schema in part_schemas.items():
+        assert catalog_diff.PART_FIELDS[part] == tuple(schema.fields)
+        assert catalog_diff.CATALOG_PARTS[part] == next(iter(schema.fields))
+        if part != "promo_codes":
+            assert all(value is None for value in rules.load_defaults(schema).values())
+    assert rules.load_defaults(rules.PromoCodeSchema()) == {
+        "offer": None,
+        "grant": [],
+        "segment": None,
+        "starts_at": None,
+        "ends_at": None,
+    }
+    assert catalog_diff.WINDOW_FIELDS == rules.WINDOW_FIELDS
 
 
 def test_validate_refuses_a_file_exactly_as_the_draft_refuses_it(client, game: Game) -> None:

@@ -19,6 +19,7 @@ from shopkeep_server.demo import (
     demo_tokens,
     keep_drops_live,
     seed_demo,
+    weekend_of,
 )
 from shopkeep_server.store import catalog, rules
 from support import make_config
@@ -96,7 +97,15 @@ def test_a_demo_kept_for_a_week_gets_its_drops_moved_forward(client, conn) -> No
     assert without_windows(moved) == without_windows(old)  # nothing else changed
     # Nobody was editing the draft, so it follows the live catalog.
     draft, etag = catalog.get_draft(conn, DEMO_GAME)
-    assert draft == {key: moved[key] for key in ("currencies", "items", "products")}
+    parts = ("currencies", "items", "products", "segments", "offers", "promo_codes")
+    assert draft == {part: moved[part] for part in parts}
+    # The weekend sale of the seed is over: it moved on to the weekend now is in, or the next.
+    saturday, monday = weekend_of(now)
+    sales = [o for o in moved["offers"] if o["id"].startswith("weekend-")]
+    assert [(o["starts_at"], o["ends_at"]) for o in sales] == [(ts(saturday), ts(monday))] * 2
+    assert [o for o in moved["offers"] if o not in sales] == [
+        o for o in old["offers"] if not o["id"].startswith("weekend-")
+    ]
     assert etag == '"draft-3"'
 
     bought = buy(client, conn, "dragon_egg")
@@ -179,3 +188,31 @@ def test_the_demo_player_is_seeded_once(conn) -> None:  # type: ignore[no-untype
         (DEMO_GAME, DEMO_PLAYER),
     ).fetchone()
     assert row == (3,)  # the starting funds, once per currency; moving drops grants nothing
+
+
+def test_the_demo_ships_a_starter_offer_and_a_weekend_sale(client, conn) -> None:  # type: ignore[no-untyped-def]
+    config = make_config()
+    now = transaction_now(conn)
+    assert seed_demo(conn, config, now=now)
+    token = {"Authorization": f"Bearer {demo_tokens(conn, config)['player']}"}
+    view = client.get("/v1/catalog", headers=token).get_json()
+    starter = next(i for i in view["items"] if i["sku"] == "starter_pack")
+    # The demo player is new: the starter pack at 2 gems instead of 5, once.
+    assert starter["prices"] == [{"currency": "GEMS", "amount": 5}]
+    assert starter["price_for_you"] == [{"currency": "GEMS", "amount": 2, "offer_id": "starter"}]
+    ship = next(i for i in view["items"] if i["sku"] == "ship_gold")
+    on_sale = weekend_of(now)[0] <= now
+    assert [p["offer_id"] for p in ship["price_for_you"]] == (
+        ["weekend-ship_gold"] * 2 if on_sale else [None, None]
+    )
+    # What the sale does on its weekend (sk_offer_price, at the Saturday it starts).
+    saturday = weekend_of(now)[0]
+    row = conn.execute(
+        "SELECT amount, offer_id FROM sk_offer_price(%s, %s,"
+        " (SELECT live_version_id FROM games WHERE id = %s), 'ship_gold', 'COINS', 500, %s, NULL)",
+        (DEMO_GAME, DEMO_PLAYER, DEMO_GAME, saturday),
+    ).fetchone()
+    assert row == (375, "weekend-ship_gold")
+    brazilian = client.get("/v1/catalog", headers={**token, "Accept-Language": "pt-BR"})
+    potion = next(i for i in brazilian.get_json()["items"] if i["sku"] == "potion")
+    assert potion["name"] == "Poção de vida"

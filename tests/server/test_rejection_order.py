@@ -22,8 +22,8 @@ The order (the HTTP edge, then the purchase function in the SQL):
 11. item_unavailable (not with a usable hold)
 12. sold_out (fewer left than asked; not with a hold, whose units are the buyer's)
 13. insufficient_funds
-14. purchase_limit_reached (the per-player limit, held units counted, then a durable already
-    owned)
+14. purchase_limit_reached (the per-player limit, held units counted, then the limit of the
+    offer that priced it, then a durable already owned)
 15. sold_out again when a concurrent buyer took the last units meanwhile, or hold_expired when
     the hold ended meanwhile (not tested here)
 16. while granting a bundle's contents, items before currencies: purchase_limit_reached (a
@@ -46,7 +46,7 @@ import pytest
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.store import games
-from support import Game, coins_item, grant, make_config, make_game, new_key
+from support import Game, coins_catalog, coins_item, grant, make_config, make_game, new_key
 
 TOKENLESS = {"Idempotency-Key": "order-test-key-0001"}
 
@@ -306,6 +306,51 @@ def test_every_rule_at_once(client, shop: Game) -> None:
         )
         == "price_changed"
     )
+
+
+def _error(client: Any, game: Game, sub: str, **body: Any) -> tuple[str, dict[str, Any]]:
+    response = client.post(
+        "/v1/purchases",
+        json=body,
+        headers=game.headers("player", sub, **{"Idempotency-Key": new_key()}),
+    )
+    error = response.get_json()["error"]
+    return str(error["code"]), dict(error["details"])
+
+
+def test_an_offers_limit_after_the_price_the_funds_and_the_items_limit(
+    client, conn: psycopg.Connection
+) -> None:
+    """Step 9b of 60_purchase.sql: the per-player limit of the offer that priced a purchase."""
+    catalog = coins_catalog(
+        coins_item("potion", 50, per_player_limit=1),
+        coins_item("elixir", 50),
+        coins_item("gem_pack", 50, kind="bundle", contents=[{"currency": "GEMS", "amount": 20}]),
+    )
+    catalog["currencies"].append({"code": "GEMS", "name": "Gems", "scale": 0, "max_balance": 10})
+    catalog["offers"] = [
+        {"id": f"{sku}-deal", "sku": sku, "discount_percent": 80, "per_player_limit": 1}
+        for sku in ("potion", "elixir", "gem_pack")
+    ]
+    game = make_game(conn, catalog)
+    wrong = {"currency": "COINS", "amount": 50}  # the list price: this player's is 10
+    assert _error(client, game, "p1", sku="elixir", quantity=2, expected_price=wrong)[0] == (
+        "price_changed"
+    )
+    assert _error(client, game, "p1", sku="elixir", quantity=2)[0] == "insufficient_funds"
+    grant(client, game, "p1", "COINS", 1000)
+    # The item's own limit comes first (no offer named), then the offer's.
+    assert _error(client, game, "p1", sku="potion", quantity=2) == (
+        "purchase_limit_reached",
+        {"sku": "potion", "limit": 1, "purchased": 0},
+    )
+    assert _error(client, game, "p1", sku="elixir", quantity=2) == (
+        "purchase_limit_reached",
+        {"sku": "elixir", "offer_id": "elixir-deal", "limit": 1, "purchased": 0},
+    )
+    # The offer's limit before the balance cap of what a bundle gives.
+    assert _error(client, game, "p1", sku="gem_pack", quantity=2)[1]["offer_id"] == "gem_pack-deal"
+    assert _error(client, game, "p1", sku="gem_pack")[0] == "balance_cap_exceeded"
 
 
 # ---------------------------------------------------------------------------------------------

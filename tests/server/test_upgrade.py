@@ -176,6 +176,10 @@ def function_oids(conn: psycopg.Connection) -> dict[str, int]:
     return dict(rows)
 
 
+# The old keys' outcomes were stored by release 0.1.0's functions, and their replays are its
+# bodies byte for byte, without the fields added since (a purchase's offer_id): old data, not
+# today's answers, so they are not held to today's wire contract.
+@pytest.mark.planted_outcome
 def test_a_release_0_1_0_store_upgrades_and_keeps_its_keys_and_books(database_url: str) -> None:
     with scratch_database(database_url) as url, db.connect(url) as conn:
         migrate_as_release_0_1_0(conn)

@@ -9,7 +9,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from ..runtime import services, with_connection
-from ..store import catalog, players
+from ..store import catalog, offers, players
 from . import schemas
 from .common import (
     IDEMPOTENCY_HEADER,
@@ -33,18 +33,36 @@ blp = Blueprint("player", __name__, url_prefix="/v1", description="Catalog, wall
     headers=schemas.ETAG,
 )
 @schemas.fails_with(blp, "not_found")
-@blp.doc(parameters=[schemas.IF_NONE_MATCH])
+@blp.doc(parameters=[schemas.IF_NONE_MATCH, schemas.ACCEPT_LANGUAGE])
 def get_catalog() -> Response:
-    """The live catalog version, with an ETag."""
+    """The live catalog version as this reader sees it (its own prices in `price_for_you`,
+    text in the locale Accept-Language picks), with an ETag over that view."""
+    who = principal()
     cache = services().catalog_cache
-    live = cache.known(principal().game) or with_connection(
-        lambda conn: catalog.live_catalog(conn, principal().game, cache=cache)
+    live = cache.known(who.game) or with_connection(
+        lambda conn: catalog.live_catalog(conn, who.game, cache=cache)
     )
-    if request.if_none_match.contains(live.etag):
+    body, etag = offers.catalog_view(
+        live,
+        locale=offers.choose_locale(request.headers.get("Accept-Language"), set(live.locales)),
+        # Only a player has prices of its own; a service or studio reader sees list prices.
+        prices=(
+            with_connection(
+                lambda conn: offers.prices_for(
+                    conn, who.game, who.subject, country=who.country, version_id=live.version_id
+                )
+            )
+            if live.personal and who.role == "player"
+            else {}
+        ),
+    )
+    if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
-        response = Response(live.body, mimetype="application/json")
-    response.set_etag(live.etag)
+        response = Response(body, mimetype="application/json")
+    response.set_etag(etag)
+    if live.locales:
+        response.vary.add("Accept-Language")
     return response
 
 

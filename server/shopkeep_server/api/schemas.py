@@ -22,8 +22,12 @@ from ..store.rules import (
     CurrencySchema,
     ItemSchema,
     MoneySchema,
+    OfferSchema,
+    PlayerAttributesSchema,
     ProductGrantsSchema,
     ProductSchema,
+    PromoCodeSchema,
+    SegmentSchema,
     StrictInteger,
     amount_field,
     currency_field,
@@ -201,6 +205,9 @@ class PurchaseSchema(Schema):
     created_at = _timestamp()
     refunded_at = _timestamp(allow_none=True)
     refund_reason = _str(allow_none=True)
+    offer_id = _str(
+        allow_none=True, metadata={"description": "the offer that priced it; null: list price"}
+    )
 
 
 class PurchaseEnvelopeSchema(Schema):
@@ -264,6 +271,9 @@ class CatalogDocumentSchema(Schema):
     currencies = fields.List(fields.Nested(CurrencySchema))
     items = fields.List(fields.Nested(ItemSchema))
     products = fields.List(fields.Nested(ProductSchema))
+    segments = fields.List(fields.Nested(SegmentSchema))
+    offers = fields.List(fields.Nested(OfferSchema))
+    promo_codes = fields.List(fields.Nested(PromoCodeSchema))
 
 
 SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
@@ -275,16 +285,72 @@ class SentProductSchema(ProductSchema):
     grants = fields.Nested(SentProductGrantsSchema, required=True)
 
 
+SentOfferSchema = always_present(OfferSchema, "SentOfferSchema")
+SentPromoCodeSchema = always_present(PromoCodeSchema, "SentPromoCodeSchema")
+
+
 class SentCatalogSchema(Schema):
-    """A catalog as the server sends it: every field of every currency, item and product."""
+    """A catalog as the server sends it: every field of every currency, item and product present
+    (segments, offers and codes with every field too, in what was stored with them)."""
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
     products = _list(SentProductSchema)
+    segments = _list(SegmentSchema)
+    offers = _list(SentOfferSchema)
+    promo_codes = _list(SentPromoCodeSchema)
 
 
-class LiveCatalogSchema(SentCatalogSchema):
+class PriceForYouSchema(MoneySchema):
+    offer_id = _str(allow_none=True, metadata={"description": "null: the list price"})
+
+
+class LiveItemSchema(SentItemSchema):  # type: ignore[misc,valid-type]
+    def _drop_rendered(self, data: Any, **_: Any) -> Any:
+        return data  # here price_for_you is the point
+
+    price_for_you = fields.List(
+        fields.Nested(PriceForYouSchema),
+        required=True,
+        metadata={"description": "the reader's own unit price for each of `prices`"},
+    )
+
+
+class LiveCatalogSchema(Schema):
+    """The live catalog as a reader sees it: its prices, its locale's text; no segments,
+    offers or codes (they stay with the studio)."""
+
     version = _int()
+    locale = _str(
+        allow_none=True, metadata={"description": "the locale of the text; null: default"}
+    )
+    currencies = _list(SentCurrencySchema)
+    items = _list(LiveItemSchema)
+
+
+class RedeemRequestSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class RedeemResultSchema(Schema):
+    code = _str()
+    offer_id = _str(allow_none=True, metadata={"description": "the offer the code unlocked"})
+    granted = _list(GrantedSchema)
+    balances = _list(MoneySchema)
+    inventory = _list(InventoryEntrySchema)
+
+
+class PlayerAttributesRequestSchema(PlayerAttributesSchema):
+    pass
+
+
+class PlayerAttributesResultSchema(Schema):
+    player_id = _str()
+    first_seen = _timestamp(allow_none=True)
+    country = _str(allow_none=True)
+    last_purchase = _timestamp(allow_none=True)
+    spend = _list(MoneySchema)
+    attributes = fields.Dict(required=True)
 
 
 class StockEntrySchema(Schema):
@@ -317,6 +383,9 @@ class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
     products = _list(SentProductSchema)
+    segments = _list(SegmentSchema)
+    offers = _list(SentOfferSchema)
+    promo_codes = _list(SentPromoCodeSchema)
 
 
 class RestockResultSchema(Schema):
@@ -354,6 +423,14 @@ IF_NONE_MATCH: dict[str, Any] = {
     "required": False,
     "schema": {"type": "string"},
     "description": "The ETag of the catalog the client holds: 304 if it is still the live one.",
+}
+ACCEPT_LANGUAGE: dict[str, Any] = {
+    "in": "header",
+    "name": "Accept-Language",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The locales the reader prefers: item names and descriptions in the best"
+    " one the catalog has (`localized`), else the catalog's own text.",
 }
 
 

@@ -39,7 +39,7 @@ LANGUAGE sql STABLE AS $$
         'unit_price', jsonb_build_object('currency', p.currency, 'amount', p.unit_price),
         'catalog_version', p.catalog_version, 'status', p.status, 'granted', p.granted,
         'created_at', sk_ts(p.created_at), 'refunded_at', sk_ts(p.refunded_at),
-        'refund_reason', p.refund_reason)
+        'refund_reason', p.refund_reason, 'offer_id', p.offer_id)
 $$;
 
 -- A grant as the API shows it (sk_grant's answer and the grant.created event).

@@ -16,7 +16,9 @@
 --      when it is for another sku or quantity (sql/31_holds.sql);
 --  4b. debt_outstanding: the player owes what a store chargeback could not take back
 --      (64_receipts.sql);
---   5. price_changed: expected_price given and not the current unit price in that currency;
+--   5. price_changed: expected_price given and not the player's unit price in that currency
+--      now (the list price, or an offer's: sk_offer_price in 66_offers.sql, the one function
+--      the player's catalog view prices with too);
 --  5a. with hold_id: hold_expired when the hold has expired, was released or was used;
 --   6. item_unavailable: outside the item's available_from / available_until window (not
 --      with a usable hold: its units were set aside while the item was on sale);
@@ -25,6 +27,7 @@
 --   8. insufficient_funds: the balance is less than unit price x quantity (wallets locked);
 --   9. purchase_limit_reached: past the item's per_player_limit (completed purchases, and
 --      the units of the player's other usable holds);
+--  9b. purchase_limit_reached: past the per_player_limit of the offer that priced it;
 --  10. purchase_limit_reached: a durable item bought twice, or more than one at a time;
 --  11. sold_out: the stock is taken under lock (a concurrent buyer took the last units);
 --      with a hold, the hold is consumed instead, under its lock: hold_expired when it
@@ -33,7 +36,8 @@
 --  13. balance_cap_exceeded: a bundle's currency would pass its max_balance.
 --
 -- Lock order, shared with grants and refunds: wallets (by currency), the player's count for
--- this sku, holds, stock buckets, inventory rows (by sku), then wallets are changed.
+-- this sku, the player's count for the offer, holds, stock buckets, inventory rows (by sku),
+-- then wallets are changed.
 CREATE OR REPLACE FUNCTION sk_purchase(
     p_game text, p_player text, p_key text, p_fingerprint text,
     p_ttl_seconds integer, p_wait_ms integer, p_request_id text,
@@ -46,6 +50,7 @@ DECLARE
     v_item catalog_items;
     v_currency text := p_currency;
     v_unit bigint;
+    v_offer_id text;
     v_total bigint;
     v_balance bigint;
     v_remaining bigint;
@@ -89,6 +94,10 @@ BEGIN
         IF p_hold_id IS NOT NULL THEN                                                     -- 4a
             v_hold := sk_hold_for(p_game, p_player, p_hold_id, v_item.sku, p_quantity, false);
         END IF;
+        PERFORM sk_player_seen(p_game, p_player, NULL);
+        SELECT o.amount, o.offer_id INTO v_unit, v_offer_id
+          FROM sk_offer_price(p_game, p_player, v_live.version_id, v_item.sku, v_currency,
+                              v_unit, now(), NULL) o;
 
         PERFORM sk_check_debt(p_game, p_player);                                         -- 4b
         IF p_expected_currency IS NOT NULL                                                -- 5
@@ -157,11 +166,16 @@ BEGIN
                 format('%s is durable and already owned', v_item.sku),
                 jsonb_build_object('sku', v_item.sku, 'limit', 1));
         END IF;
+        IF v_offer_id IS NOT NULL THEN                                                    -- 9b
+            PERFORM sk_offer_take(p_game, p_player, v_live.version_id, v_item.sku, v_offer_id,
+                                  p_quantity);
+        END IF;
         v_id := gen_random_uuid();
-        v_reference := 'purchase:' || v_id;
+        v_reference := sk_purchase_reference(v_id, v_offer_id);
         IF p_hold_id IS NOT NULL THEN                                                     -- 11
+            -- The hold names its purchase alone (the ledger reference adds the offer).
             PERFORM sk_consume_hold(p_game, p_player, p_hold_id, v_item.sku, p_quantity,
-                                    v_reference);
+                                    'purchase:' || v_id);
             v_may_sell_out := true;  -- the hold's units were the last ones out, maybe
         ELSIF v_item.stock IS NOT NULL THEN
             v_may_sell_out := sk_take_stock(p_game, v_item.sku, p_quantity);
@@ -173,9 +187,10 @@ BEGIN
         v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,    -- 12, 13
                                        p_quantity, 'purchase', v_reference);
         INSERT INTO purchases (id, game_id, player_id, sku, quantity, currency, unit_price,
-                               total_price, catalog_version, status, granted, idempotency_key)
+                               total_price, catalog_version, status, granted, idempotency_key,
+                               offer_id)
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
-                v_live.version, 'completed', v_granted, p_key)
+                v_live.version, 'completed', v_granted, p_key, v_offer_id)
         RETURNING * INTO v_purchase;
         PERFORM sk_purchase_event('purchase.completed', v_purchase, v_may_sell_out);
         status := 201;

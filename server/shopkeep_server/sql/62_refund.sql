@@ -48,6 +48,7 @@ BEGIN
             UPDATE player_item_counts SET purchased = purchased - v_purchase.quantity
              WHERE game_id = p_game AND player_id = v_purchase.player_id
                AND sku = v_purchase.sku;
+            PERFORM sk_offer_untake(v_purchase);
             -- Take back what was granted: items (sku order), then currencies (code order).
             FOR g IN SELECT e->>'sku' AS sku, (e->>'quantity')::bigint AS quantity
                        FROM jsonb_array_elements(v_purchase.granted) e

@@ -52,8 +52,9 @@ CREATE OR REPLACE FUNCTION sk_purchase_event(
     p_type text, p_purchase purchases, p_may_sell_out boolean DEFAULT false
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    v_reference text := CASE p_type WHEN 'purchase.refunded' THEN 'refund:' ELSE 'purchase:' END
-                        || p_purchase.id;
+    -- The references the operations wrote their rows under (an offer's purchase names it).
+    v_reference text := CASE p_type WHEN 'purchase.refunded' THEN 'refund:' || p_purchase.id
+                        ELSE sk_purchase_reference(p_purchase.id, p_purchase.offer_id) END;
     v_currency_rows integer := (p_purchase.total_price > 0)::integer
                                + sk_granted_rows(p_purchase.granted, 'currency');
 BEGIN

@@ -28,6 +28,8 @@ END $$;
 GRANT INSERT ON ledger_entries, item_ledger, catalog_versions, catalog_currencies,
     catalog_items, stock_restocks, grants TO shopkeep_app;
 GRANT INSERT ON catalog_products, chargebacks TO shopkeep_app;
+-- Personalized offers (issue 15): a version's offers and codes are catalog rows like its items.
+GRANT INSERT ON catalog_offers, catalog_promo_codes TO shopkeep_app;
 
 -- Current state the money path and the studio change in place (SELECT ... FOR UPDATE needs
 -- UPDATE too).
@@ -36,6 +38,8 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 GRANT INSERT, UPDATE ON store_accounts, receipts, player_debts TO shopkeep_app;
 -- Steam orders this server opened: written once, read when the order is redeemed.
 GRANT INSERT ON steam_orders TO shopkeep_app;
+GRANT INSERT, UPDATE ON player_profiles, promo_code_budgets, promo_redemptions,
+    player_offer_counts TO shopkeep_app;
 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.

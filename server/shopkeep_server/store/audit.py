@@ -37,6 +37,13 @@ class Check:
 
 # The scale of ``currency`` in ``game``: the newest published one (a published currency keeps
 # its scale, and a wallet's currency was published, even if a later version dropped it).
+# A purchase's ledger rows: its reference is `purchase:<id>`, with `:offer:<offer id>` after
+# it when an offer priced it (sk_purchase_reference); written without the offer_id column so
+# the audit also reads a store from before offers.
+_PURCHASE_REFERENCE = (
+    "(l.reference = 'purchase:' || p.id"
+    " OR starts_with(l.reference, 'purchase:' || p.id || ':offer:'))"
+)
 _SCALE = """(SELECT cc.scale FROM catalog_currencies cc
               JOIN catalog_versions v ON v.id = cc.version_id
              WHERE v.game_id = {game} AND cc.code = {currency}
@@ -164,7 +171,8 @@ CHECKS: list[Check] = [
           FROM purchases p
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM ledger_entries l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
-                                AND l.reference = 'purchase:' || p.id AND l.currency = p.currency
+                                AND {_PURCHASE_REFERENCE}
+                                AND l.currency = p.currency
                                 AND l.delta < 0) paid ON true
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM ledger_entries l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
@@ -182,7 +190,7 @@ CHECKS: list[Check] = [
     ),
     Check(
         "every purchase granted what it says, in the item ledger",
-        """
+        f"""
         SELECT format('purchase %s (%s/%s): granted %s x %s, item ledger shows %s',
                       p.id, p.game_id, p.player_id, g.e->>'quantity', g.e->>'sku',
                       coalesce(l.total, 0)) AS line
@@ -190,7 +198,8 @@ CHECKS: list[Check] = [
           CROSS JOIN LATERAL jsonb_array_elements(p.granted) AS g(e)
           LEFT JOIN LATERAL (SELECT sum(delta) AS total FROM item_ledger l
                               WHERE l.game_id = p.game_id AND l.player_id = p.player_id
-                                AND l.sku = g.e->>'sku' AND l.reference = 'purchase:' || p.id) l
+                                AND l.sku = g.e->>'sku'
+                                AND {_PURCHASE_REFERENCE}) l
                  ON true
          WHERE g.e ? 'sku' AND coalesce(l.total, 0) <> (g.e->>'quantity')::bigint
         """,

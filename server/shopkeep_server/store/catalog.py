@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from . import events, rules
+from . import events, offers, rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
@@ -27,12 +27,22 @@ log = logging.getLogger(__name__)
 # live without a round trip per request (CatalogCache).
 LIVE_CHANNEL = "shopkeep_catalog_live"
 
+# A catalog's lists beyond currencies and items (issue 15): a catalog stored before they
+# existed has none of them, as loading it fills in.
+CATALOG_PARTS = ("products", "segments", "offers", "promo_codes")
+
+
+def with_parts(content: dict[str, Any]) -> dict[str, Any]:
+    return {**{part: [] for part in CATALOG_PARTS}, **content}
+
 
 def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str, Any]:
     """Checks every field and every reference of a catalog; returns it normalized (all
     optional fields present, timestamps in UTC). Raises validation_failed with field paths."""
     data = rules.load(_catalog_schema, raw)
     errors = _entry_errors(data)
+    for path, messages in offers.catalog_errors(data).items():
+        errors.setdefault(path, []).extend(messages)
     published_scales: dict[str, int] = dict(
         conn.execute(
             "SELECT DISTINCT ON (cc.code) cc.code, cc.scale FROM catalog_currencies cc"
@@ -126,12 +136,6 @@ def _product_errors(
             fail(f"{path}.grants.items", "each sku may appear once")
 
 
-def with_products(content: dict[str, Any]) -> dict[str, Any]:
-    """A stored catalog as it is served: drafts and versions stored before catalogs had
-    real-money products have none."""
-    return content if "products" in content else {**content, "products": []}
-
-
 def _normalized(data: dict[str, Any]) -> dict[str, Any]:
     items = []
     for item in data["items"]:
@@ -142,7 +146,12 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
                 "available_until": rules.format_timestamp(item["available_until"]),
             }
         )
-    return {"currencies": data["currencies"], "items": items, "products": data["products"]}
+    return {
+        "currencies": data["currencies"],
+        "items": items,
+        "products": data["products"],
+        **offers.normalized_parts(data),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +167,7 @@ def get_draft(conn: psycopg.Connection, game: str) -> tuple[dict[str, Any], str]
     row = conn.execute("SELECT draft, draft_revision FROM games WHERE id = %s", (game,)).fetchone()
     if row is None:
         raise NotFound("no such game")
-    return with_products(row[0]), draft_etag(row[1])
+    return with_parts(row[0]), draft_etag(row[1])
 
 
 def put_draft(
@@ -268,6 +277,7 @@ def _publish(
     )
     if content["products"]:
         _publish_products(conn, version_id, content["products"])
+    offers.publish_parts(conn, game, version_id, content)
     # Stock is live state: created the first time a limited sku is published, then only
     # changed by purchases and restocks; a later version's `stock` does not reset it.
     conn.execute(
@@ -362,7 +372,7 @@ def get_version(conn: psycopg.Connection, game: str, version: int) -> dict[str, 
         "published_by": by,
         "published_at": rules.format_timestamp(at),
         "live": live,
-        **with_products(content),
+        **with_parts(content),
     }
 
 
@@ -380,6 +390,13 @@ class LiveCatalog:
     content: dict[str, Any]
     body: bytes
     etag: str  # unquoted; the response quotes it
+    # Issue 15: what players are served (store/offers.py), whether the version has offers
+    # (then each player's view is priced per request), its locales, and the served catalog
+    # rendered per locale (filled as readers ask).
+    served: dict[str, Any] = dataclasses.field(default_factory=dict)
+    personal: bool = False
+    locales: frozenset[str] = frozenset()
+    by_locale: dict[str, tuple[dict[str, Any], bytes]] = dataclasses.field(default_factory=dict)
 
 
 class CatalogCache:
@@ -469,9 +486,19 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
             "SELECT content FROM catalog_versions WHERE id = %s", (version_id,)
         ).fetchone()
         assert row is not None
-        content = {"version": version, **with_products(row[0])}
-        body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-        entry = LiveCatalog(version_id, version, content, body, f"v{version_id}")
+        content = {"version": version, **with_parts(row[0])}
+        served = offers.served_content(row[0], version)
+        body = json.dumps(served, separators=(",", ":"), ensure_ascii=False).encode()
+        entry = LiveCatalog(
+            version_id,
+            version,
+            content,
+            body,
+            f"v{version_id}",
+            served=served,
+            personal=offers.has_offers(row[0]),
+            locales=frozenset(offers.locales_of(row[0])),
+        )
         cache.put(entry)
     return entry
 

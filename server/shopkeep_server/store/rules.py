@@ -10,7 +10,15 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, missing, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    missing,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from ..errors import ValidationFailed
 
@@ -34,6 +42,16 @@ CURRENCY_PATTERN = r"^[A-Z][A-Z0-9_]{1,15}$"
 KEY_PATTERN = r"^[\x21-\x7e]{16,255}$"
 # Account ids (a token's `sub`, a player id in a path): what a studio's ids look like in practice.
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+# Personalized offers (issue 15): segment and offer ids look like skus; a promo code is what a
+# player types (matched without regard to case: stored upper case); a locale is a BCP 47 tag
+# (language, then region/script subtags); a player attribute's key is a name a rule can use.
+OFFER_ID_PATTERN = SKU_PATTERN
+PROMO_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{3,31}$"
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$"
+ATTRIBUTE_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_TEXT = 200
 
 # Control characters (C0, DEL, C1) and lone surrogates (which no UTF-8 text can hold): a NUL
 # would reach PostgreSQL, which refuses it in text and jsonb. Multi-line text (a description,
@@ -246,6 +264,13 @@ class ContentSchema(Schema):
             raise ValidationError("money needs both currency and amount")
 
 
+class LocalizedTextSchema(Schema):
+    """An item's name and description in one locale (either may be left to the default)."""
+
+    name = text_field(min_length=1, max_length=200)
+    description = text_field(max_length=2000, multiline=True)
+
+
 class ItemSchema(Schema):
     sku = sku_field(required=True)
     name = text_field(required=True, min_length=1, max_length=200)
@@ -275,6 +300,21 @@ class ItemSchema(Schema):
         validate=validate.Length(max=20),
     )
     metadata = Metadata(load_default=dict)
+    # Name and description per locale, chosen by a reader's Accept-Language (issue 15).
+    localized = fields.Dict(
+        keys=fields.String(validate=_must_match(LOCALE_PATTERN)),
+        values=fields.Nested(LocalizedTextSchema),
+        load_default=dict,
+        validate=validate.Length(max=30),
+    )
+
+    @pre_load
+    def _drop_rendered(self, data: Any, **_: Any) -> Any:
+        # The live view renders each reader's price_for_you into its items: a live catalog put
+        # back as a draft (as clients did before it existed) stays a valid draft.
+        if isinstance(data, Mapping) and "price_for_you" in data:
+            return {k: v for k, v in data.items() if k != "price_for_you"}
+        return data
 
     @validates_schema
     def _item_rules(self, data: dict[str, Any], **_: Any) -> None:
@@ -352,6 +392,76 @@ class ProductSchema(Schema):
     grants = fields.Nested(ProductGrantsSchema, required=True)
 
 
+class SegmentSchema(Schema):
+    """A named rule over a player's attributes (the language: store/segments.py)."""
+
+    id = fields.String(required=True, validate=_must_match(OFFER_ID_PATTERN))
+    rule = text_field(required=True, min_length=1, max_length=1000)
+
+
+def _window_rules(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    start, end = data.get("starts_at"), data.get("ends_at")
+    if start is not None and end is not None and start >= end:
+        errors["ends_at"] = ["must be after starts_at"]
+
+
+class OfferSchema(Schema):
+    """A price for one item, for a segment (or everyone) and a window: exactly one of a price
+    override, a percentage off or an amount off."""
+
+    id = fields.String(required=True, validate=_must_match(OFFER_ID_PATTERN))
+    segment = fields.String(
+        allow_none=True, load_default=None, validate=_must_match(OFFER_ID_PATTERN)
+    )
+    sku = sku_field(required=True)
+    price = fields.Nested(MoneySchema, allow_none=True, load_default=None)
+    discount_percent = StrictInteger(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=100)
+    )
+    discount_amount = fields.Nested(MoneySchema, allow_none=True, load_default=None)
+    starts_at = RFC3339(allow_none=True, load_default=None)
+    ends_at = RFC3339(allow_none=True, load_default=None)
+    per_player_limit = StrictInteger(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=MAX_AMOUNT)
+    )
+
+    @validates_schema
+    def _offer_rules(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        kinds = [k for k in ("price", "discount_percent", "discount_amount") if data.get(k)]
+        if len(kinds) != 1:
+            errors["_schema"] = ["give exactly one of price, discount_percent, discount_amount"]
+        _window_rules(data, errors)
+        if errors:
+            raise ValidationError(errors)
+
+
+class PromoCodeSchema(Schema):
+    """A code players redeem: it unlocks an offer or grants contents, at most ``budget`` times
+    in all and once per player, inside its window, for its segment (or everyone)."""
+
+    code = fields.String(required=True, validate=_must_match(PROMO_CODE_PATTERN))
+    offer = fields.String(allow_none=True, load_default=None, validate=_must_match(SKU_PATTERN))
+    grant = fields.List(
+        fields.Nested(ContentSchema), load_default=list, validate=validate.Length(max=50)
+    )
+    segment = fields.String(
+        allow_none=True, load_default=None, validate=_must_match(OFFER_ID_PATTERN)
+    )
+    budget = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_AMOUNT))
+    starts_at = RFC3339(allow_none=True, load_default=None)
+    ends_at = RFC3339(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _code_rules(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if (data.get("offer") is None) == (not data.get("grant")):
+            errors["_schema"] = ["give either offer (the offer it unlocks) or grant (contents)"]
+        _window_rules(data, errors)
+        if errors:
+            raise ValidationError(errors)
+
+
 class CatalogSchema(Schema):
     currencies = fields.List(
         fields.Nested(CurrencySchema), required=True, validate=validate.Length(max=50)
@@ -362,6 +472,22 @@ class CatalogSchema(Schema):
     products = fields.List(
         fields.Nested(ProductSchema), load_default=list, validate=validate.Length(max=500)
     )
+    segments = fields.List(
+        fields.Nested(SegmentSchema), load_default=list, validate=validate.Length(max=100)
+    )
+    offers = fields.List(
+        fields.Nested(OfferSchema), load_default=list, validate=validate.Length(max=1000)
+    )
+    promo_codes = fields.List(
+        fields.Nested(PromoCodeSchema), load_default=list, validate=validate.Length(max=1000)
+    )
+
+    @pre_load
+    def _drop_rendered(self, data: Any, **_: Any) -> Any:
+        # The live view's `locale` (see ItemSchema._drop_rendered).
+        if isinstance(data, Mapping) and "locale" in data:
+            return {k: v for k, v in data.items() if k != "locale"}
+        return data
 
 
 # What the catalog schemas say about an entry's fields, for code that writes, compares or shows
@@ -387,6 +513,42 @@ ITEM_DEFAULTS: dict[str, Any] = load_defaults(ItemSchema())
 TIMESTAMP_FIELDS: tuple[str, ...] = tuple(
     name for name, field in ItemSchema().fields.items() if isinstance(field, RFC3339)
 )
+# Timestamps of offers and promo codes (the same fields in both).
+WINDOW_FIELDS: tuple[str, ...] = ("starts_at", "ends_at")
+
+
+class AttributeValue(fields.Field):
+    """A studio-defined attribute's value: one-line text, an integer or a boolean."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            if abs(value) > MAX_AMOUNT:
+                raise ValidationError(f"must be between -{MAX_AMOUNT} and {MAX_AMOUNT}")
+            return value
+        if isinstance(value, str):
+            if len(value) > MAX_ATTRIBUTE_TEXT:
+                raise ValidationError(f"at most {MAX_ATTRIBUTE_TEXT} characters")
+            if has_control_characters(value):
+                raise ValidationError(CONTROL_MESSAGE)
+            return value
+        raise ValidationError("must be a string, an integer or a boolean")
+
+
+class PlayerAttributesSchema(Schema):
+    """PUT /v1/players/{id}/attributes: the player's country and the studio's key-values
+    (the whole set: keys left out are removed)."""
+
+    country = fields.String(
+        allow_none=True, load_default=None, validate=_must_match(COUNTRY_PATTERN)
+    )
+    attributes = fields.Dict(
+        keys=fields.String(validate=_must_match(ATTRIBUTE_KEY_PATTERN)),
+        values=AttributeValue(),
+        required=True,
+        validate=validate.Length(max=MAX_ATTRIBUTES),
+    )
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from . import editing, overview, page, publishing, signin, support, webhooks
+from . import editing, offers, overview, page, publishing, signin, support, webhooks
 
 blp = Blueprint(
     "studio_web",
@@ -55,6 +55,9 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/webhooks/<webhook_id>/enable", "enable_webhook", webhooks.enable, POST),
     ("/webhooks/<webhook_id>/delete", "delete_webhook", webhooks.delete, POST),
     ("/webhooks/<webhook_id>/redeliver", "redeliver_webhook", webhooks.redeliver, POST),
+    ("/offers", "offers_page", offers.offers_page, GET),
+    ("/offers/parts", "save_offer_parts", offers.save_parts, POST),
+    ("/offers/codes", "create_code", offers.create_code, POST),
 )
 
 for rule, endpoint, view, methods in ROUTES:

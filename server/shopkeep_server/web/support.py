@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response as WebResponse
 
 from ..errors import ValidationFailed
 from ..runtime import with_connection
-from ..store import players, rules
+from ..store import offers, players, rules
 from ..store.inputs import RefundRequestSchema
 from . import once
 from .forms import catalog_errors
@@ -52,6 +52,7 @@ def _show_player(
             ),
             "ledger": players.ledger(conn, game, player_id, limit=PAGE_SIZE, cursor=ledger_cursor),
             "scales": scales(live(conn, game)),
+            "profile": offers.get_attributes(conn, game, player_id),
         }
 
     try:

@@ -23,10 +23,10 @@ Hierarchy::
     │   ├── PriceChanged            price_changed (.current_price)
     │   ├── BalanceCapExceeded      balance_cap_exceeded
     │   ├── NotEnoughItems          not_enough_items
-    │   ├── ReceiptAlreadyUsed      receipt_already_used
-    │   └── DebtOutstanding         debt_outstanding
     │   ├── CodeExhausted           code_exhausted
     │   ├── CodeAlreadyRedeemed     code_already_redeemed
+    │   ├── ReceiptAlreadyUsed      receipt_already_used
+    │   └── DebtOutstanding         debt_outstanding
     │   ├── HoldExpired             hold_expired
     │   └── HoldLimitReached        hold_limit_reached
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
@@ -360,10 +360,10 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "price_changed": ErrorEntry(409, _FINAL, PriceChanged),
     "balance_cap_exceeded": ErrorEntry(409, _FINAL, BalanceCapExceeded),
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
-    "receipt_already_used": ErrorEntry(409, _FINAL, ReceiptAlreadyUsed),
-    "debt_outstanding": ErrorEntry(409, _FINAL, DebtOutstanding),
     "code_exhausted": ErrorEntry(409, _FINAL, CodeExhausted),
     "code_already_redeemed": ErrorEntry(409, _FINAL, CodeAlreadyRedeemed),
+    "receipt_already_used": ErrorEntry(409, _FINAL, ReceiptAlreadyUsed),
+    "debt_outstanding": ErrorEntry(409, _FINAL, DebtOutstanding),
     "hold_expired": ErrorEntry(409, _FINAL, HoldExpired),
     "hold_limit_reached": ErrorEntry(409, _FINAL, HoldLimitReached),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),

@@ -317,8 +317,8 @@ class LiveItemSchema(SentItemSchema):  # type: ignore[misc,valid-type]
 
 
 class LiveCatalogSchema(Schema):
-    """The live catalog as a reader sees it: its prices, its locale's text; no segments,
-    offers or codes (they stay with the studio)."""
+    """The live catalog as a reader sees it: its prices, its locale's text, its real-money
+    products; no segments, offers or codes (they stay with the studio)."""
 
     version = _int()
     locale = _str(
@@ -326,6 +326,8 @@ class LiveCatalogSchema(Schema):
     )
     currencies = _list(SentCurrencySchema)
     items = _list(LiveItemSchema)
+    # The real-money products a top-up screen offers (docs/stores.md).
+    products = _list(SentProductSchema)
 
 
 class RedeemRequestSchema(Schema):

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .holds import Hold
 from .journal import PendingOutcome
 from .models import (
     Amount,
@@ -214,6 +215,20 @@ class Background:
     ) -> Handle[ItemQuantity]:
         """:meth:`StoreClient.consume` in the background."""
         return self.submit(self._client.consume, sku, quantity, idempotency_key=idempotency_key)
+
+    def place_hold(
+        self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
+    ) -> Handle[Hold]:
+        """:meth:`StoreClient.place_hold` in the background (same key on every retry)."""
+        return self.submit(self._client.place_hold, sku, quantity, idempotency_key=idempotency_key)
+
+    def get_hold(self, hold_id: str) -> Handle[Hold]:
+        """:meth:`StoreClient.get_hold` in the background."""
+        return self.submit(self._client.get_hold, hold_id)
+
+    def release_hold(self, hold_id: str) -> Handle[Hold]:
+        """:meth:`StoreClient.release_hold` in the background."""
+        return self.submit(self._client.release_hold, hold_id)
 
     def grant(
         self,

@@ -138,6 +138,7 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "ledger_entries": "INSERT,SELECT",
         "player_item_counts": "INSERT,SELECT,UPDATE",
         "purchases": "INSERT,SELECT,UPDATE",
+        "rate_limit_windows": "DELETE,INSERT,SELECT,UPDATE",
         "schema_functions": "SELECT",
         "schema_migrations": "SELECT",
         "stock_buckets": "INSERT,SELECT,UPDATE",

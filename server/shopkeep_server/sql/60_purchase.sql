@@ -14,6 +14,8 @@
 --   4. validation_failed (currency): the item is not sold for that currency;
 --  4a. with hold_id: not_found when the player has no such hold, validation_failed (hold_id)
 --      when it is for another sku or quantity (sql/31_holds.sql);
+--  4b. debt_outstanding: the player owes what a store chargeback could not take back
+--      (64_receipts.sql);
 --   5. price_changed: expected_price given and not the current unit price in that currency;
 --  5a. with hold_id: hold_expired when the hold has expired, was released or was used;
 --   6. item_unavailable: outside the item's available_from / available_until window (not
@@ -54,6 +56,7 @@ DECLARE
     v_id uuid;
     v_reference text;
     v_granted jsonb;
+    v_may_sell_out boolean := false;
     v_code text;
     v_message text;
     v_details text;
@@ -87,6 +90,7 @@ BEGIN
             v_hold := sk_hold_for(p_game, p_player, p_hold_id, v_item.sku, p_quantity, false);
         END IF;
 
+        PERFORM sk_check_debt(p_game, p_player);                                         -- 4b
         IF p_expected_currency IS NOT NULL                                                -- 5
            AND (p_expected_currency <> v_currency OR p_expected_amount <> v_unit) THEN
             PERFORM sk_fail('price_changed', 'the price is not the one the player saw',
@@ -158,8 +162,9 @@ BEGIN
         IF p_hold_id IS NOT NULL THEN                                                     -- 11
             PERFORM sk_consume_hold(p_game, p_player, p_hold_id, v_item.sku, p_quantity,
                                     v_reference);
+            v_may_sell_out := true;  -- the hold's units were the last ones out, maybe
         ELSIF v_item.stock IS NOT NULL THEN
-            PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
+            v_may_sell_out := sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
         IF v_total > 0 THEN
             PERFORM sk_wallet_change(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
@@ -172,6 +177,7 @@ BEGIN
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
                 v_live.version, 'completed', v_granted, p_key)
         RETURNING * INTO v_purchase;
+        PERFORM sk_purchase_event('purchase.completed', v_purchase, v_may_sell_out);
         status := 201;
         body := jsonb_build_object(
             'purchase', sk_purchase_json(v_purchase),

@@ -238,7 +238,7 @@ class Background:
     def place_hold(
         self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
     ) -> Handle[Hold]:
-        """:meth:`StoreClient.place_hold` in the background."""
+        """:meth:`StoreClient.place_hold` in the background (same key on every retry)."""
         return self.submit(self._client.place_hold, sku, quantity, idempotency_key=idempotency_key)
 
     def get_hold(self, hold_id: str) -> Handle[Hold]:

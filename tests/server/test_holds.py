@@ -361,6 +361,25 @@ def test_a_hold_holds_the_per_player_limit_slot(client, conn, shop: Game) -> Non
     _books_balance(conn, shop)
 
 
+def test_a_hold_leaves_the_refund_of_an_item_without_a_limit_alone(client, conn, shop) -> None:
+    grant(client, shop, "p1", "COINS", 1000)
+    hold_id = _placed(client, shop, "drop", 1)
+    client.delete(f"/v1/holds/{hold_id}", headers=shop.headers("player", "p1"))
+    bought = buy(client, shop, "drop")
+    assert bought.status_code == 201
+    refunded = post(
+        client,
+        f"/v1/purchases/{bought.get_json()['purchase']['id']}/refund",
+        {"reason": "support"},
+        shop,
+        role="service",
+        sub="backend",
+    )
+    assert refunded.status_code == 200, refunded.get_json()
+    assert refunded.get_json()["purchase"]["status"] == "refunded"
+    _books_balance(conn, shop)
+
+
 def test_a_durable_is_held_once(client, shop: Game) -> None:
     assert _code(_hold(client, shop, "relic", 2)) == "purchase_limit_reached"
     _placed(client, shop, "relic")
@@ -533,6 +552,42 @@ def test_the_async_sdk_holds_and_releases(live_server: LiveServer) -> None:
             assert (await client.stock(["egg"]))[0].remaining == 12
 
     asyncio.run(run())
+
+
+@pytest.mark.slow
+def test_one_players_concurrent_holds_never_pass_the_cap_or_the_limit(database_url: str) -> None:
+    with db.connect(database_url) as owner:
+        game = make_game(
+            owner,
+            coins_catalog(
+                coins_item("crate", 1, stock=100),
+                coins_item("capped", 1, stock=100, per_player_limit=2),
+            ),
+        )
+    start = threading.Barrier(8, timeout=60)
+    app_url = app_database_url(database_url)
+
+    def attempt(sku: str, quantity: int) -> str:
+        with db.connect(app_url) as conn:
+            start.wait()
+            outcome = holds.place_hold(
+                conn, game.id, "p1", sku=sku, quantity=quantity, seconds=600, key=_key("hold")
+            )
+        body = json.loads(outcome.body)
+        return "held" if outcome.status == 201 else str(body["error"]["code"])
+
+    with concurrent.futures.ThreadPoolExecutor(8) as runner:
+        crates = sorted(runner.map(lambda _: attempt("crate", 3), range(8)))
+        capped = sorted(runner.map(lambda _: attempt("capped", 1), range(8)))
+    # 10 units at most per player: three holds of 3; two slots of the limit: two holds of 1.
+    assert crates == ["held"] * 3 + ["hold_limit_reached"] * 5
+    assert capped == ["held"] * 2 + ["purchase_limit_reached"] * 6
+    with db.connect(database_url) as owner:
+        assert owner.execute(
+            "SELECT sum(remaining) FROM stock_buckets WHERE game_id = %s GROUP BY sku ORDER BY sku",
+            (game.id,),
+        ).fetchall() == [(98,), (91,)]
+        assert [line for line in audit(owner) if game.id in line] == []
 
 
 # ---------------------------------------------------------------------------------------------

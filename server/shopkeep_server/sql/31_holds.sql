@@ -41,7 +41,8 @@
 --   4. item_unavailable: outside the item's sale window;
 --   5. sold_out: fewer units available than asked for (a look without locks);
 --   6. purchase_limit_reached: units bought + held + these pass the per_player_limit
---      (the player's count row locked);
+--      (the player's count row of the sku locked; a lock of (game, player, sku) without a
+--      limit);
 --   7. purchase_limit_reached: a durable held or owned already, or more than one unit of it;
 --   8. hold_limit_reached: the player would hold more than p_max_held units of the item;
 --   9. sold_out: the units are taken under lock (a concurrent buyer took the last ones).
@@ -204,12 +205,20 @@ BEGIN
                 jsonb_build_object('sku', v_item.sku, 'requested', p_quantity,
                                    'remaining', v_available));
         END IF;
-        -- The count row is the lock that serializes one player's holds and purchases of one
-        -- sku, so the units held and bought are counted with none in flight.
-        INSERT INTO player_item_counts AS c (game_id, player_id, sku, purchased)
-        VALUES (p_game, p_player, v_item.sku, 0)
-        ON CONFLICT (game_id, player_id, sku) DO UPDATE SET purchased = c.purchased
-        RETURNING purchased INTO v_purchased;
+        -- One player's holds (and, with a limit, purchases) of one sku are serialized, so the
+        -- units held and bought are counted with none in flight: by the count row, as a
+        -- purchase is, where the sku has a per-player limit; otherwise by a transaction lock
+        -- of (game, player, sku), which leaves no count row that purchases and refunds of the
+        -- sku (which keep none for it) would not expect.
+        IF v_item.per_player_limit IS NOT NULL OR v_item.kind = 'durable' THEN
+            INSERT INTO player_item_counts AS c (game_id, player_id, sku, purchased)
+            VALUES (p_game, p_player, v_item.sku, 0)
+            ON CONFLICT (game_id, player_id, sku) DO UPDATE SET purchased = c.purchased
+            RETURNING purchased INTO v_purchased;
+        ELSE
+            PERFORM pg_advisory_xact_lock(
+                hashtextextended(format('hold %s %s %s', p_game, p_player, v_item.sku), 0));
+        END IF;
         v_held := sk_held_units(p_game, p_player, v_item.sku, NULL);
         IF v_purchased + v_held + p_quantity > v_item.per_player_limit THEN               -- 6
             PERFORM sk_fail('purchase_limit_reached',

@@ -25,6 +25,8 @@ from .errors import (
     BalanceCapExceeded,
     BusinessRejection,
     ConnectionError,
+    HoldExpired,
+    HoldLimitReached,
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
@@ -45,6 +47,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from .holds import Hold
 from .journal import PendingOutcome, PendingPurchase
 from .models import (
     Amount,
@@ -81,6 +84,9 @@ __all__ = [
     "GrantResult",
     "Granted",
     "Handle",
+    "Hold",
+    "HoldExpired",
+    "HoldLimitReached",
     "IdempotencyConflict",
     "InsufficientFunds",
     "Inventory",

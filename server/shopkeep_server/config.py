@@ -62,6 +62,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
     "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog body (PUT draft and validate)"),
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
+    "SHOPKEEP_HOLD_SECONDS": (
+        "600",
+        "how long a hold (POST /v1/holds) keeps units of a limited item for its player",
+    ),
     "SHOPKEEP_THREADS": ("8", "threads per gunicorn worker"),
     "SHOPKEEP_LOG_LEVEL": ("INFO", "log level of the server"),
     "SHOPKEEP_PREPARED_STATEMENTS": (
@@ -148,6 +152,7 @@ class Config:
     max_body_bytes: int = 65_536
     max_catalog_bytes: int = 1_048_576
     stock_buckets: int = 16
+    hold_seconds: int = 600
     threads: int = 8
     log_level: str = "INFO"
     proxy_hops: int = 0
@@ -191,6 +196,7 @@ class Config:
             max_body_bytes=_int(env, "SHOPKEEP_MAX_BODY_BYTES", 65_536, minimum=1024),
             max_catalog_bytes=_int(env, "SHOPKEEP_MAX_CATALOG_BYTES", 1_048_576, minimum=1024),
             stock_buckets=_int(env, "SHOPKEEP_STOCK_BUCKETS", 16, minimum=1),
+            hold_seconds=_int(env, "SHOPKEEP_HOLD_SECONDS", 600, minimum=1),
             threads=threads,
             log_level=env.get("SHOPKEEP_LOG_LEVEL", "INFO").upper(),
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),

@@ -99,6 +99,20 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("not_enough_items", 409, _FINAL, "not enough items", sqlstate=SQLSTATE_FINAL),
     ErrorCode(
+        "hold_expired",
+        409,
+        _FINAL,
+        "the hold has expired or ended: its units are back on sale",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode(
+        "hold_limit_reached",
+        409,
+        _FINAL,
+        "too many units of this item held at once",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode(
         "idempotency_key_in_use",
         409,
         _TRANSIENT,

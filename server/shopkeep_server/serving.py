@@ -80,6 +80,7 @@ class Janitor(threading.Thread):
             # Spread the workers out so they do not all wake at once.
             time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
             self.purge_once()
+            self.tidy_holds()
 
     def add_partitions(self) -> None:
         """Makes the missing partitions of idempotency keys (several workers may at once: a
@@ -119,6 +120,23 @@ class Janitor(threading.Thread):
         if purged:
             log.info("purged %d expired idempotency keys", purged)
         return purged
+
+    def tidy_holds(self) -> None:
+        """Puts back the units of expired holds and deletes holds that ended longer ago than
+        an idempotency key lives (a replayed answer may still name them). Tidiness only: an
+        expired hold's units are on sale again without it."""
+        from . import db
+        from .store.holds import tidy
+
+        assert self.config.database_url is not None
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                returned, deleted = tidy(conn, keep_seconds=self.config.idempotency_ttl)
+        except Exception:
+            log.exception("tidying the holds failed")
+            return
+        if returned or deleted:
+            log.info("holds: %d expired units put back, %d ended holds deleted", returned, deleted)
 
 
 def estimated_keys(conn: psycopg.Connection) -> int:

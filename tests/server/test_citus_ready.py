@@ -36,6 +36,7 @@ DISTRIBUTED: dict[str, str] = {
     "purchases": "player_id",
     "player_item_counts": "player_id",
     "grants": "player_id",
+    "holds": "player_id",
     "idempotency_keys": "subject",
     "rate_limit_windows": "subject",
 }

@@ -131,6 +131,7 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "game_keys": "INSERT,SELECT,UPDATE",
         "games": "INSERT,SELECT,UPDATE",
         "grants": "INSERT,SELECT",
+        "holds": "DELETE,INSERT,SELECT,UPDATE",
         "idempotency_keys": "DELETE,INSERT,SELECT,UPDATE",
         "inventories": "INSERT,SELECT,UPDATE",
         "item_ledger": "INSERT,SELECT",

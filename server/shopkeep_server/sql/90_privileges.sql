@@ -52,3 +52,6 @@ BEGIN
         EXECUTE format('REVOKE ALL ON %s FROM shopkeep_app', p);
     END LOOP;
 END $$;
+
+-- Holds (31_holds.sql) change status in place; the janitor deletes the ended ones.
+GRANT INSERT, UPDATE, DELETE ON holds TO shopkeep_app;

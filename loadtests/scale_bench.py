@@ -4,7 +4,8 @@
 [--keys 500000] [--duration 10] [--connections 16] [--workers 2] [--players 200] [--out DIR]``
 
 The issue's target size is ``--ledger-rows 10000000 --purchases 2000000 --keys 5000000``
-(tens of minutes and about 15 GB of disk here: a documented command, not CI).
+(about 15 minutes of filling and 10 GB of disk here, by this machine's rates at 1 million:
+a documented command, not CI).
 
 On one private PostgreSQL (``SHOPKEEP_DATABASE_URL`` if set, else an embedded one made and
 deleted for the run), against a fresh store:

@@ -20,6 +20,7 @@ from .background import Background, Handle
 from .client import StoreClient
 from .errors import (
     ERROR_CODES,
+    AccountFrozenError,
     AuthenticationError,
     BadRequest,
     BalanceCapExceeded,
@@ -28,6 +29,7 @@ from .errors import (
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
+    LimitExceededError,
     NotEnoughItems,
     NotFound,
     PayloadTooLarge,
@@ -67,6 +69,7 @@ from .money import Money
 
 __all__ = [
     "ERROR_CODES",
+    "AccountFrozenError",
     "Amount",
     "AsyncStoreClient",
     "AuthenticationError",
@@ -88,6 +91,7 @@ __all__ = [
     "ItemQuantity",
     "ItemUnavailable",
     "LedgerEntry",
+    "LimitExceededError",
     "Money",
     "NotEnoughItems",
     "NotFound",

@@ -14,6 +14,7 @@ Hierarchy::
     │   └── UnsupportedMediaType    415 unsupported_media_type
     ├── AuthenticationError         401 unauthenticated
     ├── PermissionDenied            403 forbidden
+    │   └── AccountFrozenError      403 account_frozen
     ├── NotFound                    404 not_found
     ├── BusinessRejection           409: final refusals, stored with the idempotency key
     │   ├── InsufficientFunds       insufficient_funds
@@ -22,7 +23,8 @@ Hierarchy::
     │   ├── ItemUnavailable         item_unavailable
     │   ├── PriceChanged            price_changed (.current_price)
     │   ├── BalanceCapExceeded      balance_cap_exceeded
-    │   └── NotEnoughItems          not_enough_items
+    │   ├── NotEnoughItems          not_enough_items
+    │   └── LimitExceededError      limit_exceeded (.retry_at, .rule)
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
     ├── PreconditionFailed          412 precondition_failed
     │   └── PreconditionRequired    428 precondition_required
@@ -41,6 +43,7 @@ other error needs the request fixed first.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import json
 from collections.abc import Mapping
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_CODES",
     "ERROR_TABLE",
+    "AccountFrozenError",
     "AuthenticationError",
     "BadRequest",
     "BalanceCapExceeded",
@@ -62,6 +66,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientFunds",
     "ItemUnavailable",
+    "LimitExceededError",
     "NotEnoughItems",
     "NotFound",
     "PayloadTooLarge",
@@ -182,6 +187,11 @@ class PermissionDenied(ShopkeepError):
     """The token's role may not make this call (403)."""
 
 
+class AccountFrozenError(PermissionDenied):
+    """The player is frozen by the studio: purchases, consumes and grants are refused, reads
+    still work. Not stored with the idempotency key: the same call runs once unfrozen."""
+
+
 class NotFound(ShopkeepError):
     """No such item, purchase or player in this game (404)."""
 
@@ -232,6 +242,37 @@ class BalanceCapExceeded(BusinessRejection):
 
 class NotEnoughItems(BusinessRejection):
     """The player does not own enough of the item (consume, or a refund of a spent grant)."""
+
+
+class LimitExceededError(BusinessRejection):
+    """A limit of the studio's risk policy stopped the call: a spend or earn limit over a
+    rolling window, a trust tier, a refund cooldown or a tripped mint breaker."""
+
+    @property
+    def rule(self) -> str | None:
+        """Which rule: ``spend_limit``, ``earn_limit``, ``tier``, ``refund_limit`` or
+        ``mint_breaker``."""
+        rule = self.details.get("rule")
+        return rule if isinstance(rule, str) else None
+
+    @property
+    def retry_at(self) -> dt.datetime | None:
+        """When the window frees up enough for this call (a new call: this one's key keeps
+        its answer); None when waiting does not help (a tripped breaker, a tier the service
+        must change, a price above the limit itself)."""
+        value = self.details.get("retry_at")
+        if not isinstance(value, str):
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else None
+
+    @property
+    def window_seconds(self) -> int | None:
+        value = self.details.get("window_seconds")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class IdempotencyConflict(ShopkeepError):
@@ -294,6 +335,7 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "idempotency_key_invalid": ErrorEntry(400, _NOT_STORED, BadRequest),
     "unauthenticated": ErrorEntry(401, _NOT_STORED, AuthenticationError),
     "forbidden": ErrorEntry(403, _NOT_STORED, PermissionDenied),
+    "account_frozen": ErrorEntry(403, _NOT_STORED, AccountFrozenError),
     "not_found": ErrorEntry(404, _NOT_STORED, NotFound),
     "insufficient_funds": ErrorEntry(409, _FINAL, InsufficientFunds),
     "sold_out": ErrorEntry(409, _FINAL, SoldOut),
@@ -302,6 +344,7 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "price_changed": ErrorEntry(409, _FINAL, PriceChanged),
     "balance_cap_exceeded": ErrorEntry(409, _FINAL, BalanceCapExceeded),
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
+    "limit_exceeded": ErrorEntry(409, _FINAL, LimitExceededError),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),
     "precondition_failed": ErrorEntry(412, _NOT_STORED, PreconditionFailed),
     "precondition_required": ErrorEntry(428, _NOT_STORED, PreconditionRequired),

@@ -36,3 +36,8 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
+
+-- Risk controls (migration 0008): decisions are appended, a player's risk state and the mint
+-- breakers change in place.
+GRANT INSERT ON risk_events, risk_breaker_log TO shopkeep_app;
+GRANT INSERT, UPDATE ON player_risk, risk_breakers TO shopkeep_app;

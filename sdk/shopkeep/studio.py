@@ -116,10 +116,13 @@ class CatalogVersion:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> CatalogVersion:
-        """Parse a version's summary, with ``currencies`` and ``items`` when present."""
+        """Parse a version's summary, with ``currencies``, ``items`` and its ``risk`` policy
+        (when it has one) when present."""
         content = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
+            if "risk" in data:
+                content["risk"] = dict(data["risk"])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")

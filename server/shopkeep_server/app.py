@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__, logs, tracing, web
-from .api import ops, player, service, studio
+from .api import ops, player, risk, service, studio
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
 from .config import Config
@@ -181,6 +181,7 @@ def _count_answer(metrics: Metrics, route: str, response: Response) -> None:
         except (ValueError, KeyError, TypeError):
             code = "unknown"
         metrics.conflicts.labels(route, code).inc()
+    risk.count_refusal(metrics, response)
     if response.headers.get("Idempotent-Replayed") == "true":
         metrics.idempotency_replays.labels(route).inc()
     elif "idempotency_key" in g and (
@@ -245,7 +246,7 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         database.on_wait = metrics.pool_wait.observe
 
     api = ShopkeepApi(app, spec_kwargs={"extra_plugins": [CommonResponsesPlugin()]})
-    for blueprint in (player.blp, service.blp, studio.blp, ops.blp):
+    for blueprint in (player.blp, service.blp, studio.blp, risk.blp, ops.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(web.blp)
     app.register_error_handler(Exception, lambda error: render_error(_from_exception(error)))

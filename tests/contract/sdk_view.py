@@ -88,19 +88,26 @@ SDK_READERS: dict[str, SdkReader] = {
     "studio.get_version": SdkReader(
         op_version(1).parse,
         lambda body: {
-            **{k: v for k, v in body.items() if k not in ("currencies", "items")},
-            "content": {"currencies": body["currencies"], "items": body["items"]},
+            **{k: v for k, v in body.items() if k not in ("currencies", "items", "risk")},
+            "content": {k: body[k] for k in ("currencies", "items", "risk") if k in body},
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
 }
 
-# Operations the SDK has no call for: the operators' probes use them.
+# Operations the SDK has no call for: the operators' probes use them, and a studio's backend
+# and support tools call the risk controls over HTTP (docs/api.md, "Risk").
 NOT_IN_SDK = frozenset(
     {
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",
+        "risk.get_player_risk",
+        "risk.freeze",
+        "risk.unfreeze",
+        "risk.set_tier",
+        "risk.list_breakers",
+        "risk.reset_breaker",
     }
 )
 

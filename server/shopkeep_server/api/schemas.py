@@ -21,6 +21,7 @@ from ..store.rules import (
     CurrencySchema,
     ItemSchema,
     MoneySchema,
+    RiskSchema,
     StrictInteger,
     amount_field,
     currency_field,
@@ -219,6 +220,7 @@ class CatalogDocumentSchema(Schema):
 
     currencies = fields.List(fields.Nested(CurrencySchema))
     items = fields.List(fields.Nested(ItemSchema))
+    risk = fields.Nested(RiskSchema, allow_none=True, metadata={"description": "absent: no limits"})
 
 
 SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
@@ -230,10 +232,14 @@ class SentCatalogSchema(Schema):
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    risk = fields.Nested(RiskSchema, metadata={"description": "the risk policy; absent: none"})
 
 
 class LiveCatalogSchema(SentCatalogSchema):
     version = _int()
+
+    class Meta:
+        exclude = ("risk",)  # the risk policy is never served to players
 
 
 class StockEntrySchema(Schema):
@@ -265,6 +271,7 @@ class VersionListSchema(Schema):
 class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    risk = fields.Nested(RiskSchema, metadata={"description": "the risk policy; absent: none"})
 
 
 class RestockResultSchema(Schema):

@@ -237,7 +237,7 @@ BEGIN
     IF v_policy IS NULL THEN
         RETURN;
     END IF;
-    FOR g IN SELECT e ->> 'currency' AS currency, sum((e ->> 'amount')::bigint) AS amount,
+    FOR g IN SELECT e ->> 'currency' AS currency, sum((e ->> 'amount')::bigint)::bigint AS amount,
                     count(*) AS entries
                FROM jsonb_array_elements(p_granted) e WHERE e ? 'currency'
               GROUP BY 1 ORDER BY 1 LOOP

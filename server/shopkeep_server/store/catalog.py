@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from . import rules
+from . import risk, rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
@@ -83,6 +83,8 @@ def _entry_errors(data: dict[str, Any]) -> dict[str, list[str]]:
                     fail(f"{path}.sku", "a bundle cannot hold another bundle")
             elif content["currency"] not in codes:
                 fail(f"{path}.currency", "not a currency of this catalog")
+    for path, message in risk.policy_reference_errors(data.get("risk"), codes):
+        fail(path, message)
     return errors
 
 
@@ -96,7 +98,10 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
                 "available_until": rules.format_timestamp(item["available_until"]),
             }
         )
-    return {"currencies": data["currencies"], "items": items}
+    normalized = {"currencies": data["currencies"], "items": items}
+    if data.get("risk") is not None:  # absent (or null): no risk limits
+        normalized["risk"] = data["risk"]
+    return normalized
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,8 +383,9 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
     cache.remember_live(game, version_id, version, generation)
     entry = cache.get(version_id)
     if entry is None:
+        # The risk policy is the studio's business, not the players': never served to them.
         row = conn.execute(
-            "SELECT content FROM catalog_versions WHERE id = %s", (version_id,)
+            "SELECT content - 'risk' FROM catalog_versions WHERE id = %s", (version_id,)
         ).fetchone()
         assert row is not None
         content = {"version": version, **row[0]}

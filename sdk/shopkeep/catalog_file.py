@@ -40,6 +40,9 @@ from .catalog_diff import (
     ENTRY_FIELDS,
     ITEM_DEFAULTS,
     ITEM_FIELDS,
+    RISK_ENTRY_DEFAULTS,
+    RISK_FIELDS,
+    RISK_LISTS,
     TIMESTAMP_FIELDS,
     describe,
     short_timestamp,
@@ -428,12 +431,29 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get(name), list):
                 entry[name] = [_money_or_content(e) for e in entry[name]]
         items.append(entry)
-    return {
+    ordered: dict[str, Any] = {
         "currencies": [
             _ordered(c, CURRENCY_FIELDS, CURRENCY_DEFAULTS) for c in catalog.get("currencies", [])
         ],
         "items": items,
     }
+    risk = catalog.get("risk")
+    if isinstance(risk, Mapping):
+        # The policy's non-empty lists, each rule without the fields left at their defaults.
+        ordered["risk"] = {
+            name: [
+                _ordered(entry, RISK_FIELDS.get(name, ()), RISK_ENTRY_DEFAULTS)
+                if isinstance(entry, Mapping)
+                else entry
+                for entry in risk[name]
+            ]
+            for name in [*RISK_LISTS, *sorted(set(risk) - set(RISK_LISTS))]
+            if risk.get(name)
+        }
+        for tier in ordered["risk"].get("tiers", []):
+            if isinstance(tier, dict) and isinstance(tier.get("max_price"), list):
+                tier["max_price"] = [_money_or_content(p) for p in tier["max_price"]]
+    return ordered
 
 
 class _FlowList(list):

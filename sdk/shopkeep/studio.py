@@ -118,11 +118,11 @@ class CatalogVersion:
     def from_wire(cls, data: Mapping[str, Any]) -> CatalogVersion:
         """Parse a version's summary, with ``currencies``, ``items`` and its ``risk`` policy
         (when it has one) when present."""
-        content = None
+        content: dict[str, Any] | None = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
-            if "risk" in data:
-                content["risk"] = dict(data["risk"])
+            if "risk" in data:  # the policy (None: the version has none)
+                content["risk"] = None if data["risk"] is None else dict(data["risk"])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")

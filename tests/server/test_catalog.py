@@ -56,6 +56,7 @@ def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     draft, etag = _draft(client, game)
     content = copy.deepcopy(_live(client, game))
     content.pop("version")
+    assert draft.pop("risk") is None  # the studio's risk policy: never in the live catalog
     assert draft == content  # the fixture published through the draft
     potion = next(i for i in content["items"] if i["sku"] == "potion")
     potion["prices"] = [{"currency": "COINS", "amount": 60}]

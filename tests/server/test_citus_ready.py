@@ -35,6 +35,8 @@ DISTRIBUTED: dict[str, str] = {
     "purchases": "player_id",
     "player_item_counts": "player_id",
     "grants": "player_id",
+    "player_risk": "player_id",
+    "risk_events": "player_id",
     "idempotency_keys": "subject",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.
@@ -48,6 +50,8 @@ REFERENCE: set[str] = {
     "stock_buckets",
     "stock_restocks",
     "studio_sessions",
+    "risk_breakers",
+    "risk_breaker_log",
     "schema_migrations",
     "schema_functions",
 }

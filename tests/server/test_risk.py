@@ -630,12 +630,13 @@ def test_the_policy_is_published_rolled_back_and_never_shown_to_players(
         headers={**studio, "If-Match": "*"},
     )
     assert put.status_code == 200
-    assert put.get_json()["risk"]["spend_limits"] == policy["spend_limits"]
+    stored_limits = [{**policy["spend_limits"][0], "max_amount": None}]
+    assert put.get_json()["risk"]["spend_limits"] == stored_limits
     published = post(client, "/v1/admin/catalog/publish", {"notes": "limits"}, game, role="studio")
     assert published.status_code == 201
     version = published.get_json()["version"]
     detail = client.get(f"/v1/admin/catalog/versions/{version}", headers=studio).get_json()
-    assert detail["risk"]["spend_limits"] == policy["spend_limits"]
+    assert detail["risk"]["spend_limits"] == stored_limits
     assert "risk" not in client.get("/v1/catalog", headers=game.headers()).get_json()
 
     grant(client, game, "p1", "COINS", 500)

@@ -20,9 +20,13 @@ from ..store.inputs import RollbackRequestSchema as RollbackRequestSchema
 from ..store.rules import (
     CurrencySchema,
     ItemSchema,
+    MintBreakerSchema,
     MoneySchema,
+    RefundLimitSchema,
     RiskSchema,
     StrictInteger,
+    TierSchema,
+    WindowLimitSchema,
     amount_field,
     currency_field,
     quantity_field,
@@ -227,12 +231,27 @@ SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
 SentItemSchema = always_present(ItemSchema, "SentItemSchema")
 
 
+SentWindowLimitSchema = always_present(WindowLimitSchema, "SentWindowLimitSchema")
+
+
+class SentRiskSchema(Schema):
+    """A risk policy as the server sends it: every list and every field present."""
+
+    spend_limits = _list(SentWindowLimitSchema)
+    earn_limits = _list(SentWindowLimitSchema)
+    mint_breakers = _list(always_present(MintBreakerSchema, "SentMintBreakerSchema"))
+    tiers = _list(always_present(TierSchema, "SentTierSchema"))
+    refund_limits = _list(always_present(RefundLimitSchema, "SentRefundLimitSchema"))
+
+
 class SentCatalogSchema(Schema):
     """A catalog as the server sends it: every field of every currency and item present."""
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
-    risk = fields.Nested(RiskSchema, metadata={"description": "the risk policy; absent: none"})
+    risk = fields.Nested(
+        SentRiskSchema, required=True, allow_none=True, metadata={"description": "null: no policy"}
+    )
 
 
 class LiveCatalogSchema(SentCatalogSchema):
@@ -271,7 +290,9 @@ class VersionListSchema(Schema):
 class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
-    risk = fields.Nested(RiskSchema, metadata={"description": "the risk policy; absent: none"})
+    risk = fields.Nested(
+        SentRiskSchema, required=True, allow_none=True, metadata={"description": "null: no policy"}
+    )
 
 
 class RestockResultSchema(Schema):

@@ -6,7 +6,10 @@
 -- can never differ from its content; kept in its own column, so a purchase reads the policy
 -- without detoasting a catalog of thousands of items.
 ALTER TABLE catalog_versions
-    ADD COLUMN risk jsonb GENERATED ALWAYS AS (content -> 'risk') STORED;
+    ADD COLUMN risk jsonb GENERATED ALWAYS AS (nullif(content -> 'risk', 'null')) STORED;
+
+-- A catalog as the store keeps it now always has `risk` (null: no policy): the drafts too.
+UPDATE games SET draft = draft || '{"risk": null}' WHERE NOT draft ? 'risk';
 
 -- One row per player the money path has seen: when it was first seen (the age trust tiers
 -- go by), the tier the service set (NULL: placed by age and history) and a freeze.

@@ -109,11 +109,11 @@ BEGIN
         RETURN;
     END IF;
     FOR v_tier IN SELECT e FROM sk_risk_rules(p_policy, 'tiers', NULL) e LOOP
-        v_young := v_tier ? 'while_younger_than_seconds'
+        v_young := (v_tier ->> 'while_younger_than_seconds') IS NOT NULL
             AND coalesce(v_player.first_seen_at, now())
                 + make_interval(secs => (v_tier ->> 'while_younger_than_seconds')::integer) > now();
         v_new := false;
-        IF v_tier ? 'while_fewer_purchases_than' THEN
+        IF (v_tier ->> 'while_fewer_purchases_than') IS NOT NULL THEN
             -- Counted up to the threshold only: a long history costs no more than a short one.
             SELECT count(*) INTO v_purchases FROM (
                 SELECT FROM purchases p

@@ -98,10 +98,8 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
                 "available_until": rules.format_timestamp(item["available_until"]),
             }
         )
-    normalized = {"currencies": data["currencies"], "items": items}
-    if data.get("risk") is not None:  # absent (or null): no risk limits
-        normalized["risk"] = data["risk"]
-    return normalized
+    # `risk` is always there once stored: the policy, or null (left out: no risk limits).
+    return {"currencies": data["currencies"], "items": items, "risk": data.get("risk")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +278,7 @@ def get_version(conn: psycopg.Connection, game: str, version: int) -> dict[str, 
         "published_by": by,
         "published_at": rules.format_timestamp(at),
         "live": live,
+        "risk": None,  # a version published before the risk policy existed has none
         **content,
     }
 

@@ -285,12 +285,12 @@ class WindowLimitSchema(Schema):
 
     currency = currency_field(required=True)
     window_seconds = _window_field(required=True)
-    max_amount = amount_field(minimum=0)
-    max_count = _count_field()
+    max_amount = amount_field(minimum=0, allow_none=True, load_default=None)
+    max_count = _count_field(allow_none=True, load_default=None)
 
     @validates_schema
     def _some_limit(self, data: dict[str, Any], **_: Any) -> None:
-        if "max_amount" not in data and "max_count" not in data:
+        if data.get("max_amount") is None and data.get("max_count") is None:
             raise ValidationError("give max_amount, max_count or both")
 
 
@@ -309,8 +309,10 @@ class TierSchema(Schema):
     purchase above ``max_price`` in its currency, no limited items unless ``limited_items``."""
 
     name = fields.String(required=True, validate=_must_match(TIER_NAME_PATTERN))
-    while_younger_than_seconds = _window_field()
-    while_fewer_purchases_than = StrictInteger(validate=validate.Range(min=1, max=1_000_000))
+    while_younger_than_seconds = _window_field(allow_none=True, load_default=None)
+    while_fewer_purchases_than = StrictInteger(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000)
+    )
     max_price = fields.List(
         fields.Nested(MoneySchema), load_default=list, validate=validate.Length(max=10)
     )
@@ -319,7 +321,10 @@ class TierSchema(Schema):
     @validates_schema
     def _tier_rules(self, data: dict[str, Any], **_: Any) -> None:
         errors: dict[str, list[str]] = {}
-        if "while_younger_than_seconds" not in data and "while_fewer_purchases_than" not in data:
+        if (
+            data.get("while_younger_than_seconds") is None
+            and data.get("while_fewer_purchases_than") is None
+        ):
             errors["_schema"] = [
                 "give while_younger_than_seconds, while_fewer_purchases_than or both"
             ]

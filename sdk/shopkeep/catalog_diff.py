@@ -292,7 +292,6 @@ def describe_risk_entry(entry: Mapping[str, Any], scales: Mapping[str, int] | No
     """One rule of the policy in a few words: ``USD: 200 purchases, 5.0000 USD (50000) per
     3600 s``; ``new: while younger than 3600 s, at most 1.0000 USD (10000), no limited items``."""
     if "name" in entry:
-        parts = [f"{entry['name']}:"]
         conditions = []
         if entry.get("while_younger_than_seconds") is not None:
             conditions.append(f"while younger than {entry['while_younger_than_seconds']} s")
@@ -305,7 +304,7 @@ def describe_risk_entry(entry: Mapping[str, Any], scales: Mapping[str, int] | No
         ]
         if entry.get("limited_items") is False:
             restrictions.append("no limited items")
-        return " ".join(parts + [" or ".join(conditions) + ","] + [", ".join(restrictions)])
+        return f"{entry['name']}: {' or '.join(conditions)}, {', '.join(restrictions)}"
     limits = []
     if entry.get("max_count") is not None:
         limits.append(f"{entry['max_count']}")
@@ -434,11 +433,11 @@ def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
             lines.append("  (the order of items changed)")
     if diff.risk:
         lines.append("risk:")
-        for change in diff.risk:
-            lines.append(f"  ~ {change.field}")
-            for entry in change.before:
+        for risk_change in diff.risk:
+            lines.append(f"  ~ {risk_change.field}")
+            for entry in risk_change.before:
                 lines.append(f"      - {describe_risk_entry(entry, old_scales)}")
-            for entry in change.after:
+            for entry in risk_change.after:
                 lines.append(f"      + {describe_risk_entry(entry, new_scales)}")
     lines.append(diff.summary())
     return lines

@@ -16,6 +16,7 @@ from ..metrics import Metrics
 from ..runtime import services, with_connection
 from ..store import risk
 from ..store.idempotency import run_once
+from ..store.inputs import RiskReasonSchema
 from ..store.rules import TRUSTED_TIER, check_player_id, reason_field
 from . import schemas
 from .common import IDEMPOTENCY_HEADER, idempotent_request, outcome_response, principal, requires
@@ -23,10 +24,6 @@ from .common import IDEMPOTENCY_HEADER, idempotent_request, outcome_response, pr
 blp = Blueprint("risk", __name__, url_prefix="/v1", description="Fraud and abuse controls")
 
 # --- requests ---------------------------------------------------------------------------------
-
-
-class RiskReasonSchema(Schema):
-    reason = reason_field(required=True)
 
 
 class TierRequestSchema(Schema):

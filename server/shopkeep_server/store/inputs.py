@@ -24,3 +24,9 @@ class RollbackRequestSchema(Schema):
 
 class RestockRequestSchema(Schema):
     add = amount_field(required=True)
+
+
+class RiskReasonSchema(Schema):
+    """A freeze, an unfreeze or a breaker reset: why, in one line."""
+
+    reason = reason_field(required=True)

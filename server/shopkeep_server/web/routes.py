@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from . import editing, overview, page, publishing, signin, support
+from . import editing, overview, page, publishing, risk, signin, support
 
 blp = Blueprint(
     "studio_web",
@@ -46,6 +46,9 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/rollback", "rollback", publishing.rollback, POST),
     ("/players", "player_page", support.player_page, GET),
     ("/players/<player_id>/refund", "refund", support.refund, POST),
+    ("/players/<player_id>/risk", "risk_page", risk.risk_page, GET),
+    ("/players/<player_id>/freeze", "freeze", risk.freeze, POST),
+    ("/players/<player_id>/unfreeze", "unfreeze", risk.unfreeze, POST),
 )
 
 for rule, endpoint, view, methods in ROUTES:

@@ -66,9 +66,7 @@ def _change(player_id: str, action: str) -> WebResponse:
         request.form.get("key"),
         {"player_id": player_id, "action": action, "reason": reason},
         200,
-        lambda conn: change(
-            conn, session.game, player_id, actor=session.subject, reason=reason
-        ),
+        lambda conn: change(conn, session.game, player_id, actor=session.subject, reason=reason),
     )
     text = "Frozen" if action == "freeze" else "Unfrozen"
     return done("studio_web.risk_page", f"{text} {player_id}: {reason}", player_id=player_id)

@@ -9,6 +9,7 @@ ALTER TABLE catalog_versions
     ADD COLUMN risk jsonb GENERATED ALWAYS AS (nullif(content -> 'risk', 'null')) STORED;
 
 -- A catalog as the store keeps it now always has `risk` (null: no policy): the drafts too.
+ALTER TABLE games ALTER COLUMN draft SET DEFAULT '{"currencies": [], "items": [], "risk": null}';
 UPDATE games SET draft = draft || '{"risk": null}' WHERE NOT draft ? 'risk';
 
 -- One row per player the money path has seen: when it was first seen (the age trust tiers

@@ -142,7 +142,8 @@ CREATE OR REPLACE FUNCTION sk_risk_check_purchase(
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_policy jsonb := sk_risk_policy(p_version_id);
-    v_tier record;
+    v_tier jsonb;
+    v_until timestamptz;
     v_max bigint;
     v_limit jsonb;
     v_window integer;
@@ -154,25 +155,27 @@ BEGIN
     IF v_policy IS NULL THEN
         RETURN;
     END IF;
-    SELECT t.tier, t.until INTO v_tier FROM sk_risk_tier(p_game, p_player, v_policy) t;
-    IF v_tier.tier IS NOT NULL THEN
+    IF jsonb_array_length(coalesce(v_policy -> 'tiers', '[]')) > 0 THEN
+        SELECT t.tier, t.until INTO v_tier, v_until FROM sk_risk_tier(p_game, p_player, v_policy) t;
+    END IF;
+    IF v_tier IS NOT NULL THEN
         IF p_item.stock IS NOT NULL
-           AND NOT coalesce((v_tier.tier ->> 'limited_items')::boolean, true) THEN
+           AND NOT coalesce((v_tier ->> 'limited_items')::boolean, true) THEN
             PERFORM sk_risk_limit_exceeded(
                 format('players of the %s tier may not buy limited items such as %s',
-                       v_tier.tier ->> 'name', p_item.sku),
-                'tier', NULL, NULL, NULL, NULL, NULL, v_tier.until,
-                jsonb_build_object('tier', v_tier.tier ->> 'name', 'sku', p_item.sku));
+                       v_tier ->> 'name', p_item.sku),
+                'tier', NULL, NULL, NULL, NULL, NULL, v_until,
+                jsonb_build_object('tier', v_tier ->> 'name', 'sku', p_item.sku));
         END IF;
         SELECT (e ->> 'amount')::bigint INTO v_max
-          FROM jsonb_array_elements(coalesce(v_tier.tier -> 'max_price', '[]')) e
+          FROM jsonb_array_elements(coalesce(v_tier -> 'max_price', '[]')) e
          WHERE e ->> 'currency' = p_currency;
         IF p_total > v_max THEN
             PERFORM sk_risk_limit_exceeded(
                 format('players of the %s tier may not spend more than %s %s at once',
-                       v_tier.tier ->> 'name', v_max, p_currency),
-                'tier', p_currency, NULL, 'amount', v_max, p_total, v_tier.until,
-                jsonb_build_object('tier', v_tier.tier ->> 'name', 'sku', p_item.sku));
+                       v_tier ->> 'name', v_max, p_currency),
+                'tier', p_currency, NULL, 'amount', v_max, p_total, v_until,
+                jsonb_build_object('tier', v_tier ->> 'name', 'sku', p_item.sku));
         END IF;
     END IF;
     FOR v_limit IN SELECT sk_risk_rules(v_policy, 'spend_limits', p_currency) LOOP

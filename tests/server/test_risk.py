@@ -272,6 +272,7 @@ def test_earn_limits_cap_what_one_player_is_granted(conn: psycopg.Connection, cl
     fourth = _grant(client, game, "p1", "COINS", 1)
     assert _error(fourth)["details"]["measure"] == "count"
     assert _error(fourth)["details"]["used"] == 3
+    assert _error(fourth)["details"]["retry_at"] == _now_plus(conn, HOUR)
     # Another player, and another currency, have their own room.
     assert _grant(client, game, "p2", "COINS", 250).status_code == 201
     assert _grant(client, game, "p1", "GEMS", 1_000).status_code == 201

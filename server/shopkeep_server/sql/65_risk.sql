@@ -252,12 +252,18 @@ BEGIN
              WHERE l.game_id = p_game AND l.player_id = p_player AND l.currency = g.currency
                AND l.kind = 'grant' AND l.created_at > v_since;
             IF v_count > (v_limit ->> 'max_count')::bigint THEN
-                SELECT l.created_at + make_interval(secs => v_window) INTO v_retry
-                  FROM ledger_entries l
-                 WHERE l.game_id = p_game AND l.player_id = p_player
-                   AND l.currency = g.currency AND l.kind = 'grant' AND l.created_at > v_since
-                 ORDER BY l.created_at, l.id
-                OFFSET v_count - (v_limit ->> 'max_count')::bigint - 1 LIMIT 1;
+                -- Free once the earlier grants that are too many have left the window; never,
+                -- when this grant alone is more than the limit allows.
+                v_retry := NULL;
+                IF g.entries <= (v_limit ->> 'max_count')::bigint THEN
+                    SELECT l.created_at + make_interval(secs => v_window) INTO v_retry
+                      FROM ledger_entries l
+                     WHERE l.game_id = p_game AND l.player_id = p_player
+                       AND l.currency = g.currency AND l.kind = 'grant'
+                       AND l.created_at > v_since
+                     ORDER BY l.created_at, l.id
+                    OFFSET v_count - (v_limit ->> 'max_count')::bigint - 1 LIMIT 1;
+                END IF;
                 PERFORM sk_risk_limit_exceeded(
                     format('at most %s grants of %s every %s seconds',
                            v_limit ->> 'max_count', g.currency, v_window),

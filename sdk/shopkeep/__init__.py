@@ -66,6 +66,7 @@ from .models import (
     Wallet,
 )
 from .money import Money
+from .risk import PlayerRisk
 
 __all__ = [
     "ERROR_CODES",
@@ -100,6 +101,7 @@ __all__ = [
     "PendingOutcome",
     "PendingPurchase",
     "PermissionDenied",
+    "PlayerRisk",
     "PreconditionFailed",
     "PreconditionRequired",
     "PriceChanged",

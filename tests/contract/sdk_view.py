@@ -26,6 +26,7 @@ from shopkeep._core import (
 )
 from shopkeep.errors import error_from_body
 from shopkeep.models import parse_time
+from shopkeep.risk import op_freeze, op_player_risk, op_set_tier
 from shopkeep.studio import (
     op_get_draft,
     op_publish,
@@ -93,19 +94,20 @@ SDK_READERS: dict[str, SdkReader] = {
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
+    # The risk controls of a studio's backend (shopkeep.risk).
+    "risk.get_player_risk": SdkReader(op_player_risk("p").parse),
+    "risk.freeze": SdkReader(op_freeze("p", frozen=True, reason="r", key=KEY).parse),
+    "risk.unfreeze": SdkReader(op_freeze("p", frozen=False, reason="r", key=KEY).parse),
+    "risk.set_tier": SdkReader(op_set_tier("p", tier=None, reason="r").parse),
 }
 
-# Operations the SDK has no call for: the operators' probes use them, and a studio's backend
-# and support tools call the risk controls over HTTP (docs/api.md, "Risk").
+# Operations the SDK has no call for: the operators' probes use them, and a studio member
+# resets a mint breaker from the API (docs/api.md, "Risk").
 NOT_IN_SDK = frozenset(
     {
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",
-        "risk.get_player_risk",
-        "risk.freeze",
-        "risk.unfreeze",
-        "risk.set_tier",
         "risk.list_breakers",
         "risk.reset_breaker",
     }

@@ -543,7 +543,7 @@ def _plant_expired_keys(database_url: str, game: str, *, count: int) -> list[str
         cur.executemany(
             "INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, status,"
             " response_body, expires_at) VALUES (%s, 'rehearsal', %s, 'f', 201, '{}',"
-            " now() - interval '1 hour')",
+            " now() - interval '1 day')",
             [(game, key) for key in keys],
         )
     return keys

@@ -26,6 +26,8 @@ from .errors import (
     BalanceCapExceeded,
     BusinessRejection,
     ConnectionError,
+    HoldExpired,
+    HoldLimitReached,
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
@@ -47,6 +49,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from .holds import Hold
 from .journal import PendingOutcome, PendingPurchase
 from .models import (
     Amount,
@@ -85,6 +88,9 @@ __all__ = [
     "GrantResult",
     "Granted",
     "Handle",
+    "Hold",
+    "HoldExpired",
+    "HoldLimitReached",
     "IdempotencyConflict",
     "InsufficientFunds",
     "Inventory",

@@ -117,8 +117,9 @@ class Request:
 
     @property
     def retry_safe(self) -> bool:
-        """GETs change nothing and a keyed POST runs at most once, so both may be re-sent."""
-        return self.method == "GET" or self.idempotency_key is not None
+        """GETs change nothing, a DELETE (releasing a hold) is idempotent and a keyed POST runs
+        at most once, so all may be re-sent."""
+        return self.method in ("GET", "DELETE") or self.idempotency_key is not None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -239,7 +240,11 @@ def _price(value: Money | Amount) -> dict[str, Any]:
 
 
 def purchase_body(
-    sku: str, quantity: int, currency: str | None, expected_price: Money | Amount | None
+    sku: str,
+    quantity: int,
+    currency: str | None,
+    expected_price: Money | Amount | None,
+    hold_id: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body of ``POST /v1/purchases``; the journal stores exactly this."""
     if not isinstance(sku, str) or not sku:
@@ -249,6 +254,10 @@ def purchase_body(
         body["currency"] = check_currency_code(currency)
     if expected_price is not None:
         body["expected_price"] = _price(expected_price)
+    if hold_id is not None:
+        if not isinstance(hold_id, str) or not hold_id:
+            raise ValueError(f"hold_id must be a non-empty str, got {hold_id!r}")
+        body["hold_id"] = hold_id
     return body
 
 

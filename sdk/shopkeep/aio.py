@@ -36,6 +36,7 @@ from ._core import (
     purchase_body,
 )
 from .errors import ShopkeepError
+from .holds import Hold, op_get_hold, op_place_hold, op_release_hold
 from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
 from .models import (
     Amount,
@@ -188,10 +189,11 @@ class AsyncStoreClient:
         currency: str | None = None,
         expected_price: Money | Amount | None = None,
         idempotency_key: str | None = None,
+        hold_id: str | None = None,
     ) -> PurchaseResult:
         """Buy ``quantity`` of ``sku`` exactly once; see :meth:`StoreClient.purchase`."""
         key = check_idempotency_key(idempotency_key)
-        body = purchase_body(sku, quantity, currency, expected_price)
+        body = purchase_body(sku, quantity, currency, expected_price, hold_id)
         return await self._run(op_purchase_body(body, key))
 
     def purchases(self, *, limit: int | None = None) -> AsyncIterator[Purchase]:
@@ -213,6 +215,21 @@ class AsyncStoreClient:
     ) -> ItemQuantity:
         """Use up ``quantity`` of a consumable; returns how many are left."""
         return await self._run(op_consume(sku, quantity, check_idempotency_key(idempotency_key)))
+
+    async def place_hold(
+        self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
+    ) -> Hold:
+        """Set units of a limited item aside for the player; see
+        :meth:`StoreClient.place_hold`."""
+        return await self._run(op_place_hold(sku, quantity, check_idempotency_key(idempotency_key)))
+
+    async def get_hold(self, hold_id: str) -> Hold:
+        """One of the player's holds, with its current ``status``."""
+        return await self._run(op_get_hold(hold_id))
+
+    async def release_hold(self, hold_id: str) -> Hold:
+        """Give a hold's units back at once; releasing an ended hold returns it unchanged."""
+        return await self._run(op_release_hold(hold_id))
 
     # --- service calls --------------------------------------------------------------------------
 

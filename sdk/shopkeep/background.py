@@ -182,6 +182,7 @@ class Background:
         currency: str | None = None,
         expected_price: Money | Amount | None = None,
         idempotency_key: str | None = None,
+        hold_id: str | None = None,
     ) -> Handle[PurchaseResult]:
         """:meth:`StoreClient.purchase` in the background (same key on every retry)."""
         return self.submit(
@@ -191,6 +192,7 @@ class Background:
             currency=currency,
             expected_price=expected_price,
             idempotency_key=idempotency_key,
+            hold_id=hold_id,
         )
 
     def purchases(self, *, limit: int | None = None) -> Handle[list[Purchase]]:

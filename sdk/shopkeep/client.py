@@ -36,6 +36,7 @@ from ._core import (
     purchase_body,
 )
 from .errors import ShopkeepError
+from .holds import Hold, op_get_hold, op_place_hold, op_release_hold
 from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
 from .models import (
     Amount,
@@ -215,6 +216,7 @@ class StoreClient:
         currency: str | None = None,
         expected_price: Money | Amount | None = None,
         idempotency_key: str | None = None,
+        hold_id: str | None = None,
     ) -> PurchaseResult:
         """Buy ``quantity`` of ``sku``, exactly once however often the request is re-sent.
 
@@ -222,11 +224,12 @@ class StoreClient:
         is the unit price the player saw (``catalog.item(sku).price()``); if the store's price
         differs, :class:`~shopkeep.errors.PriceChanged` is raised and nothing is charged. The
         idempotency key is made once here (or is ``idempotency_key``) and reused by every retry.
+        ``hold_id`` buys the units of the player's hold (:meth:`place_hold`; same sku and
+        quantity); a hold that has expired or ended raises :class:`~shopkeep.errors.HoldExpired`.
         """
         key = check_idempotency_key(idempotency_key)
-        return self._run(
-            op_purchase_body(purchase_body(sku, quantity, currency, expected_price), key)
-        )
+        body = purchase_body(sku, quantity, currency, expected_price, hold_id)
+        return self._run(op_purchase_body(body, key))
 
     def purchases(self, *, limit: int | None = None) -> Iterator[Purchase]:
         """The player's purchases, newest first, fetched lazily ``limit`` per page."""
@@ -247,6 +250,23 @@ class StoreClient:
     ) -> ItemQuantity:
         """Use up ``quantity`` of a consumable; returns how many are left."""
         return self._run(op_consume(sku, quantity, check_idempotency_key(idempotency_key)))
+
+    def place_hold(
+        self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
+    ) -> Hold:
+        """Set ``quantity`` units of the limited item ``sku`` aside for the player for a few
+        minutes (the server's ``SHOPKEEP_HOLD_SECONDS``): nobody else can buy them
+        meanwhile. Buy them with ``purchase(sku, quantity=..., hold_id=hold.id)``; an unused
+        hold expires by itself. Exactly once per key, like a purchase."""
+        return self._run(op_place_hold(sku, quantity, check_idempotency_key(idempotency_key)))
+
+    def get_hold(self, hold_id: str) -> Hold:
+        """One of the player's holds, with its current ``status``."""
+        return self._run(op_get_hold(hold_id))
+
+    def release_hold(self, hold_id: str) -> Hold:
+        """Give a hold's units back at once; releasing an ended hold returns it unchanged."""
+        return self._run(op_release_hold(hold_id))
 
     # --- service calls --------------------------------------------------------------------------
 

@@ -24,7 +24,9 @@ Hierarchy::
     │   ├── PriceChanged            price_changed (.current_price)
     │   ├── BalanceCapExceeded      balance_cap_exceeded
     │   ├── NotEnoughItems          not_enough_items
-    │   └── LimitExceededError      limit_exceeded (.retry_at, .rule)
+    │   ├── LimitExceededError      limit_exceeded (.retry_at, .rule)
+    │   ├── HoldExpired             hold_expired
+    │   └── HoldLimitReached        hold_limit_reached
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
     ├── PreconditionFailed          412 precondition_failed
     │   └── PreconditionRequired    428 precondition_required
@@ -63,6 +65,8 @@ __all__ = [
     "ConnectionError",
     "ErrorCategory",
     "ErrorEntry",
+    "HoldExpired",
+    "HoldLimitReached",
     "IdempotencyConflict",
     "InsufficientFunds",
     "ItemUnavailable",
@@ -275,6 +279,15 @@ class LimitExceededError(BusinessRejection):
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+class HoldExpired(BusinessRejection):
+    """The hold named by a purchase expired, was released or was used: its units are back on
+    sale (``details["status"]`` says which). Buy without it, or place a new hold."""
+
+
+class HoldLimitReached(BusinessRejection):
+    """The player already holds as many units of the item as one player may at once."""
+
+
 class IdempotencyConflict(ShopkeepError):
     """The idempotency key is in flight (409, retried) or was used for another request (422)."""
 
@@ -345,6 +358,8 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "balance_cap_exceeded": ErrorEntry(409, _FINAL, BalanceCapExceeded),
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
     "limit_exceeded": ErrorEntry(409, _FINAL, LimitExceededError),
+    "hold_expired": ErrorEntry(409, _FINAL, HoldExpired),
+    "hold_limit_reached": ErrorEntry(409, _FINAL, HoldLimitReached),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),
     "precondition_failed": ErrorEntry(412, _NOT_STORED, PreconditionFailed),
     "precondition_required": ErrorEntry(428, _NOT_STORED, PreconditionRequired),

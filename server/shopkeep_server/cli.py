@@ -521,11 +521,13 @@ def audit() -> None:
 
 @main.command("purge-idempotency", cls=Command, variables=DATABASE_VARIABLES)
 def purge_idempotency() -> None:
-    """Delete idempotency keys past their TTL."""
+    """Expire idempotency keys past their TTL (drop the days that are over, purge the rest)."""
     from .store.idempotency import purge_expired
 
-    with _connect(_config()) as conn:
-        click.echo(f"purged {purge_expired(conn)} expired idempotency keys")
+    config = _config()
+    with _connect(config) as conn:
+        purged = purge_expired(conn, ttl_seconds=config.idempotency_ttl)
+        click.echo(f"purged {purged} expired idempotency keys")
 
 
 if __name__ == "__main__":

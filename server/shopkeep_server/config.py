@@ -28,6 +28,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_POOL_MIN": ("1", "connections each process keeps open"),
     "SHOPKEEP_POOL_MAX": ("threads per worker + 2", "most connections one process opens"),
     "SHOPKEEP_POOL_TIMEOUT": ("5", "seconds a request waits for a connection before 503"),
+    "SHOPKEEP_POOL_MAX_WAITING": (
+        "0",
+        "requests of one process that may wait for a connection at once; beyond, 503 at once"
+        " (0: no bound)",
+    ),
+    "SHOPKEEP_POOL_RECONNECT_TIMEOUT": (
+        "10",
+        "seconds the pool keeps re-trying a failed connection (waits of 1, 2, 4 s...) before it"
+        " starts again at 1 s: the longest wait between attempts is about half of it",
+    ),
     "SHOPKEEP_STATEMENT_TIMEOUT_MS": ("10000", "longest any statement may run"),
     "SHOPKEEP_IDEMPOTENCY_TTL": ("86400", "seconds an idempotency key is kept (at least 24 h)"),
     "SHOPKEEP_IDEMPOTENCY_WAIT_MS": (
@@ -38,7 +48,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_KEY_CACHE_SECONDS": ("30", "how long a process caches a game's signing keys"),
     "SHOPKEEP_RATE_LIMIT": (
         "100/second",
-        "requests per principal (game, sub) per process, `limits` notation; `none` disables",
+        "requests per principal (game, sub), `limits` notation; `none` disables",
+    ),
+    "SHOPKEEP_RATE_LIMIT_SCOPE": (
+        "shared",
+        "`shared`: one limit for every process and host, counted in PostgreSQL; `process`: each"
+        " process counts by itself (the real limit is then the setting times the processes)",
     ),
     "SHOPKEEP_PURGE_INTERVAL": (
         "3600",
@@ -47,6 +62,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
     "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog body (PUT draft and validate)"),
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
+    "SHOPKEEP_HOLD_SECONDS": (
+        "600",
+        "how long a hold (POST /v1/holds) keeps units of a limited item for its player",
+    ),
     "SHOPKEEP_THREADS": ("8", "threads per gunicorn worker"),
     "SHOPKEEP_LOG_LEVEL": ("INFO", "log level of the server"),
     "SHOPKEEP_PREPARED_STATEMENTS": (
@@ -66,6 +85,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 MIN_IDEMPOTENCY_TTL = 24 * 3600
+# Where the rate limit is counted (runtime/rate_limit.py); the first is the default.
+RATE_LIMIT_SCOPES = ("shared", "process")
 
 
 class ConfigError(ValueError):
@@ -94,6 +115,16 @@ def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     return raw == "on"
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, the first when unset."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("shopkeep", appauthor=False))
 
@@ -108,6 +139,8 @@ class Config:
     pool_min: int = 1
     pool_max: int = 10
     pool_timeout: float = 5.0
+    pool_max_waiting: int = 0
+    pool_reconnect_timeout: float = 10.0
     statement_timeout_ms: int = 10_000
     idempotency_ttl: int = MIN_IDEMPOTENCY_TTL
     idempotency_wait_ms: int = 5_000
@@ -115,9 +148,11 @@ class Config:
     token_issuer: str = "shopkeep"
     key_cache_seconds: int = 30
     rate_limit: str | None = "100/second"
+    rate_limit_scope: str = "shared"
     max_body_bytes: int = 65_536
     max_catalog_bytes: int = 1_048_576
     stock_buckets: int = 16
+    hold_seconds: int = 600
     threads: int = 8
     log_level: str = "INFO"
     proxy_hops: int = 0
@@ -144,6 +179,10 @@ class Config:
             pool_min=_int(env, "SHOPKEEP_POOL_MIN", 1, minimum=0),
             pool_max=_int(env, "SHOPKEEP_POOL_MAX", threads + 2, minimum=1),
             pool_timeout=float(_int(env, "SHOPKEEP_POOL_TIMEOUT", 5, minimum=1)),
+            pool_max_waiting=_int(env, "SHOPKEEP_POOL_MAX_WAITING", 0, minimum=0),
+            pool_reconnect_timeout=float(
+                _int(env, "SHOPKEEP_POOL_RECONNECT_TIMEOUT", 10, minimum=2)
+            ),
             statement_timeout_ms=_int(env, "SHOPKEEP_STATEMENT_TIMEOUT_MS", 10_000, minimum=100),
             idempotency_ttl=_int(
                 env, "SHOPKEEP_IDEMPOTENCY_TTL", MIN_IDEMPOTENCY_TTL, minimum=MIN_IDEMPOTENCY_TTL
@@ -153,9 +192,11 @@ class Config:
             token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
             key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
             rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,
+            rate_limit_scope=_choice(env, "SHOPKEEP_RATE_LIMIT_SCOPE", RATE_LIMIT_SCOPES),
             max_body_bytes=_int(env, "SHOPKEEP_MAX_BODY_BYTES", 65_536, minimum=1024),
             max_catalog_bytes=_int(env, "SHOPKEEP_MAX_CATALOG_BYTES", 1_048_576, minimum=1024),
             stock_buckets=_int(env, "SHOPKEEP_STOCK_BUCKETS", 16, minimum=1),
+            hold_seconds=_int(env, "SHOPKEEP_HOLD_SECONDS", 600, minimum=1),
             threads=threads,
             log_level=env.get("SHOPKEEP_LOG_LEVEL", "INFO").upper(),
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),

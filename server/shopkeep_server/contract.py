@@ -108,6 +108,20 @@ ERRORS: tuple[ErrorCode, ...] = (
         "limit_exceeded", 409, _FINAL, "a limit of the store's risk policy", sqlstate=SQLSTATE_FINAL
     ),
     ErrorCode(
+        "hold_expired",
+        409,
+        _FINAL,
+        "the hold has expired or ended: its units are back on sale",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode(
+        "hold_limit_reached",
+        409,
+        _FINAL,
+        "too many units of this item held at once",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode(
         "idempotency_key_in_use",
         409,
         _TRANSIENT,

@@ -14,9 +14,9 @@ from typing import Protocol, TypeVar
 import psycopg
 import psycopg.errors
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
-from .config import Config
+from .config import MIN_IDEMPOTENCY_TTL, Config
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,12 @@ class PooledDatabase:
             kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(config)},
             configure=lambda conn: _configure(conn, config.statement_timeout_ms),
             timeout=config.pool_timeout,
+            max_waiting=config.pool_max_waiting,
+            # psycopg_pool re-tries a failed connection with doubling waits for this long, then
+            # gives up and starts again at 1 s when a request needs one: a short timeout caps
+            # the waits, so after a failover the pool finds the new primary within seconds
+            # however long the outage was (with the default 300 s, 24 s after a 34 s outage).
+            reconnect_timeout=config.pool_reconnect_timeout,
             name="shopkeep",
             open=False,
         )
@@ -73,7 +79,7 @@ class PooledDatabase:
             with self.pool.connection(timeout=self._timeout) as conn:
                 self._waited(asked)
                 yield conn
-        except PoolTimeout as exc:
+        except (PoolTimeout, TooManyRequests) as exc:
             self._waited(asked)
             raise DatabaseUnavailable(str(exc)) from exc
 
@@ -239,6 +245,11 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             )
             applied_now.append(name)
         apply_functions(conn)
+        # A fresh or upgraded database has the partitions of its idempotency keys at once; the
+        # server's purge makes the days ahead from then on (for the TTL it is configured with).
+        from .store.idempotency import add_partitions
+
+        add_partitions(conn, MIN_IDEMPOTENCY_TTL)
     return applied_now
 
 

@@ -63,7 +63,8 @@ _MALFORMED = (
 
 
 class Janitor(threading.Thread):
-    """Purges expired idempotency keys every ``interval`` seconds from inside a worker; an
+    """Expires idempotency keys every ``interval`` seconds from inside a worker (makes their
+    day partitions ahead, drops the days that are over, purges the default partition); an
     advisory lock makes one worker of the whole deployment do it each time."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
@@ -72,25 +73,45 @@ class Janitor(threading.Thread):
         self.metrics = metrics
 
     def run(self) -> None:
+        # The day partitions of idempotency keys for this server's TTL, before the first key:
+        # migrate made them for the shortest TTL only.
+        self.add_partitions()
         while True:
             # Spread the workers out so they do not all wake at once.
             time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
             self.purge_once()
+            self.tidy_holds()
+
+    def add_partitions(self) -> None:
+        """Makes the missing partitions of idempotency keys (several workers may at once: a
+        partition another made is skipped); a failure is logged, the next purge tries again."""
+        from . import db
+        from .store.idempotency import add_partitions
+
+        assert self.config.database_url is not None
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                add_partitions(conn, self.config.idempotency_ttl)
+        except Exception:
+            log.exception("making the partitions of idempotency keys failed")
 
     def purge_once(self) -> int | None:
         """One purge (None when another process held the purge lock), in the metrics; a
         failure is logged and retried next time, the worker goes on."""
         from . import db
+        from .runtime.rate_limit import purge_ended_windows
         from .store.idempotency import purge_if_free
 
         assert self.config.database_url is not None
         try:
             with db.connect(self.config.database_url, self.config) as conn:
-                purged = purge_if_free(conn)
+                purged = purge_if_free(conn, ttl_seconds=self.config.idempotency_ttl)
                 if purged is not None:
                     self.metrics.idempotency_purged.inc(purged)
                     self.metrics.last_purge.set_to_current_time()
                     self.metrics.idempotency_keys.set(estimated_keys(conn))
+                    # The shared rate limit's counters of windows that ended, by the same one.
+                    purge_ended_windows(conn)
         except Exception:
             self.metrics.purges.labels("failed").inc()
             log.exception("purging expired idempotency keys failed")
@@ -100,13 +121,32 @@ class Janitor(threading.Thread):
             log.info("purged %d expired idempotency keys", purged)
         return purged
 
+    def tidy_holds(self) -> None:
+        """Puts back the units of expired holds and deletes holds that ended longer ago than
+        an idempotency key lives (a replayed answer may still name them). Tidiness only: an
+        expired hold's units are on sale again without it."""
+        from . import db
+        from .store.holds import tidy
+
+        assert self.config.database_url is not None
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                returned, deleted = tidy(conn, keep_seconds=self.config.idempotency_ttl)
+        except Exception:
+            log.exception("tidying the holds failed")
+            return
+        if returned or deleted:
+            log.info("holds: %d expired units put back, %d ended holds deleted", returned, deleted)
+
 
 def estimated_keys(conn: psycopg.Connection) -> int:
     """PostgreSQL's estimate of the rows of idempotency_keys (kept by autovacuum and ANALYZE):
-    the table's size for the metrics without a count(*) over millions of rows."""
+    the table's size for the metrics without a count(*) over millions of rows. The table is
+    partitioned (migration 0012): its partitions hold the rows and the estimates."""
     row = conn.execute(
-        "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
-        " WHERE oid = 'idempotency_keys'::regclass"
+        "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'idempotency_keys'::regclass"
     ).fetchone()
     return int(row[0]) if row else 0
 

@@ -25,6 +25,7 @@ from shopkeep._core import (
     parse_purchase_result,
 )
 from shopkeep.errors import error_from_body
+from shopkeep.holds import op_get_hold, op_place_hold, op_release_hold
 from shopkeep.models import parse_time
 from shopkeep.risk import op_freeze, op_player_risk, op_set_tier
 from shopkeep.studio import (
@@ -68,6 +69,9 @@ SDK_READERS: dict[str, SdkReader] = {
     "player.list_purchases": _purchase_page,
     "player.get_purchase": _purchase,
     "player.consume": SdkReader(op_consume("sku", 1, KEY).parse),
+    "holds.place_hold": SdkReader(op_place_hold("sku", 1, KEY).parse, lambda body: body["hold"]),
+    "holds.get_hold": SdkReader(op_get_hold("id").parse, lambda body: body["hold"]),
+    "holds.release_hold": SdkReader(op_release_hold("id").parse, lambda body: body["hold"]),
     "service.create_grant": SdkReader(
         op_grant(
             "p", currency="COINS", amount=1, sku=None, quantity=None, reason="r", key=KEY

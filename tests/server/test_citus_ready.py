@@ -26,7 +26,8 @@ SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
 
 # The plan: each player-scoped table and its distribution column. idempotency_keys is keyed by
 # (game, subject, key): for every player call the subject is the player, so distributing it on
-# subject puts a purchase's key on the player's shard, next to its effects.
+# subject puts a purchase's key on the player's shard, next to its effects. The shared rate
+# limit's counters are keyed the same way, by (game, account, rule).
 DISTRIBUTED: dict[str, str] = {
     "wallets": "player_id",
     "ledger_entries": "player_id",
@@ -37,7 +38,9 @@ DISTRIBUTED: dict[str, str] = {
     "grants": "player_id",
     "player_risk": "player_id",
     "risk_events": "player_id",
+    "holds": "player_id",
     "idempotency_keys": "subject",
+    "rate_limit_windows": "subject",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.
 REFERENCE: set[str] = {

@@ -213,7 +213,7 @@ def _expired_keys(conn: psycopg.Connection, game: Game, count: int) -> None:
         conn.execute(
             "INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, status,"
             " response_body, expires_at) VALUES (%s, 'p1', %s, 'f', 201, '{}',"
-            " now() - interval '1 hour')",
+            " now() - interval '1 day')",
             (game.id, f"expired-metrics-{n:04d}"),
         )
 

@@ -60,12 +60,20 @@ def test_openapi_and_docs(client) -> None:
         "/v1/players/{player_id}/grants",
         "/v1/admin/catalog/draft",
         "/v1/purchases/{purchase_id}/refund",
+        "/v1/holds",
+        "/v1/holds/{hold_id}",
     ]:
         assert path in spec["paths"], path
     purchase = spec["paths"]["/v1/purchases"]["post"]
     assert {"in": "header", "name": "Idempotency-Key"}.items() <= purchase["parameters"][0].items()
     request_schema = spec["components"]["schemas"]["PurchaseRequest"]
-    assert set(request_schema["properties"]) == {"sku", "quantity", "currency", "expected_price"}
+    assert set(request_schema["properties"]) == {
+        "sku",
+        "quantity",
+        "currency",
+        "expected_price",
+        "hold_id",
+    }
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     docs = client.get("/docs")
     assert docs.status_code == 200

@@ -15,16 +15,26 @@ The order (the HTTP edge, then the purchase function in the SQL):
 7a. account_frozen: the player is frozen (before the key is claimed, so not stored)
  8. not_found (no published catalog, no such item in the live catalog)
  9. validation_failed (no currency for an item with several prices, a currency it is not sold in)
+ 9a. with hold_id: not_found (no such hold of this player), then validation_failed (hold_id: the
+    hold is for another sku or quantity)
 10. price_changed
-11. item_unavailable
-12. sold_out (fewer left than asked)
+10a. with hold_id: hold_expired (expired, released or used)
+11. item_unavailable (not with a usable hold)
+12. sold_out (fewer left than asked; not with a hold, whose units are the buyer's)
 13. insufficient_funds
 13a. limit_exceeded, rule tier (the risk policy's trust tier: a limited item, a price cap)
 13b. limit_exceeded, rule spend_limit (the risk policy's spend limits)
-14. purchase_limit_reached (the per-player limit, then a durable already owned)
-15. sold_out again when a concurrent buyer took the last units meanwhile (not tested here)
+14. purchase_limit_reached (the per-player limit, held units counted, then a durable already
+    owned)
+15. sold_out again when a concurrent buyer took the last units meanwhile, or hold_expired when
+    the hold ended meanwhile (not tested here)
 16. while granting a bundle's contents, items before currencies: purchase_limit_reached (a
     durable it holds is already owned), then balance_cap_exceeded
+
+Placing a hold (POST /v1/holds, sql/31_holds.sql) after the same HTTP edge: not_found (no
+catalog, no such sku), validation_failed (not a limited item), item_unavailable, sold_out (a
+look), purchase_limit_reached (units bought and held, then a durable), hold_limit_reached, and
+sold_out under lock (not tested here).
 """
 
 from __future__ import annotations
@@ -74,6 +84,8 @@ def shop(conn: psycopg.Connection) -> Game:
                     available_until=at(now - day),
                 ),
                 coins_item("scarce", 50, stock=1),
+                coins_item("relic", 30, kind="durable", stock=2),
+                coins_item("crate", 1, stock=100, per_player_limit=20),
                 coins_item("limited", 50, per_player_limit=1),
                 coins_item("sword", 30, kind="durable"),
                 coins_item(
@@ -350,3 +362,136 @@ def test_the_spend_limit_before_the_purchase_limit(
         (risky_shop.id,),
     )
     assert _buy(client, risky_shop, "p1", sku="limited") == "purchase_limit_reached"
+
+
+# ---------------------------------------------------------------------------------------------
+# A purchase that names a hold
+# ---------------------------------------------------------------------------------------------
+
+
+def _hold(client: Any, game: Game, sub: str, sku: str, quantity: int = 1) -> Any:
+    return client.post(
+        "/v1/holds",
+        json={"sku": sku, "quantity": quantity},
+        headers=game.headers("player", sub, **{"Idempotency-Key": new_key()}),
+    )
+
+
+def _held(client: Any, game: Game, sub: str, sku: str, quantity: int = 1) -> str:
+    response = _hold(client, game, sub, sku, quantity)
+    assert response.status_code == 201, response.get_json()
+    return str(response.get_json()["hold"]["id"])
+
+
+def _release(client: Any, game: Game, sub: str, hold_id: str) -> None:
+    response = client.delete(f"/v1/holds/{hold_id}", headers=game.headers("player", sub))
+    assert response.status_code == 200
+
+
+def test_the_currency_before_the_hold(client, shop: Game) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert _buy(client, shop, "p1", sku="scarce", currency="GEMS", hold_id=unknown) == (
+        "validation_failed"
+    )
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=unknown) == "not_found"
+
+
+def test_the_hold_before_the_price(client, shop: Game) -> None:
+    wrong_price = {"currency": "COINS", "amount": 1}
+    unknown = "00000000-0000-4000-8000-000000000000"
+    hold_id = _held(client, shop, "p1", "scarce")
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=unknown, expected_price=wrong_price) == (
+        "not_found"
+    )
+    # Another player's hold is no hold of this player's.
+    assert _buy(client, shop, "p2", sku="scarce", hold_id=hold_id, expected_price=wrong_price) == (
+        "not_found"
+    )
+    assert (
+        _buy(
+            client,
+            shop,
+            "p1",
+            sku="scarce",
+            quantity=2,
+            hold_id=hold_id,
+            expected_price=wrong_price,
+        )
+        == "validation_failed"
+    )
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=hold_id, expected_price=wrong_price) == (
+        "price_changed"
+    )
+
+
+def test_the_price_before_an_ended_hold(client, shop: Game) -> None:
+    hold_id = _held(client, shop, "p1", "scarce")
+    _release(client, shop, "p1", hold_id)
+    wrong_price = {"currency": "COINS", "amount": 1}
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=hold_id, expected_price=wrong_price) == (
+        "price_changed"
+    )
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=hold_id) == "hold_expired"
+
+
+def test_an_ended_hold_before_the_stock_and_the_funds(client, shop: Game) -> None:
+    hold_id = _held(client, shop, "p1", "scarce")
+    _release(client, shop, "p1", hold_id)
+    grant(client, shop, "p2", "COINS", 50)
+    assert _buy(client, shop, "p2", sku="scarce") == ""
+    # Sold out now, and p1 has no coins: the ended hold is the answer.
+    assert _buy(client, shop, "p1", sku="scarce") == "sold_out"
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=hold_id) == "hold_expired"
+
+
+def test_a_usable_hold_is_not_told_sold_out(client, shop: Game) -> None:
+    hold_id = _held(client, shop, "p1", "scarce")
+    assert _buy(client, shop, "p2", sku="scarce") == "sold_out"
+    # Every unit is held, by p1: p1 hears about the funds, not the stock.
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=hold_id) == "insufficient_funds"
+    grant(client, shop, "p1", "COINS", 50)
+    assert _buy(client, shop, "p1", sku="scarce", hold_id=hold_id) == ""
+
+
+def test_held_units_count_against_the_purchase_limit(client, shop: Game) -> None:
+    grant(client, shop, "p1", "COINS", 100)
+    assert _buy(client, shop, "p1", sku="crate", quantity=10) == ""
+    _held(client, shop, "p1", "crate", 10)
+    assert _buy(client, shop, "p1", sku="crate", quantity=1) == "purchase_limit_reached"
+
+
+# ---------------------------------------------------------------------------------------------
+# Placing a hold
+# ---------------------------------------------------------------------------------------------
+
+
+def _hold_code(client: Any, game: Game, sku: str, quantity: int = 1, sub: str = "p1") -> str:
+    response = _hold(client, game, sub, sku, quantity)
+    return "" if response.status_code < 300 else _code(response)
+
+
+def test_placing_a_hold_without_a_catalog_or_an_item(client, conn: psycopg.Connection) -> None:
+    games.create_game(conn, "unheld")
+    unpublished = Game("unheld", games.add_key(conn, "unheld", issuer="shopkeep"))
+    assert _hold_code(client, unpublished, "potion") == "not_found"
+
+
+def test_an_unknown_item_before_an_unlimited_one(client, shop: Game) -> None:
+    assert _hold_code(client, shop, "no_such_item") == "not_found"
+    assert _hold_code(client, shop, "potion") == "validation_failed"
+
+
+def test_a_hold_checks_the_window_before_the_stock(client, shop: Game) -> None:
+    assert _hold_code(client, shop, "closed", 2) == "item_unavailable"
+    assert _hold_code(client, shop, "scarce", 2) == "sold_out"
+
+
+def test_a_hold_checks_the_stock_before_the_limits(client, shop: Game) -> None:
+    assert _hold_code(client, shop, "relic", 3) == "sold_out"
+    assert _hold_code(client, shop, "relic", 2) == "purchase_limit_reached"
+
+
+def test_a_hold_checks_the_purchase_limit_before_the_hold_cap(client, shop: Game) -> None:
+    assert _hold_code(client, shop, "crate", 21) == "purchase_limit_reached"
+    assert _hold_code(client, shop, "crate", 11) == "hold_limit_reached"
+    assert _hold_code(client, shop, "crate", 10) == ""

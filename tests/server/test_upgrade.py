@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.store.audit import audit
+from shopkeep_server.store.idempotency import purge_expired
 from support import ROOT, Game, make_config, make_game
 
 pytestmark = pytest.mark.slow
@@ -193,6 +194,17 @@ def test_a_release_0_1_0_store_upgrades_and_keeps_its_keys_and_books(database_ur
         assert old.refund(bought["purchase"]["id"], "support")[0] == 200
         assert old.consume("p1", "potion", 1)[0] == 200
         assert audit(conn) == []
+        # A key past its TTL the old store had not purged yet.
+        conn.execute(
+            "INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, status,"
+            " response_body, expires_at) VALUES (%s, 'p1', 'old-expired-key-01', 'f', 201,"
+            " '{}', now() - interval '2 days')",
+            (game.id,),
+        )
+        old_rows = conn.execute(
+            "SELECT game_id, subject, key, fingerprint, status, response_body, created_at,"
+            " expires_at FROM idempotency_keys ORDER BY key"
+        ).fetchall()
 
         # The upgrade, with today's code.
         assert db.migrate(conn) == [
@@ -207,6 +219,29 @@ def test_a_release_0_1_0_store_upgrades_and_keeps_its_keys_and_books(database_ur
         assert recorded == {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shipped.glob("*.sql")
         }
+        # The keys moved to the table partitioned by day of expiry (migration 0012) as they
+        # were: the live ones into their days' partitions, the expired one into the default,
+        # which the purge empties.
+        assert (
+            conn.execute(
+                "SELECT game_id, subject, key, fingerprint, status, response_body, created_at,"
+                " expires_at FROM idempotency_keys ORDER BY key"
+            ).fetchall()
+            == old_rows
+        )
+        placed = dict(
+            conn.execute(
+                "SELECT key, tableoid::regclass::text FROM idempotency_keys WHERE game_id = %s",
+                (game.id,),
+            ).fetchall()
+        )
+        assert placed.pop("old-expired-key-01") == "idempotency_keys_default"
+        assert len(placed) == len(old.requests)
+        assert all(re.fullmatch(r"idempotency_keys_\d{8}", where) for where in placed.values())
+        assert purge_expired(conn) == 1
+        assert conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = 'idempotency_keys'::regclass"
+        ).fetchone() == ("p",)
         # Today's function bodies are the live ones, and nothing of the old entry points is.
         assert live_functions(conn) == function_bodies_in_files()
         # The append-only triggers kept their function.

@@ -105,6 +105,7 @@ def get_inventory() -> dict[str, Any]:
     "item_unavailable",
     "price_changed",
     "balance_cap_exceeded",
+    "hold_expired",
 )
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_purchase(body: dict[str, Any]) -> Response:

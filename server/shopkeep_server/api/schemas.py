@@ -44,6 +44,9 @@ class PurchaseRequestSchema(Schema):
     expected_price = fields.Nested(
         MoneySchema, metadata={"description": "the unit price the player saw"}
     )
+    hold_id = fields.UUID(
+        metadata={"description": "the player's hold (POST /v1/holds) whose units this buys"}
+    )
 
 
 class ConsumeRequestSchema(Schema):
@@ -217,6 +220,27 @@ class GrantResultSchema(Schema):
 class ConsumeResultSchema(Schema):
     sku = _str()
     quantity = _int(metadata={"description": "what is left"})
+
+
+class HoldRequestSchema(Schema):
+    sku = sku_field(required=True, metadata={"description": "a limited item (one with stock)"})
+    quantity = quantity_field(load_default=1)
+
+
+class HoldSchema(Schema):
+    id = _str(metadata={"format": "uuid"})
+    sku = _str()
+    quantity = _int()
+    status = _str(
+        validate=validate.OneOf(["active", "consumed", "released", "expired"]),
+        metadata={"description": "active until bought with, released, or past expires_at"},
+    )
+    expires_at = _timestamp()
+    created_at = _timestamp()
+
+
+class HoldEnvelopeSchema(Schema):
+    hold = fields.Nested(HoldSchema, required=True)
 
 
 class CatalogDocumentSchema(Schema):

@@ -6,7 +6,8 @@
   conflicts.
 - ``idempotency``: the store's idempotency record of a request, built at the edge from the
   Flask request (fingerprint of method, path and canonical body).
-- ``rate_limit``: requests per account per process.
+- ``rate_limit``: requests per account, counted in PostgreSQL for the whole deployment (or
+  per process).
 
 Nothing here knows routes, schemas of responses or pages; api/ and web/ import from here and
 never from each other.

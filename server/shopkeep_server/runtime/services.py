@@ -11,7 +11,7 @@ from ..config import Config
 from ..db import Database
 from ..metrics import Metrics
 from ..store.catalog import CatalogCache
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, rate_limiter
 
 # The key of the Services in ``app.extensions``.
 EXTENSION = "shopkeep"
@@ -35,7 +35,7 @@ class Services:
             db=database,
             authenticator=Authenticator(database, cache_seconds=config.key_cache_seconds),
             catalog_cache=CatalogCache(),
-            rate_limiter=RateLimiter(config.rate_limit),
+            rate_limiter=rate_limiter(config.rate_limit, config.rate_limit_scope, database),
             metrics=Metrics(),
         )
 

@@ -1,9 +1,11 @@
 -- Live stock of limited items, spread over buckets (stock_buckets) so a drop does not queue on
--- one hot row. store/catalog.py reads it with sk_stock_remaining.
+-- one hot row. store/catalog.py reads it with sk_stock_remaining. A bucket's `remaining` counts
+-- units neither sold nor held: a hold takes its units out with sk_take_stock (31_holds.sql).
 
 -- Takes p_quantity units of a limited item. The fast path takes them all from one random
--- bucket that is not locked by another buyer; near the end of a drop it locks every non-empty
--- bucket in order and takes what is left, so "sold out" is only ever said when it is true.
+-- bucket that is not locked by another buyer; near the end of a drop it first puts back the
+-- units of expired holds, then locks every non-empty bucket in order and takes what is left,
+-- so "sold out" is only ever said when it is true.
 CREATE OR REPLACE FUNCTION sk_take_stock(p_game text, p_sku text, p_quantity bigint)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -29,6 +31,7 @@ BEGIN
          WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket;
         RETURN;
     END IF;
+    PERFORM sk_reclaim_expired_holds(p_game, p_sku);
     FOR r IN SELECT bucket, remaining FROM stock_buckets
               WHERE game_id = p_game AND sku = p_sku AND remaining > 0
               ORDER BY bucket FOR UPDATE LOOP
@@ -45,8 +48,13 @@ BEGIN
     END IF;
 END $$;
 
+-- What others can buy now: the units in the buckets plus those of holds past their expiry that
+-- no take has put back yet. Units in usable holds are not counted.
 CREATE OR REPLACE FUNCTION sk_stock_remaining(p_game text, p_sku text) RETURNS bigint
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(remaining), 0)::bigint FROM stock_buckets
-     WHERE game_id = p_game AND sku = p_sku
+    SELECT (SELECT coalesce(sum(remaining), 0) FROM stock_buckets
+             WHERE game_id = p_game AND sku = p_sku)::bigint
+         + (SELECT coalesce(sum(quantity), 0) FROM holds
+             WHERE game_id = p_game AND sku = p_sku AND status = 'active'
+               AND expires_at <= now())::bigint
 $$;

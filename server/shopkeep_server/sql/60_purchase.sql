@@ -1,4 +1,6 @@
 -- A player buys p_quantity of p_sku, exactly once per idempotency key, in one statement.
+-- With p_hold_id (NULL by default) the units come from that hold of the player's, not from
+-- the free stock (sql/31_holds.sql).
 --
 -- The order in which a purchase is checked: when several rejections apply, the first one in
 -- this list is the answer. Steps 1 to 4 are not stored with the key (404 / 422: the whole
@@ -12,27 +14,35 @@
 --   2. not_found: the sku is not in the live catalog;
 --   3. validation_failed (currency): no currency given and the item has several prices;
 --   4. validation_failed (currency): the item is not sold for that currency;
+--  4a. with hold_id: not_found when the player has no such hold, validation_failed (hold_id)
+--      when it is for another sku or quantity (sql/31_holds.sql);
 --   5. price_changed: expected_price given and not the current unit price in that currency;
---   6. item_unavailable: outside the item's available_from / available_until window;
---   7. sold_out: a limited item with fewer units left than asked for (a look without locks);
+--  5a. with hold_id: hold_expired when the hold has expired, was released or was used;
+--   6. item_unavailable: outside the item's available_from / available_until window (not
+--      with a usable hold: its units were set aside while the item was on sale);
+--   7. sold_out: a limited item with fewer units left than asked for (a look without locks;
+--      not with a hold, whose units are the buyer's);
 --   8. insufficient_funds: the balance is less than unit price x quantity (wallets locked);
 --  8a. limit_exceeded (rule tier): the player's trust tier forbids this item (a limited one)
 --      or this total price (sql/65_risk.sql, as every 8x step);
 --  8b. limit_exceeded (rule spend_limit): a spend limit of this currency, in the policy's order,
 --      count before amount (wallets still locked, so concurrent purchases are counted);
---   9. purchase_limit_reached: past the item's per_player_limit (completed purchases);
+--   9. purchase_limit_reached: past the item's per_player_limit (completed purchases, and
+--      the units of the player's other usable holds);
 --  10. purchase_limit_reached: a durable item bought twice, or more than one at a time;
 --  11. sold_out: the stock is taken under lock (a concurrent buyer took the last units);
+--      with a hold, the hold is consumed instead, under its lock: hold_expired when it
+--      ended meanwhile (expired, released or used by another request);
 --  12. purchase_limit_reached: a bundle holds a durable item the player already owns;
 --  13. balance_cap_exceeded: a bundle's currency would pass its max_balance.
 --
 -- Lock order, shared with grants and refunds: wallets (by currency), the player's count for
--- this sku, stock buckets, inventory rows (by sku), then wallets are changed.
+-- this sku, holds, stock buckets, inventory rows (by sku), then wallets are changed.
 CREATE OR REPLACE FUNCTION sk_purchase(
     p_game text, p_player text, p_key text, p_fingerprint text,
     p_ttl_seconds integer, p_wait_ms integer, p_request_id text,
     p_sku text, p_quantity integer, p_currency text,
-    p_expected_currency text, p_expected_amount bigint,
+    p_expected_currency text, p_expected_amount bigint, p_hold_id uuid DEFAULT NULL,
     OUT status integer, OUT body text, OUT replayed boolean
 ) LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,6 +54,8 @@ DECLARE
     v_balance bigint;
     v_remaining bigint;
     v_purchased bigint;
+    v_held bigint;
+    v_hold holds;
     v_purchase purchases;
     v_id uuid;
     v_reference text;
@@ -83,6 +95,9 @@ BEGIN
         IF v_unit IS NULL THEN                                                            -- 4
             PERFORM sk_invalid('currency', format('%s is not sold for %s', v_item.sku, v_currency));
         END IF;
+        IF p_hold_id IS NOT NULL THEN                                                     -- 4a
+            v_hold := sk_hold_for(p_game, p_player, p_hold_id, v_item.sku, p_quantity, false);
+        END IF;
 
         IF p_expected_currency IS NOT NULL                                                -- 5
            AND (p_expected_currency <> v_currency OR p_expected_amount <> v_unit) THEN
@@ -93,8 +108,12 @@ BEGIN
                     'current', jsonb_build_object('currency', v_currency, 'amount', v_unit),
                     'catalog_version', v_live.version));
         END IF;
-        IF (v_item.available_from IS NOT NULL AND now() < v_item.available_from)          -- 6
-           OR (v_item.available_until IS NOT NULL AND now() >= v_item.available_until) THEN
+        IF p_hold_id IS NOT NULL THEN                                                     -- 5a
+            PERFORM sk_check_hold_usable(v_hold);
+        END IF;
+        IF p_hold_id IS NULL AND (                                                        -- 6
+           (v_item.available_from IS NOT NULL AND now() < v_item.available_from)
+           OR (v_item.available_until IS NOT NULL AND now() >= v_item.available_until)) THEN
             PERFORM sk_fail('item_unavailable', format('%s is not on sale now', v_item.sku),
                 jsonb_build_object('sku', v_item.sku,
                                    'available_from', sk_ts(v_item.available_from),
@@ -103,7 +122,7 @@ BEGIN
         -- A look at the stock without locking anything: once a drop is gone, buyers hear
         -- "sold out" (not "not enough coins") and never queue on a wallet. sk_take_stock
         -- below is what actually guards the stock.
-        IF v_item.stock IS NOT NULL THEN                                                  -- 7
+        IF v_item.stock IS NOT NULL AND p_hold_id IS NULL THEN                            -- 7
             v_remaining := sk_stock_remaining(p_game, v_item.sku);
             IF v_remaining < p_quantity THEN
                 PERFORM sk_fail('sold_out', format('%s is sold out', v_item.sku),
@@ -130,11 +149,14 @@ BEGIN
             ON CONFLICT (game_id, player_id, sku)
             DO UPDATE SET purchased = c.purchased + EXCLUDED.purchased
             RETURNING purchased INTO v_purchased;
-            IF v_purchased > v_item.per_player_limit THEN
+            v_held := sk_held_units(p_game, p_player, v_item.sku, p_hold_id);
+            IF v_purchased + v_held > v_item.per_player_limit THEN
                 PERFORM sk_fail('purchase_limit_reached',
                     format('at most %s of %s per player', v_item.per_player_limit, v_item.sku),
                     jsonb_build_object('sku', v_item.sku, 'limit', v_item.per_player_limit,
-                                       'purchased', v_purchased - p_quantity));
+                                       'purchased', v_purchased - p_quantity)
+                    || CASE WHEN v_held > 0 THEN jsonb_build_object('held', v_held)
+                            ELSE '{}' END);
             END IF;
         END IF;
         -- sk_grant_contents checks this too; checking here first keeps a refused buyer off
@@ -145,12 +167,14 @@ BEGIN
                 format('%s is durable and already owned', v_item.sku),
                 jsonb_build_object('sku', v_item.sku, 'limit', 1));
         END IF;
-        IF v_item.stock IS NOT NULL THEN                                                  -- 11
-            PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
-        END IF;
-
         v_id := gen_random_uuid();
         v_reference := 'purchase:' || v_id;
+        IF p_hold_id IS NOT NULL THEN                                                     -- 11
+            PERFORM sk_consume_hold(p_game, p_player, p_hold_id, v_item.sku, p_quantity,
+                                    v_reference);
+        ELSIF v_item.stock IS NOT NULL THEN
+            PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
+        END IF;
         IF v_total > 0 THEN
             PERFORM sk_wallet_change(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
                                      v_reference);

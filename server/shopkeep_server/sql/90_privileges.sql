@@ -37,6 +37,25 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
 
+-- The shared rate limit's counters: counted on every request, deleted when their window ended.
+GRANT INSERT, UPDATE, DELETE ON rate_limit_windows TO shopkeep_app;
+
+-- The partitions of idempotency_keys (migration 0012) are reached through the table only, as
+-- the ones the janitor makes later are: no privilege of their own, not even the SELECT given
+-- to every table above. The maintenance functions of 10_idempotency.sql run as the owner.
+DO $$
+DECLARE
+    p regclass;
+BEGIN
+    FOR p IN SELECT inhrelid::regclass FROM pg_inherits
+              WHERE inhparent = 'idempotency_keys'::regclass LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM shopkeep_app', p);
+    END LOOP;
+END $$;
+
+-- Holds (31_holds.sql) change status in place; the janitor deletes the ended ones.
+GRANT INSERT, UPDATE, DELETE ON holds TO shopkeep_app;
+
 -- Risk controls (migration 0008): decisions are appended, a player's risk state and the mint
 -- breakers change in place.
 GRANT INSERT ON risk_events, risk_breaker_log TO shopkeep_app;

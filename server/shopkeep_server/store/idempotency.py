@@ -15,13 +15,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, LiteralString
 
 import psycopg
+import psycopg.errors
 
+from ..config import MIN_IDEMPOTENCY_TTL
 from ..errors import STORED_REJECTIONS, StoreError, error_body, from_database
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,40 +124,94 @@ def run_once(
 
 
 PURGE_LOCK = 0x5E0B_0002
+# Partitions of idempotency_keys (one per UTC day of expiry, migration 0012) are made this many
+# days beyond the TTL: the purge runs hourly, so a stopped purge leaves a day to notice before
+# new keys land in the default partition (where they still work, purged in batches). Not more:
+# every claim's lookup reads each partition from today on (sql/10_idempotency.sql).
+PARTITION_MARGIN_DAYS = 1
 
 
-def purge_expired(conn: psycopg.Connection, *, batch: int = 10_000) -> int:
-    """Deletes expired keys in batches (short transactions); returns how many."""
-    return _purge(conn, batch=batch, exclusive=False) or 0
+def add_partitions(conn: psycopg.Connection, ttl_seconds: int) -> int:
+    """Makes the missing day partitions up to the TTL and the margin ahead; returns how many.
+    Safe from several processes at once: a partition made by another is skipped."""
+    with _warnings_logged(conn):
+        row = conn.execute(
+            "SELECT sk_idempotency_add_partitions(now() + make_interval(days => %s, secs => %s))",
+            (PARTITION_MARGIN_DAYS, ttl_seconds),
+            prepare=False,
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
-def purge_if_free(conn: psycopg.Connection) -> int | None:
+def purge_expired(
+    conn: psycopg.Connection, *, ttl_seconds: int = MIN_IDEMPOTENCY_TTL, batch: int = 10_000
+) -> int:
+    """Expires keys: makes the partitions ahead, drops the partitions whose day is over and
+    deletes the expired keys of the default partition in batches (short transactions). Returns
+    how many keys went (the dropped partitions' by PostgreSQL's estimate). A key expired in a
+    day not over yet is no longer replayed, and goes with its partition."""
+    return _purge(conn, ttl_seconds=ttl_seconds, batch=batch, exclusive=False) or 0
+
+
+def purge_if_free(
+    conn: psycopg.Connection, *, ttl_seconds: int = MIN_IDEMPOTENCY_TTL
+) -> int | None:
     """Purges unless another process is purging right now (then None): every server worker
     may call this on a timer, and one does the work."""
-    return _purge(conn, batch=10_000, exclusive=True)
+    return _purge(conn, ttl_seconds=ttl_seconds, batch=10_000, exclusive=True)
 
 
-def _purge(conn: psycopg.Connection, *, batch: int, exclusive: bool) -> int | None:
-    # Each batch is one transaction, and an exclusive purge takes the lock inside it with
-    # pg_try_advisory_xact_lock: a transaction-scoped lock is safe through PgBouncer in
+def _purge(
+    conn: psycopg.Connection, *, ttl_seconds: int, batch: int, exclusive: bool
+) -> int | None:
+    # Each step and each batch is one transaction, and an exclusive purge takes the lock inside
+    # it with pg_try_advisory_xact_lock: a transaction-scoped lock is safe through PgBouncer in
     # transaction mode, where a session lock could stay behind on a server connection another
     # client gets next. A purger that finds the lock taken stops: the holder goes on.
     # prepare=False: a pooler of that mode cannot keep a prepared statement for us either.
-    total = 0
+    def locked() -> bool:
+        if not exclusive:
+            return True
+        row = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", (PURGE_LOCK,), prepare=False
+        ).fetchone()
+        return bool(row and row[0])
+
+    with conn.transaction():
+        if not locked():
+            return None
+        add_partitions(conn, ttl_seconds)
+    with conn.transaction():
+        if not locked():
+            return None
+        with _warnings_logged(conn):
+            row = conn.execute(
+                "SELECT keys FROM sk_idempotency_drop_partitions()", prepare=False
+            ).fetchone()
+    total = int(row[0]) if row else 0
     while True:
         with conn.transaction():
-            if exclusive:
-                row = conn.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s)", (PURGE_LOCK,), prepare=False
-                ).fetchone()
-                if not row or not row[0]:
-                    return None if total == 0 else total
-            cur = conn.execute(
-                "DELETE FROM idempotency_keys WHERE ctid IN ("
-                " SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT %s)",
-                (batch,),
-                prepare=False,
-            )
-        total += cur.rowcount
-        if cur.rowcount < batch:
+            if not locked():
+                return total
+            row = conn.execute(
+                "SELECT sk_idempotency_purge_default(%s)", (batch,), prepare=False
+            ).fetchone()
+        deleted = int(row[0]) if row else 0
+        total += deleted
+        if deleted < batch:
             return total
+
+
+@contextmanager
+def _warnings_logged(conn: psycopg.Connection) -> Iterator[None]:
+    """The maintenance functions' warnings (a partition left for the next run) in the log."""
+
+    def handler(diagnostic: psycopg.errors.Diagnostic) -> None:
+        if diagnostic.severity_nonlocalized == "WARNING":
+            log.warning("%s", diagnostic.message_primary)
+
+    conn.add_notice_handler(handler)
+    try:
+        yield
+    finally:
+        conn.remove_notice_handler(handler)

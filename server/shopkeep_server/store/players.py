@@ -9,6 +9,7 @@ a grant or a refund.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypedDict
 
 import psycopg
@@ -35,7 +36,7 @@ _KEY_ARGS = "%s, %s, %s, %s, %s::integer, %s::integer, %s"
 _PURCHASE = (
     "SELECT status, body, replayed FROM sk_purchase("
     + _KEY_ARGS
-    + ", %s, %s::integer, %s, %s, %s::bigint)"
+    + ", %s, %s::integer, %s, %s, %s::bigint, %s::uuid)"
 )
 _GRANT = (
     "SELECT status, body, replayed FROM sk_grant("
@@ -55,11 +56,13 @@ def purchase(
     quantity: int = 1,
     currency: str | None = None,
     expected_price: Money | None = None,
+    hold_id: uuid.UUID | str | None = None,
     key: IdempotencyKey,
 ) -> Outcome:
     """Buys ``quantity`` of ``sku`` for ``player``, exactly once per key. ``currency`` picks
     one of several prices; ``expected_price`` is the unit price the player saw (a different
-    one now is price_changed). Rejections are checked in the order 60_purchase.sql lists."""
+    one now is price_changed); ``hold_id`` names the player's hold whose units this buys
+    (store/holds.py). Rejections are checked in the order 60_purchase.sql lists."""
     return run_operation(
         conn,
         _PURCHASE,
@@ -70,6 +73,7 @@ def purchase(
             currency,
             expected_price["currency"] if expected_price else None,
             expected_price["amount"] if expected_price else None,
+            hold_id,
         ),
     )
 

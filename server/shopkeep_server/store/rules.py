@@ -17,6 +17,9 @@ from ..errors import ValidationFailed
 MAX_AMOUNT = 9_007_199_254_740_991
 MAX_QUANTITY = 1000
 METADATA_MAX_BYTES = 4096
+# Units of one limited item one player may hold at once (POST /v1/holds): enough for a player
+# paying for a few, never a whole drop set aside by one account.
+MAX_HELD_UNITS = 10
 # How deeply a request body's JSON may nest: a catalog draft reaches an item's metadata at
 # depth 4, which leaves a studio's metadata 28 levels; deeper bodies are refused as bad_request
 # before any schema sees them (a few thousand levels would otherwise be a RecursionError).

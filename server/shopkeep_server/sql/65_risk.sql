@@ -60,9 +60,11 @@ BEGIN
         PERFORM sk_risk_seen(p_game, p_player);
         RETURN;
     END IF;
+    -- A live key only, as sk_idempotency_begin looks them up (an expired key counts as new).
     IF v_frozen_at IS NULL OR EXISTS (
         SELECT FROM idempotency_keys k
-         WHERE k.game_id = p_game AND k.subject = p_subject AND k.key = p_key) THEN
+         WHERE k.game_id = p_game AND k.subject = p_subject AND k.key = p_key
+           AND k.expires_at > now()) THEN
         RETURN;
     END IF;
     INSERT INTO risk_events (game_id, player_id, kind, operation, code, details)

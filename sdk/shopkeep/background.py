@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .holds import Hold
 from .journal import PendingOutcome
 from .models import (
     Amount,
@@ -37,6 +38,7 @@ from .models import (
     Wallet,
 )
 from .money import Money
+from .risk import PlayerRisk
 
 if TYPE_CHECKING:
     from .client import StoreClient
@@ -279,6 +281,49 @@ class Background:
         return self.submit(
             self._client.player_purchases_page, player_id, limit=limit, cursor=cursor
         )
+
+    def place_hold(
+        self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
+    ) -> Handle[Hold]:
+        """:meth:`StoreClient.place_hold` in the background."""
+        return self.submit(self._client.place_hold, sku, quantity, idempotency_key=idempotency_key)
+
+    def get_hold(self, hold_id: str) -> Handle[Hold]:
+        """:meth:`StoreClient.get_hold` in the background."""
+        return self.submit(self._client.get_hold, hold_id)
+
+    def release_hold(self, hold_id: str) -> Handle[Hold]:
+        """:meth:`StoreClient.release_hold` in the background."""
+        return self.submit(self._client.release_hold, hold_id)
+
+    def player_risk(self, player_id: str) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.player_risk` in the background."""
+        return self.submit(self._client.player_risk, player_id)
+
+    def freeze_player(
+        self, player_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.freeze_player` in the background."""
+        return self.submit(
+            self._client.freeze_player, player_id, reason=reason, idempotency_key=idempotency_key
+        )
+
+    def unfreeze_player(
+        self, player_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.unfreeze_player` in the background."""
+        return self.submit(
+            self._client.unfreeze_player,
+            player_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+        )
+
+    def set_player_tier(
+        self, player_id: str, tier: str | None, *, reason: str
+    ) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.set_player_tier` in the background."""
+        return self.submit(self._client.set_player_tier, player_id, tier, reason=reason)
 
     def resume_pending(self) -> Handle[list[PendingOutcome]]:
         """:meth:`StoreClient.resume_pending` in the background."""

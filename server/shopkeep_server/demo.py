@@ -216,7 +216,8 @@ def keep_drops_live(
         if live is None:  # no demo seeded: nothing to keep current
             return None
         version = catalog.get_version(conn, DEMO_GAME, live[1])
-        content = {"currencies": version["currencies"], "items": version["items"]}
+        # The risk policy goes along: moving the drops must not drop the game's limits.
+        content = {k: version[k] for k in ("currencies", "items", "risk")}
         drops = [item for item in content["items"] if item["sku"] in fresh]
         if all(_still_current(item, fresh[item["sku"]], now) for item in drops):
             return None

@@ -87,9 +87,11 @@ def rfc3339(epoch: float) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def load_catalog(drop_at: float, stock: int) -> dict[str, Any]:
+def load_catalog(
+    drop_at: float, stock: int, *, risk: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The catalog of a load test: a few cheap consumables and one limited drop opening at
-    ``drop_at`` (epoch seconds), one per player."""
+    ``drop_at`` (epoch seconds), one per player; with ``risk``, that risk policy on."""
 
     def item(sku: str, kind: str, price: int, **extra: Any) -> dict[str, Any]:
         return {
@@ -100,7 +102,7 @@ def load_catalog(drop_at: float, stock: int) -> dict[str, Any]:
             **extra,
         }
 
-    return {
+    catalog: dict[str, Any] = {
         "currencies": [{"code": CURRENCY, "name": "Coins", "scale": 0, "max_balance": None}],
         "items": [
             *(item(sku, "consumable", price) for sku, price in COMMON_ITEMS.items()),
@@ -117,6 +119,9 @@ def load_catalog(drop_at: float, stock: int) -> dict[str, Any]:
             ),
         ],
     }
+    if risk is not None:
+        catalog["risk"] = risk
+    return catalog
 
 
 @dataclasses.dataclass(frozen=True)

@@ -768,7 +768,12 @@ def seed_private(store: PrivateStore, args: argparse.Namespace, out: Path) -> Se
     """Make the game and its tokens with the CLI, seed through the API, announce the drop."""
     game = f"lt{uuid.uuid4().hex[:12]}"
     print(f"seeding game {game}: {args.players} players, drop of {args.stock}", flush=True)
-    made = create_and_seed(store.cli, store.url, game=game, players=args.players, stock=args.stock)
+    risk = json.loads(args.risk_policy.read_text()) if args.risk_policy else None
+    if risk is not None:
+        print(f"risk policy on: {', '.join(sorted(k for k, v in risk.items() if v))}", flush=True)
+    made = create_and_seed(
+        store.cli, store.url, game=game, players=args.players, stock=args.stock, risk=risk
+    )
     seed = plan(
         host=store.url,
         game=game,
@@ -781,7 +786,7 @@ def seed_private(store: PrivateStore, args: argparse.Namespace, out: Path) -> Se
         duration=args.duration,
         client_timeout=args.timeout,
     )
-    announce_drop(store.url, made.studio_token, stock=args.stock, drop_at=seed.drop_at)
+    announce_drop(store.url, made.studio_token, stock=args.stock, drop_at=seed.drop_at, risk=risk)
     seed.save(out / "seed.json")
     return seed
 
@@ -934,6 +939,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=["peak_event", "steady"], default="peak_event")
     parser.add_argument("--locust-processes", type=int, default=1)
     parser.add_argument("--random-seed", type=int, default=None, help="fault proxy's seed")
+    parser.add_argument(
+        "--risk-policy",
+        type=Path,
+        default=None,
+        help="a JSON file with the catalog's `risk` object: the run's catalog enforces it",
+    )
     parser.add_argument(
         "--verify-only",
         action="store_true",

@@ -142,13 +142,17 @@ def seed_store(
     players: int,
     stock: int,
     start_coins: int = START_COINS,
+    risk: dict[str, Any] | None = None,
 ) -> list[tuple[str, str]]:
     """Publish the load-test catalog (drop closed for now) and fund ``players`` players;
     returns ``[(player id, token)]``."""
     # The drop's real opening time is set by announce_drop once seeding is done, so slow
     # seeding never eats into the baseline; until then it opens in a day.
     publish_catalog(
-        host, studio_token, load_catalog(time.time() + 86_400, stock), notes="load test"
+        host,
+        studio_token,
+        load_catalog(time.time() + 86_400, stock, risk=risk),
+        notes="load test",
     )
     roster = [
         (
@@ -182,6 +186,7 @@ def create_and_seed(
     stock: int,
     start_coins: int = START_COINS,
     ttl: int = 21_600,
+    risk: dict[str, Any] | None = None,
 ) -> SeededGame:
     """`shopkeep-server game create` and `token` (through ``cli``) for the game, its service
     and its studio, then :func:`seed_store` through the API: what the runner and the bench
@@ -202,14 +207,24 @@ def create_and_seed(
         players=players,
         stock=stock,
         start_coins=start_coins,
+        risk=risk,
     )
     return SeededGame(game, service, studio, roster)
 
 
-def announce_drop(host: str, studio_token: str, *, stock: int, drop_at: float) -> int:
-    """Publish the catalog again with the drop opening at ``drop_at`` (epoch seconds).
-    Stock is live state: this does not reset it."""
-    return publish_catalog(host, studio_token, load_catalog(drop_at, stock), notes="drop announced")
+def announce_drop(
+    host: str,
+    studio_token: str,
+    *,
+    stock: int,
+    drop_at: float,
+    risk: dict[str, Any] | None = None,
+) -> int:
+    """Publish the catalog again with the drop opening at ``drop_at`` (epoch seconds), the
+    risk policy (if any) still on. Stock is live state: this does not reset it."""
+    return publish_catalog(
+        host, studio_token, load_catalog(drop_at, stock, risk=risk), notes="drop announced"
+    )
 
 
 def plan(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from shopkeep import (
+    AccountFrozenError,
     Amount,
     AuthenticationError,
     Background,
@@ -35,6 +36,7 @@ from shopkeep import (
     ItemQuantity,
     ItemUnavailable,
     LedgerEntry,
+    LimitExceededError,
     Money,
     NotEnoughItems,
     NotFound,
@@ -57,7 +59,15 @@ from shopkeep.errors import ErrorCategory
 from .backend import BackendClient, BackendError, RoundPayout
 from .test_store import TestAppStore
 
-__all__ = ["ConsumeOrder", "PriceDialog", "RoundOrder", "StoreSession", "Toast", "countdown"]
+__all__ = [
+    "ConsumeOrder",
+    "PriceDialog",
+    "RoundOrder",
+    "StoreSession",
+    "Toast",
+    "countdown",
+    "limit_message",
+]
 
 T = TypeVar("T")
 ToastKind = Literal["ok", "error", "info", "warn"]
@@ -105,6 +115,22 @@ class RoundOrder:
 
     round_id: str
     coins: int
+
+
+_WINDOW_NAMES = {3600: "this hour's", 86_400: "today's", 604_800: "this week's"}
+
+
+def limit_message(error: LimitExceededError, name: str) -> str:
+    """What a player reads when the studio's risk policy stops a purchase: which limit, and
+    when to come back (local time), when waiting is what helps."""
+    retry_at = error.retry_at
+    again = f"; try again at {retry_at.astimezone():%H:%M}" if retry_at is not None else ""
+    if error.rule == "spend_limit":
+        window = _WINDOW_NAMES.get(error.window_seconds or 0, "the")
+        return f"You've hit {window} spending limit{again}"
+    if error.rule == "tier":
+        return f"{name} unlocks once your account is a little older{again}"
+    return f"Could not buy {name}: {error.message}{again}"
 
 
 def countdown(until: datetime, now: datetime) -> str:
@@ -560,6 +586,10 @@ class StoreSession:
             self.notify(f"{name} is not on sale right now", "error")
         elif isinstance(error, BalanceCapExceeded):
             self.notify(f"Your wallet is full: {name} would overflow it", "error")
+        elif isinstance(error, LimitExceededError):
+            self.notify(limit_message(error, name), "error")
+        elif isinstance(error, AccountFrozenError):
+            self.notify("Your account is on hold: please contact support", "error")
         elif isinstance(error, NotFound):
             self.notify(f"{name} is no longer sold", "error")
             self.refresh_catalog()

@@ -20,6 +20,7 @@ from .background import Background, Handle
 from .client import StoreClient
 from .errors import (
     ERROR_CODES,
+    AccountFrozenError,
     AuthenticationError,
     BadRequest,
     BalanceCapExceeded,
@@ -33,6 +34,7 @@ from .errors import (
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
+    LimitExceededError,
     NotEnoughItems,
     NotFound,
     PayloadTooLarge,
@@ -79,9 +81,11 @@ from .models import (
     Wallet,
 )
 from .money import Money
+from .risk import PlayerRisk
 
 __all__ = [
     "ERROR_CODES",
+    "AccountFrozenError",
     "Amount",
     "AsyncStoreClient",
     "AuthenticationError",
@@ -111,6 +115,7 @@ __all__ = [
     "ItemQuantity",
     "ItemUnavailable",
     "LedgerEntry",
+    "LimitExceededError",
     "Money",
     "NotEnoughItems",
     "NotFound",
@@ -120,6 +125,7 @@ __all__ = [
     "PendingOutcome",
     "PendingPurchase",
     "PermissionDenied",
+    "PlayerRisk",
     "PreconditionFailed",
     "PreconditionRequired",
     "PriceChanged",

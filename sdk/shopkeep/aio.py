@@ -60,6 +60,7 @@ from .models import (
     Wallet,
 )
 from .money import Money
+from .risk import PlayerRisk, op_freeze, op_player_risk, op_set_tier
 
 __all__ = ["AsyncStoreClient"]
 
@@ -352,6 +353,31 @@ class AsyncStoreClient:
     ) -> EventPage:
         """One page of the game's events (service)."""
         return await self._run(op_events_page(after, types, limit))
+
+    # --- risk controls (service) ----------------------------------------------------------------
+
+    async def player_risk(self, player_id: str) -> PlayerRisk:
+        """A player's tier, freeze and recent risk decisions (service)."""
+        return await self._run(op_player_risk(player_id))
+
+    async def freeze_player(
+        self, player_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> PlayerRisk:
+        """Freeze a player: its purchases, consumes and grants are refused (service)."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._run(op_freeze(player_id, frozen=True, reason=reason, key=key))
+
+    async def unfreeze_player(
+        self, player_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> PlayerRisk:
+        """Lift a player's freeze (service)."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._run(op_freeze(player_id, frozen=False, reason=reason, key=key))
+
+    async def set_player_tier(self, player_id: str, tier: str | None, *, reason: str) -> PlayerRisk:
+        """Put a player in a tier of the policy, ``"trusted"`` (no tier), or None (placed by
+        age and history again) (service)."""
+        return await self._run(op_set_tier(player_id, tier=tier, reason=reason))
 
     # --- the pending journal --------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from .models import (
     Wallet,
 )
 from .money import Money
+from .risk import PlayerRisk
 
 if TYPE_CHECKING:
     from .client import StoreClient
@@ -339,6 +340,35 @@ class Background:
     ) -> Handle[EventPage]:
         """:meth:`StoreClient.events_page` in the background."""
         return self.submit(self._client.events_page, after=after, types=types, limit=limit)
+
+    def player_risk(self, player_id: str) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.player_risk` in the background."""
+        return self.submit(self._client.player_risk, player_id)
+
+    def freeze_player(
+        self, player_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.freeze_player` in the background."""
+        return self.submit(
+            self._client.freeze_player, player_id, reason=reason, idempotency_key=idempotency_key
+        )
+
+    def unfreeze_player(
+        self, player_id: str, *, reason: str, idempotency_key: str | None = None
+    ) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.unfreeze_player` in the background."""
+        return self.submit(
+            self._client.unfreeze_player,
+            player_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+        )
+
+    def set_player_tier(
+        self, player_id: str, tier: str | None, *, reason: str
+    ) -> Handle[PlayerRisk]:
+        """:meth:`StoreClient.set_player_tier` in the background."""
+        return self.submit(self._client.set_player_tier, player_id, tier, reason=reason)
 
     def resume_pending(self) -> Handle[list[PendingOutcome]]:
         """:meth:`StoreClient.resume_pending` in the background."""

@@ -102,6 +102,33 @@ def _entry_order(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# The catalog's risk policy (the server's RiskSchema): its lists in order with the fields of
+# their entries in order, and what the store fills in for a field of an entry left out.
+_WINDOW_LIMIT_FIELDS = ("currency", "window_seconds", "max_amount", "max_count")
+RISK_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "spend_limits": _WINDOW_LIMIT_FIELDS,
+    "earn_limits": _WINDOW_LIMIT_FIELDS,
+    "mint_breakers": ("currency", "window_seconds", "max_amount"),
+    "tiers": (
+        "name",
+        "while_younger_than_seconds",
+        "while_fewer_purchases_than",
+        "max_price",
+        "limited_items",
+    ),
+    "refund_limits": ("window_seconds", "max_count"),
+}
+RISK_LISTS: tuple[str, ...] = tuple(RISK_FIELDS)
+RISK_ENTRY_DEFAULTS: Mapping[str, Any] = {
+    "max_amount": None,
+    "max_count": None,
+    "while_younger_than_seconds": None,
+    "while_fewer_purchases_than": None,
+    "max_price": [],
+    "limited_items": True,
+}
+
+
 def format_timestamp(value: dt.datetime) -> str:
     """The API's one timestamp format, in UTC with microseconds."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -184,6 +211,8 @@ class CatalogDiff:
     segments: tuple[EntryChange, ...] = ()
     offers: tuple[EntryChange, ...] = ()
     promo_codes: tuple[EntryChange, ...] = ()
+    # The lists of the risk policy that differ (field: the list's name).
+    risk: tuple[FieldChange, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -195,6 +224,7 @@ class CatalogDiff:
             or self.offers
             or self.promo_codes
             or self.products
+            or self.risk
         )
 
     def summary(self) -> str:
@@ -217,6 +247,8 @@ class CatalogDiff:
                 parts.append(f"{name}: {', '.join(counts)}")
         if self.items_reordered:
             parts.append("order of items changed")
+        if self.risk:
+            parts.append(f"risk policy: {', '.join(c.field for c in self.risk)} changed")
         return "; ".join(parts) if parts else "no differences"
 
     def status_of(self, sku: str) -> str | None:
@@ -311,6 +343,12 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         )[0]
         for name, key in CATALOG_PARTS.items()
     }
+    old_risk, new_risk = risk_policy(before), risk_policy(after)
+    risk = tuple(
+        FieldChange(name, old_risk[name], new_risk[name])
+        for name in RISK_LISTS
+        if old_risk[name] != new_risk[name]
+    )
     return CatalogDiff(
         tuple(currencies),
         tuple(items),
@@ -321,7 +359,58 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         segments=tuple(parts["segments"]),
         offers=tuple(parts["offers"]),
         promo_codes=tuple(parts["promo_codes"]),
+        risk=risk,
     )
+
+
+def risk_policy(catalog: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A catalog's risk policy with every list and every field as the store fills them in
+    (no policy: every list empty), so a field left out is never a change."""
+    policy = catalog.get("risk")
+    policy = policy if isinstance(policy, Mapping) else {}
+    filled: dict[str, list[dict[str, Any]]] = {}
+    for name in RISK_LISTS:
+        entries = policy.get(name)
+        filled[name] = [
+            {
+                **{k: v for k, v in _fresh(RISK_ENTRY_DEFAULTS).items() if _fills(name, k)},
+                **entry,
+            }
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, Mapping)
+        ]
+    return filled
+
+
+def _fills(list_name: str, field: str) -> bool:
+    """Whether the store fills in ``field`` on an entry of ``list_name``."""
+    return field in RISK_FIELDS[list_name]
+
+
+def describe_risk_entry(entry: Mapping[str, Any], scales: Mapping[str, int] | None) -> str:
+    """One rule of the policy in a few words: ``USD: 200 purchases, 5.0000 USD (50000) per
+    3600 s``; ``new: while younger than 3600 s, at most 1.0000 USD (10000), no limited items``."""
+    if "name" in entry:
+        conditions = []
+        if entry.get("while_younger_than_seconds") is not None:
+            conditions.append(f"while younger than {entry['while_younger_than_seconds']} s")
+        if entry.get("while_fewer_purchases_than") is not None:
+            conditions.append(f"while under {entry['while_fewer_purchases_than']} purchases")
+        restrictions = [
+            f"at most {format_money(p.get('amount'), p.get('currency'), scales)}"
+            for p in entry.get("max_price") or []
+            if isinstance(p, Mapping)
+        ]
+        if entry.get("limited_items") is False:
+            restrictions.append("no limited items")
+        return f"{entry['name']}: {' or '.join(conditions)}, {', '.join(restrictions)}"
+    limits = []
+    if entry.get("max_count") is not None:
+        limits.append(f"{entry['max_count']}")
+    if entry.get("max_amount") is not None:
+        limits.append(format_money(entry["max_amount"], entry.get("currency"), scales))
+    head = f"{entry['currency']}: " if "currency" in entry else ""
+    return f"{head}at most {' and '.join(limits)} per {entry.get('window_seconds')} s"
 
 
 def scales_of(catalog: Mapping[str, Any]) -> dict[str, int]:
@@ -449,5 +538,13 @@ def format_diff(diff: CatalogDiff, *, before: str, after: str) -> list[str]:
                     lines.append(f"      {field.field}: {was} -> {now}")
         if section == "items" and diff.items_reordered:
             lines.append("  (the order of items changed)")
+    if diff.risk:
+        lines.append("risk:")
+        for risk_change in diff.risk:
+            lines.append(f"  ~ {risk_change.field}")
+            for entry in risk_change.before:
+                lines.append(f"      - {describe_risk_entry(entry, old_scales)}")
+            for entry in risk_change.after:
+                lines.append(f"      + {describe_risk_entry(entry, new_scales)}")
     lines.append(diff.summary())
     return lines

@@ -42,6 +42,9 @@ from .catalog_diff import (
     ITEM_DEFAULTS,
     ITEM_FIELDS,
     PRODUCT_FIELDS,
+    RISK_ENTRY_DEFAULTS,
+    RISK_FIELDS,
+    RISK_LISTS,
     TIMESTAMP_FIELDS,
     describe,
     part_entry,
@@ -445,6 +448,22 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
         entries = catalog.get(name)
         if isinstance(entries, list) and entries:
             ordered[name] = [part_entry(name, e) if isinstance(e, Mapping) else e for e in entries]
+    risk = catalog.get("risk")
+    if isinstance(risk, Mapping):
+        # The policy's non-empty lists, each rule without the fields left at their defaults.
+        ordered["risk"] = {
+            name: [
+                _ordered(entry, RISK_FIELDS.get(name, ()), RISK_ENTRY_DEFAULTS)
+                if isinstance(entry, Mapping)
+                else entry
+                for entry in risk[name]
+            ]
+            for name in [*RISK_LISTS, *sorted(set(risk) - set(RISK_LISTS))]
+            if risk.get(name)
+        }
+        for tier in ordered["risk"].get("tiers", []):
+            if isinstance(tier, dict) and isinstance(tier.get("max_price"), list):
+                tier["max_price"] = [_money_or_content(p) for p in tier["max_price"]]
     return ordered
 
 

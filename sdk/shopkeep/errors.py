@@ -14,6 +14,7 @@ Hierarchy::
     │   └── UnsupportedMediaType    415 unsupported_media_type
     ├── AuthenticationError         401 unauthenticated
     ├── PermissionDenied            403 forbidden
+    │   └── AccountFrozenError      403 account_frozen
     ├── NotFound                    404 not_found
     ├── BusinessRejection           409: final refusals, stored with the idempotency key
     │   ├── InsufficientFunds       insufficient_funds
@@ -26,7 +27,8 @@ Hierarchy::
     │   ├── CodeExhausted           code_exhausted
     │   ├── CodeAlreadyRedeemed     code_already_redeemed
     │   ├── ReceiptAlreadyUsed      receipt_already_used
-    │   └── DebtOutstanding         debt_outstanding
+    │   ├── DebtOutstanding         debt_outstanding
+    │   ├── LimitExceededError      limit_exceeded (.retry_at, .rule)
     │   ├── HoldExpired             hold_expired
     │   └── HoldLimitReached        hold_limit_reached
     ├── IdempotencyConflict         409 idempotency_key_in_use, 422 idempotency_key_reused
@@ -49,6 +51,7 @@ other error needs the request fixed first.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import json
 from collections.abc import Mapping
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_CODES",
     "ERROR_TABLE",
+    "AccountFrozenError",
     "AuthenticationError",
     "BadRequest",
     "BalanceCapExceeded",
@@ -75,6 +79,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientFunds",
     "ItemUnavailable",
+    "LimitExceededError",
     "NotEnoughItems",
     "NotFound",
     "PayloadTooLarge",
@@ -198,6 +203,11 @@ class PermissionDenied(ShopkeepError):
     """The token's role may not make this call (403)."""
 
 
+class AccountFrozenError(PermissionDenied):
+    """The player is frozen by the studio: purchases, consumes and grants are refused, reads
+    still work. Not stored with the idempotency key: the same call runs once unfrozen."""
+
+
 class NotFound(ShopkeepError):
     """No such item, purchase or player in this game (404)."""
 
@@ -265,6 +275,37 @@ class CodeExhausted(BusinessRejection):
 
 class CodeAlreadyRedeemed(BusinessRejection):
     """This player redeemed the promo code before (a code counts once per player)."""
+
+
+class LimitExceededError(BusinessRejection):
+    """A limit of the studio's risk policy stopped the call: a spend or earn limit over a
+    rolling window, a trust tier, a refund cooldown or a tripped mint breaker."""
+
+    @property
+    def rule(self) -> str | None:
+        """Which rule: ``spend_limit``, ``earn_limit``, ``tier``, ``refund_limit`` or
+        ``mint_breaker``."""
+        rule = self.details.get("rule")
+        return rule if isinstance(rule, str) else None
+
+    @property
+    def retry_at(self) -> dt.datetime | None:
+        """When the window frees up enough for this call (a new call: this one's key keeps
+        its answer); None when waiting does not help (a tripped breaker, a tier the service
+        must change, a price above the limit itself)."""
+        value = self.details.get("retry_at")
+        if not isinstance(value, str):
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else None
+
+    @property
+    def window_seconds(self) -> int | None:
+        value = self.details.get("window_seconds")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class HoldExpired(BusinessRejection):
@@ -352,6 +393,7 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "idempotency_key_invalid": ErrorEntry(400, _NOT_STORED, BadRequest),
     "unauthenticated": ErrorEntry(401, _NOT_STORED, AuthenticationError),
     "forbidden": ErrorEntry(403, _NOT_STORED, PermissionDenied),
+    "account_frozen": ErrorEntry(403, _NOT_STORED, AccountFrozenError),
     "not_found": ErrorEntry(404, _NOT_STORED, NotFound),
     "insufficient_funds": ErrorEntry(409, _FINAL, InsufficientFunds),
     "sold_out": ErrorEntry(409, _FINAL, SoldOut),
@@ -364,6 +406,7 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "code_already_redeemed": ErrorEntry(409, _FINAL, CodeAlreadyRedeemed),
     "receipt_already_used": ErrorEntry(409, _FINAL, ReceiptAlreadyUsed),
     "debt_outstanding": ErrorEntry(409, _FINAL, DebtOutstanding),
+    "limit_exceeded": ErrorEntry(409, _FINAL, LimitExceededError),
     "hold_expired": ErrorEntry(409, _FINAL, HoldExpired),
     "hold_limit_reached": ErrorEntry(409, _FINAL, HoldLimitReached),
     "idempotency_key_in_use": ErrorEntry(409, _TRANSIENT, IdempotencyConflict),

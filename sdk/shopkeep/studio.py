@@ -134,8 +134,9 @@ class CatalogVersion:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> CatalogVersion:
-        """Parse a version's summary, with ``currencies`` and ``items`` when present."""
-        content = None
+        """Parse a version's summary, with ``currencies``, ``items`` and its ``risk`` policy
+        (when it has one) when present."""
+        content: dict[str, Any] | None = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
             if "products" in data:
@@ -144,6 +145,8 @@ class CatalogVersion:
             for part in CATALOG_PARTS:
                 if part in data:
                     content[part] = list(data[part])
+            if "risk" in data:  # the policy (None: the version has none)
+                content["risk"] = None if data["risk"] is None else dict(data["risk"])
         live = data["live"]
         if not isinstance(live, bool):
             raise TypeError(f"live: expected a boolean, got {live!r}")

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__, logs, tracing, web
-from .api import holds, ops, player, receipts, service, studio, webhooks
+from .api import holds, ops, player, receipts, risk, service, studio, webhooks
 from .api import offers as offers_api
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
@@ -182,6 +182,7 @@ def _count_answer(metrics: Metrics, route: str, response: Response) -> None:
         except (ValueError, KeyError, TypeError):
             code = "unknown"
         metrics.conflicts.labels(route, code).inc()
+    risk.count_refusal(metrics, response)
     if response.headers.get("Idempotent-Replayed") == "true":
         metrics.idempotency_replays.labels(route).inc()
     elif "idempotency_key" in g and (
@@ -255,6 +256,7 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         ops.blp,
         receipts.blp,
         offers_api.blp,
+        risk.blp,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(web.blp)

@@ -80,6 +80,9 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("unauthenticated", 401, _NOT_STORED, "a valid bearer token is required"),
     ErrorCode("forbidden", 403, _NOT_STORED, "this token's role may not do this"),
+    # The player is frozen (sql/65_risk.sql answers it before claiming the key): not stored,
+    # so the same request runs once the player is unfrozen.
+    ErrorCode("account_frozen", 403, _NOT_STORED, "this account is frozen"),
     ErrorCode("not_found", 404, _NOT_STORED, "not found", sqlstate="SKN01"),
     ErrorCode("insufficient_funds", 409, _FINAL, "not enough funds", sqlstate=SQLSTATE_FINAL),
     ErrorCode("sold_out", 409, _FINAL, "sold out", sqlstate=SQLSTATE_FINAL),
@@ -119,6 +122,12 @@ ERRORS: tuple[ErrorCode, ...] = (
         _FINAL,
         "the player owes a charged-back amount: a top-up repays it first",
         sqlstate=SQLSTATE_FINAL,
+    ),
+    # A limit of the catalog's risk policy (docs/api.md, "Risk"): stored with the key, so a
+    # retry replays it even after the window frees up; details.retry_at says when a new
+    # request may pass.
+    ErrorCode(
+        "limit_exceeded", 409, _FINAL, "a limit of the store's risk policy", sqlstate=SQLSTATE_FINAL
     ),
     ErrorCode(
         "hold_expired",

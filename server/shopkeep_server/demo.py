@@ -296,9 +296,18 @@ def keep_drops_live(
         if live is None:  # no demo seeded: nothing to keep current
             return None
         version = catalog.get_version(conn, DEMO_GAME, live[1])
+        # The risk policy goes along: moving the drops must not drop the game's limits.
         content = {
             part: version[part]
-            for part in ("currencies", "items", "products", "segments", "offers", "promo_codes")
+            for part in (
+                "currencies",
+                "items",
+                "products",
+                "segments",
+                "offers",
+                "promo_codes",
+                "risk",
+            )
             if part in version
         }
         drops = [item for item in content["items"] if item["sku"] in fresh]

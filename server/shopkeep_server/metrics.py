@@ -68,6 +68,13 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self.risk_events = Counter(
+            "shopkeep_risk_events",
+            "Decisions of the risk controls: refusals (by rule, or account_frozen), breaker"
+            " trips, and freezes, unfreezes, tier changes and breaker resets asked for",
+            ["kind", "rule"],
+            registry=registry,
+        )
         self.conflicts = Counter(
             "shopkeep_http_conflicts",
             "409 answers by route and error code (replays of a stored 409 included)",

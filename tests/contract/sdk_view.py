@@ -31,6 +31,7 @@ from shopkeep.errors import error_from_body
 from shopkeep.events import parse_event_page
 from shopkeep.holds import op_get_hold, op_place_hold, op_release_hold
 from shopkeep.models import parse_time
+from shopkeep.risk import op_freeze, op_player_risk, op_set_tier
 from shopkeep.studio import (
     op_get_draft,
     op_publish,
@@ -55,7 +56,7 @@ from shopkeep.webhook_endpoints import (
 )
 
 KEY = "contract-check-key-0001"
-PARTS = ("products", "segments", "offers", "promo_codes")
+PARTS = ("products", "segments", "offers", "promo_codes", "risk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,9 +143,15 @@ SDK_READERS: dict[str, SdkReader] = {
     "receipts.open_steam_order": SdkReader(op_steam_order("p", "1", "en").parse),
     "receipts.list_stores": SdkReader(op_stores().parse, lambda body: body["stores"]),
     "receipts.put_store": SdkReader(op_put_store("app_store", {}).parse),
+    # The risk controls of a studio's backend (shopkeep.risk).
+    "risk.get_player_risk": SdkReader(op_player_risk("p").parse),
+    "risk.freeze": SdkReader(op_freeze("p", frozen=True, reason="r", key=KEY).parse),
+    "risk.unfreeze": SdkReader(op_freeze("p", frozen=False, reason="r", key=KEY).parse),
+    "risk.set_tier": SdkReader(op_set_tier("p", tier=None, reason="r").parse),
 }
 
-# Operations the SDK has no call for: the operators' probes use them.
+# Operations the SDK has no call for: the operators' probes use them, and a studio member
+# resets a mint breaker from the API (docs/api.md, "Risk").
 NOT_IN_SDK = frozenset(
     {
         "ops.healthz",
@@ -156,6 +163,8 @@ NOT_IN_SDK = frozenset(
         # game's, and has no call for them yet.
         "offers.get_attributes",
         "offers.put_attributes",
+        "risk.list_breakers",
+        "risk.reset_breaker",
     }
 )
 

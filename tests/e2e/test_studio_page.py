@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shopkeep import Amount, StoreClient, ValidationError
+from shopkeep import AccountFrozenError, Amount, StoreClient, ValidationError
 from shopkeep.studio import StudioClient
 
 CHROMIUM = "/usr/bin/chromium"
@@ -433,3 +433,52 @@ def test_an_unknown_session_cookie_opens_nothing(client, game) -> None:  # type:
     assert (response.status_code, response.headers["Location"]) == (303, "/studio/login")
     posted = client.post("/studio/publish", data={"notes": "x"})
     assert (posted.status_code, posted.headers["Location"]) == (303, "/studio/login")
+
+
+def test_a_players_risk_view_freezes_and_unfreezes_with_a_reason(
+    page: Any,
+    live_server,  # type: ignore[no-untyped-def]
+    shop,
+    shot,
+) -> None:
+    player = player_api(live_server, shop, "p-9")
+    shop.grant("p-9", "COINS", 1000)
+
+    sign_in(page, shop.token("studio", "support-2"))
+    page.get_by_role("link", name="Players").click()
+    page.get_by_label("Player id").fill("p-9")
+    page.get_by_role("button", name="Look up").click()
+    page.get_by_role("link", name="Risk: tier, freeze and refusals").click()
+    assert page.locator("#frozen-state").inner_text() == "NOT FROZEN"  # a badge: upper case
+    assert page.locator("#tier-now").inner_text() == "none"  # the demo catalog has no policy
+
+    page.get_by_label("Freeze reason").fill("chargeback on the card")
+    page.get_by_role("button", name="Freeze").click()
+    assert flash(page) == "Frozen p-9: chargeback on the card"
+    assert page.locator("#frozen-state").inner_text() == "FROZEN"
+    with pytest.raises(AccountFrozenError):
+        player.purchase("sword")
+    page.reload()
+    rows = page.locator("#risk-events tbody tr")
+    assert rows.nth(0).inner_text().split("\t")[1:] == [
+        "refused account_frozen",
+        "purchase",
+        "",
+        "",
+        "",
+    ]
+    assert rows.nth(1).inner_text().split("\t")[1:] == [
+        "frozen",
+        "",
+        "",
+        "support-2",
+        "chargeback on the card",
+    ]
+    shot(page, "risk")
+
+    page.get_by_label("Unfreeze reason").fill("card owner confirmed")
+    page.get_by_role("button", name="Unfreeze").click()
+    assert flash(page) == "Unfrozen p-9: card owner confirmed"
+    assert page.locator("#frozen-state").inner_text() == "NOT FROZEN"
+    with player:
+        assert player.purchase("sword").purchase.sku == "sword"

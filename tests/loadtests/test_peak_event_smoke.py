@@ -21,8 +21,29 @@ PLAYERS = 30
 STOCK = 10
 
 
+# A modest risk policy, on for the whole run: every purchase and grant checks it under its wallet
+# lock, none is refused by it (a refused drop purchase would change the drop's exact counts).
+RISK_POLICY = {
+    "spend_limits": [
+        {"currency": "COINS", "window_seconds": 3600, "max_count": 1000, "max_amount": 100_000}
+    ],
+    "earn_limits": [{"currency": "COINS", "window_seconds": 3600, "max_count": 10}],
+    "mint_breakers": [{"currency": "COINS", "window_seconds": 3600, "max_amount": 10_000_000}],
+    "tiers": [
+        {
+            "name": "new",
+            "while_younger_than_seconds": 3600,
+            "max_price": [{"currency": "COINS", "amount": 5_000}],
+        }
+    ],
+    "refund_limits": [{"window_seconds": 3600, "max_count": 5}],
+}
+
+
 def test_peak_event_smoke(tmp_path: Path) -> None:
     out = tmp_path / "peak-event"
+    policy = tmp_path / "risk.json"
+    policy.write_text(json.dumps(RISK_POLICY))
     done = subprocess.run(
         [
             sys.executable, "-m", "loadtests.peak_event",
@@ -30,6 +51,7 @@ def test_peak_event_smoke(tmp_path: Path) -> None:
             "--workers", "2", "--faults", "0.1", "--out", str(out),
             # Seed 7 drops the 4th answer through the proxy: every run loses some answers.
             "--random-seed", "7",
+            "--risk-policy", str(policy),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -39,6 +61,10 @@ def test_peak_event_smoke(tmp_path: Path) -> None:
     report = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert done.returncode == 0, report
     assert "RESULT: every invariant held" in done.stdout, report
+    assert (
+        "risk policy on: earn_limits, mint_breakers, refund_limits, spend_limits, tiers"
+        in done.stdout
+    ), report
 
     summary = json.loads((out / "summary.json").read_text())
     failed = [c for c in summary["checks"] if not c["ok"]]

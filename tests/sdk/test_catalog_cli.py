@@ -615,3 +615,83 @@ def test_the_cli_diff_of_a_priced_catalog(live_server, tmp_path: Path) -> None: 
     diffed = cli("catalog", "diff", str(path), "--against", "live")
     assert diffed.exit_code == Exit.OK, diffed.output
     assert diffed.stdout.splitlines() == ["--- live version 1", f"+++ {path}", *PRICED_DIFF]
+
+
+# A risk policy as `pull` writes it under SMALL_YAML (docs/api.md, "Risk").
+RISK_YAML = """\
+risk:
+  spend_limits:
+    - currency: COINS
+      window_seconds: 3600
+      max_count: 2
+  tiers:
+    - name: new
+      while_younger_than_seconds: 3600
+      limited_items: false
+"""
+
+
+def test_a_risk_policy_is_pulled_diffed_pushed_and_published_from_the_file(
+    live_server,  # type: ignore[no-untyped-def]
+    shop,
+    cli: Cli,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.yaml"
+    assert cli("catalog", "pull", "-o", str(path)).exit_code == Exit.OK
+    assert path.read_text() == SMALL_YAML  # no policy yet: nothing about risk in the file
+    path.write_text(SMALL_YAML + RISK_YAML)
+
+    diffed = cli("catalog", "diff", str(path))
+    assert diffed.exit_code == Exit.OK, diffed.output
+    assert diffed.stdout.splitlines()[2:] == [
+        "risk:",
+        "  ~ spend_limits",
+        "      + COINS: at most 2 per 3600 s",
+        "  ~ tiers",
+        "      + new: while younger than 3600 s, no limited items",
+        "risk policy: spend_limits, tiers changed",
+    ]
+    pushed = cli("catalog", "push", str(path))
+    assert pushed.exit_code == Exit.OK, pushed.output
+    assert "(risk policy: spend_limits, tiers changed)" in pushed.stdout
+    assert cli("catalog", "pull").stdout == path.read_text()  # the policy pulls back as written
+    published = cli("catalog", "publish", "--notes", "limits")
+    assert published.exit_code == Exit.OK, published.output
+
+    # The published policy is in force: two purchases an hour.
+    shop.grant("p1", "COINS", 1_000)
+    headers = _auth(shop.token("player", "p1"))
+    answers = [
+        httpx.post(
+            f"{live_server.url}/v1/purchases",
+            json={"sku": "potion"},
+            headers={**headers, "Idempotency-Key": f"cli-risk-{uuid.uuid4()}"},
+        )
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 409]
+    assert answers[2].json()["error"]["details"]["rule"] == "spend_limit"
+    live = cli("catalog", "pull", "--live")
+    assert live.stdout == SMALL_YAML + RISK_YAML
+
+    # An invalid policy is refused at its line, as any field of the file.
+    lines = (SMALL_YAML + RISK_YAML).splitlines(keepends=True)
+    window_line = lines.index("      window_seconds: 3600\n") + 1
+    currency_line = lines.index("    - currency: COINS\n") + 1
+    path.write_text(
+        "".join(lines).replace("window_seconds: 3600\n      max", "window_seconds: 0\n      max")
+    )
+    refused = cli("catalog", "push", str(path))
+    assert refused.exit_code == Exit.REFUSED
+    assert refused.stderr.splitlines() == [
+        f"{path}:{window_line}: risk.spend_limits[0].window_seconds: Must be greater than or"
+        " equal to 1 and less than or equal to 31622400.",
+        "error: the request is not valid",
+    ]
+    path.write_text("".join(lines).replace("    - currency: COINS\n", "    - currency: RUBY\n"))
+    unknown = cli("catalog", "diff", str(path))
+    assert unknown.exit_code == Exit.REFUSED
+    assert unknown.stderr.splitlines() == [
+        f"{path}:{currency_line}: risk.spend_limits[0].currency: not a currency of this catalog"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import httpx
@@ -13,6 +14,7 @@ from shopkeep._core import is_unsettled
 from shopkeep.errors import (
     ERROR_CODES,
     ERROR_TABLE,
+    AccountFrozenError,
     AuthenticationError,
     BadRequest,
     BalanceCapExceeded,
@@ -27,6 +29,7 @@ from shopkeep.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     ItemUnavailable,
+    LimitExceededError,
     NotEnoughItems,
     NotFound,
     PayloadTooLarge,
@@ -58,6 +61,7 @@ TABLE: dict[str, tuple[int, type[ShopkeepError]]] = {
     "idempotency_key_invalid": (400, BadRequest),
     "unauthenticated": (401, AuthenticationError),
     "forbidden": (403, PermissionDenied),
+    "account_frozen": (403, AccountFrozenError),
     "not_found": (404, NotFound),
     "insufficient_funds": (409, InsufficientFunds),
     "sold_out": (409, SoldOut),
@@ -71,6 +75,7 @@ TABLE: dict[str, tuple[int, type[ShopkeepError]]] = {
     "receipt_invalid": (422, ReceiptInvalid),
     "code_exhausted": (409, CodeExhausted),
     "code_already_redeemed": (409, CodeAlreadyRedeemed),
+    "limit_exceeded": (409, LimitExceededError),
     "hold_expired": (409, HoldExpired),
     "hold_limit_reached": (409, HoldLimitReached),
     "idempotency_key_in_use": (409, IdempotencyConflict),
@@ -228,6 +233,43 @@ def test_price_changed_exposes_the_current_price(make_client: Callable[..., Stor
     assert caught.value.current_price == shopkeep.Amount("COINS", 300)
     assert caught.value.expected_price == shopkeep.Amount("COINS", 250)
     assert caught.value.catalog_version == 4
+
+
+def test_limit_exceeded_says_which_rule_and_when_it_frees(
+    make_client: Callable[..., StoreClient],
+) -> None:
+    details = {
+        "rule": "spend_limit",
+        "currency": "USD",
+        "window_seconds": 3600,
+        "measure": "count",
+        "limit": 100,
+        "used": 100,
+        "retry_at": "2026-12-01T15:04:05.250000Z",
+    }
+    client = make_client(lambda r: error_response(409, "limit_exceeded", "limit", details))
+    with pytest.raises(LimitExceededError) as caught:
+        client.purchase("tick")
+    assert isinstance(caught.value, BusinessRejection)
+    assert caught.value.rule == "spend_limit"
+    assert caught.value.window_seconds == 3600
+    assert caught.value.retry_at == dt.datetime(2026, 12, 1, 15, 4, 5, 250000, tzinfo=dt.UTC)
+    # A tripped breaker (or a tier the service must change) frees up at no known time.
+    breaker = {**details, "rule": "mint_breaker", "retry_at": None}
+    client = make_client(lambda r: error_response(409, "limit_exceeded", "stopped", breaker))
+    with pytest.raises(LimitExceededError) as stopped:
+        client.purchase("tick")
+    assert stopped.value.retry_at is None
+
+
+def test_account_frozen_is_a_permission_error_that_is_not_final(
+    make_client: Callable[..., StoreClient],
+) -> None:
+    client = make_client(lambda r: error_response(403, "account_frozen", "this account is frozen"))
+    with pytest.raises(AccountFrozenError) as caught:
+        client.purchase("tick")
+    assert isinstance(caught.value, PermissionDenied)
+    assert caught.value.category is ErrorCategory.NOT_STORED
 
 
 def test_validation_error_lists_fields(make_client: Callable[..., StoreClient]) -> None:

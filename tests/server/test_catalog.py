@@ -61,8 +61,10 @@ def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     for item in live_view["items"]:
         assert item.pop("price_for_you") == [{**p, "offer_id": None} for p in item["prices"]]
     content = {"currencies": live_view["currencies"], "items": live_view["items"]}
+    assert live_view["products"] == []
+    assert draft.pop("risk") is None  # the studio's risk policy: never in the live catalog
     # the fixture published through the draft
-    assert draft == {**content, "segments": [], "offers": [], "promo_codes": []}
+    assert draft == {**content, "products": [], "segments": [], "offers": [], "promo_codes": []}
     potion = next(i for i in content["items"] if i["sku"] == "potion")
     potion["prices"] = [{"currency": "COINS", "amount": 60}]
     put = _put(client, game, content, etag)

@@ -57,6 +57,19 @@ def test_the_sdk_mirror_of_the_catalog_fields_is_the_schemas() -> None:
     assert catalog_diff.WINDOW_FIELDS == rules.WINDOW_FIELDS
 
 
+def test_the_sdk_mirror_of_the_risk_policy_is_the_schema() -> None:
+    lists = rules.RiskSchema().fields
+    assert tuple(lists) == catalog_diff.RISK_LISTS
+    filled: set[str] = set()
+    for name, field in lists.items():
+        entry = field.inner.schema
+        assert catalog_diff.RISK_FIELDS[name] == tuple(entry.fields), name
+        for field_name, default in rules.load_defaults(entry).items():
+            assert catalog_diff.RISK_ENTRY_DEFAULTS[field_name] == default, (name, field_name)
+            filled.add(field_name)
+    assert set(catalog_diff.RISK_ENTRY_DEFAULTS) == filled
+
+
 def test_validate_refuses_a_file_exactly_as_the_draft_refuses_it(client, game: Game) -> None:
     content = coins_catalog(
         coins_item("potion", 50),

@@ -39,6 +39,8 @@ DISTRIBUTED: dict[str, str] = {
     "player_profiles": "player_id",
     "promo_redemptions": "player_id",
     "player_offer_counts": "player_id",
+    "player_risk": "player_id",
+    "risk_events": "player_id",
     "holds": "player_id",
     "idempotency_keys": "subject",
     # The events outbox is read per game (the feed, its positions): one game's events together.
@@ -66,6 +68,8 @@ REFERENCE: set[str] = {
     "stock_buckets",
     "stock_restocks",
     "studio_sessions",
+    "risk_breakers",
+    "risk_breaker_log",
     "schema_migrations",
     "schema_functions",
     "webhook_endpoints",

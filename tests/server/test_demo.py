@@ -99,6 +99,7 @@ def test_a_demo_kept_for_a_week_gets_its_drops_moved_forward(client, conn) -> No
     draft, etag = catalog.get_draft(conn, DEMO_GAME)
     parts = ("currencies", "items", "products", "segments", "offers", "promo_codes")
     assert draft == {part: moved[part] for part in parts}
+    assert draft["risk"] is None
     # The weekend sale of the seed is over: it moved on to the weekend now is in, or the next.
     saturday, monday = weekend_of(now)
     sales = [o for o in moved["offers"] if o["id"].startswith("weekend-")]

@@ -12,6 +12,7 @@ The order (the HTTP edge, then the purchase function in the SQL):
  5. idempotency_key_missing / idempotency_key_invalid
  6. validation_failed (the body's fields)
  7. the key: idempotency_key_in_use / idempotency_key_reused, or the stored outcome replayed
+7a. account_frozen: the player is frozen (before the key is claimed, so not stored)
  8. not_found (no published catalog, no such item in the live catalog)
  9. validation_failed (no currency for an item with several prices, a currency it is not sold in)
  9a. with hold_id: not_found (no such hold of this player), then validation_failed (hold_id: the
@@ -22,6 +23,8 @@ The order (the HTTP edge, then the purchase function in the SQL):
 11. item_unavailable (not with a usable hold)
 12. sold_out (fewer left than asked; not with a hold, whose units are the buyer's)
 13. insufficient_funds
+13a. limit_exceeded, rule tier (the risk policy's trust tier: a limited item, a price cap)
+13b. limit_exceeded, rule spend_limit (the risk policy's spend limits)
 14. purchase_limit_reached (the per-player limit, held units counted, then the limit of the
     offer that priced it, then a durable already owned)
 15. sold_out again when a concurrent buyer took the last units meanwhile, or hold_expired when
@@ -45,7 +48,7 @@ import pytest
 
 from shopkeep_server import db
 from shopkeep_server.app import create_app
-from shopkeep_server.store import games
+from shopkeep_server.store import catalog, games, risk
 from support import Game, coins_catalog, coins_item, grant, make_config, make_game, new_key
 
 TOKENLESS = {"Idempotency-Key": "order-test-key-0001"}
@@ -351,6 +354,79 @@ def test_an_offers_limit_after_the_price_the_funds_and_the_items_limit(
     # The offer's limit before the balance cap of what a bundle gives.
     assert _error(client, game, "p1", sku="gem_pack", quantity=2)[1]["offer_id"] == "gem_pack-deal"
     assert _error(client, game, "p1", sku="gem_pack")[0] == "balance_cap_exceeded"
+
+
+# ---------------------------------------------------------------------------------------------
+# The risk policy (sql/65_risk.sql)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def risky_shop(conn: psycopg.Connection, shop: Game) -> Game:
+    """The same shop with a policy: new players buy no limited items, one purchase an hour."""
+    content, _ = catalog.get_draft(conn, shop.id)
+    content["risk"] = {
+        "tiers": [{"name": "new", "while_younger_than_seconds": 3600, "limited_items": False}],
+        "spend_limits": [{"currency": "COINS", "window_seconds": 3600, "max_count": 1}],
+    }
+    with conn.transaction():
+        catalog.put_draft(conn, shop.id, content, if_match="*")
+        catalog.publish(conn, shop.id, actor="fixture", stock_buckets=4)
+    return shop
+
+
+def _rule(client: Any, game: Game, sub: str, **body: Any) -> str:
+    """The risk rule that refused a purchase (its code must be limit_exceeded)."""
+    response = client.post(
+        "/v1/purchases",
+        json=body,
+        headers=game.headers("player", sub, **{"Idempotency-Key": new_key()}),
+    )
+    assert _code(response) == "limit_exceeded"
+    return str(response.get_json()["error"]["details"]["rule"])
+
+
+def test_a_replay_before_a_freeze_before_the_store_rules(
+    client, conn: psycopg.Connection, shop: Game
+) -> None:
+    grant(client, shop, "p1", "COINS", 50)
+    key = new_key()
+    assert _buy(client, shop, "p1", key=key, sku="potion") == ""
+    with conn.transaction():
+        risk.freeze(conn, shop.id, "p1", actor="support", reason="test")
+    assert _buy(client, shop, "p1", key=key, sku="potion") == ""  # replayed
+    assert _buy(client, shop, "p1", sku="no_such_item") == "account_frozen"
+    with conn.transaction():
+        risk.unfreeze(conn, shop.id, "p1", actor="support", reason="test")
+    assert _buy(client, shop, "p1", sku="no_such_item") == "not_found"
+
+
+def test_the_funds_before_the_tier_before_the_spend_limit(client, risky_shop: Game) -> None:
+    assert _buy(client, risky_shop, "p1", sku="scarce") == "insufficient_funds"
+    grant(client, risky_shop, "p1", "COINS", 1000)
+    assert _buy(client, risky_shop, "p1", sku="potion") == ""  # the hour's one purchase
+    assert _rule(client, risky_shop, "p1", sku="scarce") == "tier"
+    raised = client.put(
+        "/v1/players/p1/risk/tier",
+        json={"tier": "trusted", "reason": "test"},
+        headers=risky_shop.headers("service", "backend"),
+    )
+    assert raised.status_code == 200
+    assert _rule(client, risky_shop, "p1", sku="scarce") == "spend_limit"
+
+
+def test_the_spend_limit_before_the_purchase_limit(
+    client, conn: psycopg.Connection, risky_shop: Game
+) -> None:
+    grant(client, risky_shop, "p1", "COINS", 1000)
+    assert _buy(client, risky_shop, "p1", sku="limited") == ""
+    assert _rule(client, risky_shop, "p1", sku="limited") == "spend_limit"
+    # The purchase leaves the window: the per-player limit is what is left.
+    conn.execute(
+        "UPDATE purchases SET created_at = now() - interval '2 hours' WHERE game_id = %s",
+        (risky_shop.id,),
+    )
+    assert _buy(client, risky_shop, "p1", sku="limited") == "purchase_limit_reached"
 
 
 # ---------------------------------------------------------------------------------------------

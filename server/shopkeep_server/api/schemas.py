@@ -21,14 +21,19 @@ from ..store.inputs import RollbackRequestSchema as RollbackRequestSchema
 from ..store.rules import (
     CurrencySchema,
     ItemSchema,
+    MintBreakerSchema,
     MoneySchema,
     OfferSchema,
     PlayerAttributesSchema,
     ProductGrantsSchema,
     ProductSchema,
     PromoCodeSchema,
+    RefundLimitSchema,
+    RiskSchema,
     SegmentSchema,
     StrictInteger,
+    TierSchema,
+    WindowLimitSchema,
     amount_field,
     currency_field,
     quantity_field,
@@ -274,6 +279,7 @@ class CatalogDocumentSchema(Schema):
     segments = fields.List(fields.Nested(SegmentSchema))
     offers = fields.List(fields.Nested(OfferSchema))
     promo_codes = fields.List(fields.Nested(PromoCodeSchema))
+    risk = fields.Nested(RiskSchema, allow_none=True, metadata={"description": "absent: no limits"})
 
 
 SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
@@ -289,6 +295,19 @@ SentOfferSchema = always_present(OfferSchema, "SentOfferSchema")
 SentPromoCodeSchema = always_present(PromoCodeSchema, "SentPromoCodeSchema")
 
 
+SentWindowLimitSchema = always_present(WindowLimitSchema, "SentWindowLimitSchema")
+
+
+class SentRiskSchema(Schema):
+    """A risk policy as the server sends it: every list and every field present."""
+
+    spend_limits = _list(SentWindowLimitSchema)
+    earn_limits = _list(SentWindowLimitSchema)
+    mint_breakers = _list(always_present(MintBreakerSchema, "SentMintBreakerSchema"))
+    tiers = _list(always_present(TierSchema, "SentTierSchema"))
+    refund_limits = _list(always_present(RefundLimitSchema, "SentRefundLimitSchema"))
+
+
 class SentCatalogSchema(Schema):
     """A catalog as the server sends it: every field of every currency, item and product present
     (segments, offers and codes with every field too, in what was stored with them)."""
@@ -299,6 +318,9 @@ class SentCatalogSchema(Schema):
     segments = _list(SegmentSchema)
     offers = _list(SentOfferSchema)
     promo_codes = _list(SentPromoCodeSchema)
+    risk = fields.Nested(
+        SentRiskSchema, required=True, allow_none=True, metadata={"description": "null: no policy"}
+    )
 
 
 class PriceForYouSchema(MoneySchema):
@@ -354,6 +376,9 @@ class PlayerAttributesResultSchema(Schema):
     spend = _list(MoneySchema)
     attributes = fields.Dict(required=True)
 
+    class Meta:
+        exclude = ("risk",)  # the risk policy is never served to players
+
 
 class StockEntrySchema(Schema):
     sku = _str()
@@ -388,6 +413,9 @@ class VersionDetailSchema(VersionSummarySchema):
     segments = _list(SegmentSchema)
     offers = _list(SentOfferSchema)
     promo_codes = _list(SentPromoCodeSchema)
+    risk = fields.Nested(
+        SentRiskSchema, required=True, allow_none=True, metadata={"description": "null: no policy"}
+    )
 
 
 class RestockResultSchema(Schema):

@@ -8,6 +8,8 @@
 -- with the key and replayed, with nothing else changed.
 --   0. the key: a stored outcome is replayed as it is (idempotency_key_reused if the same key
 --      came with a different request, idempotency_key_in_use while its twin is in flight);
+--  0a. account_frozen (403, not stored): the player is frozen (a key that already has an
+--      outcome still replays it; any other key is left unclaimed);
 --   1. not_found: the game has no published catalog;
 --   2. not_found: the sku is not in the live catalog;
 --   3. validation_failed (currency): no currency given and the item has several prices;
@@ -25,6 +27,10 @@
 --   7. sold_out: a limited item with fewer units left than asked for (a look without locks;
 --      not with a hold, whose units are the buyer's);
 --   8. insufficient_funds: the balance is less than unit price x quantity (wallets locked);
+--  8a. limit_exceeded (rule tier): the player's trust tier forbids this item (a limited one)
+--      or this total price (sql/65_risk.sql, as every 8x step);
+--  8b. limit_exceeded (rule spend_limit): a spend limit of this currency, in the policy's order,
+--      count before amount (wallets still locked, so concurrent purchases are counted);
 --   9. purchase_limit_reached: past the item's per_player_limit (completed purchases, and
 --      the units of the player's other usable holds);
 --  9b. purchase_limit_reached: past the per_player_limit of the offer that priced it;
@@ -66,6 +72,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'purchase', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;
@@ -141,6 +153,8 @@ BEGIN
                 jsonb_build_object('currency', v_currency, 'required', v_total,
                                    'balance', v_balance));
         END IF;
+        PERFORM sk_risk_check_purchase(p_game, p_player, v_live.version_id, v_item,   -- 8a, 8b
+                                       v_currency, v_total);
         -- The count row is also the lock that serializes one player's purchases of one sku.
         IF v_item.per_player_limit IS NOT NULL OR v_item.kind = 'durable' THEN            -- 9
             INSERT INTO player_item_counts AS c (game_id, player_id, sku, purchased)
@@ -203,6 +217,7 @@ BEGIN
                                 v_details = PG_EXCEPTION_DETAIL;
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
+        PERFORM sk_risk_refused(p_game, p_player, 'purchase', v_code, v_details);
     END;
     PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
 END $$;

@@ -22,6 +22,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_actor, p_key, 'grant', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_actor, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;
@@ -55,6 +61,7 @@ BEGIN
             v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,
                                            p_quantity, 'grant', v_reference);
         END IF;
+        PERFORM sk_risk_check_grant(p_game, p_player, v_live.version_id, v_granted);
         INSERT INTO grants (id, game_id, player_id, currency, amount, sku, quantity, reason,
                             granted_by)
         VALUES (v_id, p_game, p_player, p_currency, p_amount, p_sku, p_quantity, p_reason,
@@ -71,6 +78,7 @@ BEGIN
                                 v_details = PG_EXCEPTION_DETAIL;
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
+        PERFORM sk_risk_refused(p_game, p_player, 'grant', v_code, v_details);
     END;
     PERFORM sk_idempotency_finish(p_game, p_actor, p_key, status, body);
 END $$;

@@ -43,6 +43,7 @@ BEGIN
             PERFORM sk_lock_wallets(p_game, v_purchase.player_id,
                                     array_append(coalesce(v_currencies, '{}'),
                                                  v_purchase.currency));
+            PERFORM sk_risk_check_refund(p_game, v_purchase.player_id);
             -- A refunded purchase no longer counts against the per-player limit. Same lock
             -- order as a purchase: wallets, then this count, then inventory.
             UPDATE player_item_counts SET purchased = purchased - v_purchase.quantity
@@ -89,6 +90,7 @@ BEGIN
                                 v_details = PG_EXCEPTION_DETAIL;
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
+        PERFORM sk_risk_refused(p_game, v_purchase.player_id, 'refund', v_code, v_details);
     END;
     PERFORM sk_idempotency_finish(p_game, p_actor, p_key, status, body);
 END $$;

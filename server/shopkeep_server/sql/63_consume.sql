@@ -15,6 +15,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'consume', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;

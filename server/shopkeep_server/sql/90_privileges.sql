@@ -76,3 +76,7 @@ GRANT INSERT, UPDATE, DELETE ON webhook_endpoints TO shopkeep_app;
 GRANT INSERT, UPDATE ON webhook_progress TO shopkeep_app;
 GRANT INSERT, DELETE ON webhook_resends TO shopkeep_app;
 GRANT INSERT ON webhook_deliveries TO shopkeep_app;
+-- Risk controls (migration 0008): decisions are appended, a player's risk state and the mint
+-- breakers change in place.
+GRANT INSERT ON risk_events, risk_breaker_log TO shopkeep_app;
+GRANT INSERT, UPDATE ON player_risk, risk_breakers TO shopkeep_app;

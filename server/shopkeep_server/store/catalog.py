@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from . import events, offers, rules
+from . import events, offers, risk, rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
@@ -33,7 +33,8 @@ CATALOG_PARTS = ("products", "segments", "offers", "promo_codes")
 
 
 def with_parts(content: dict[str, Any]) -> dict[str, Any]:
-    return {**{part: [] for part in CATALOG_PARTS}, **content}
+    # A version published before the risk policy existed has none (null).
+    return {"risk": None, **{part: [] for part in CATALOG_PARTS}, **content}
 
 
 def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str, Any]:
@@ -95,6 +96,8 @@ def _entry_errors(data: dict[str, Any]) -> dict[str, list[str]]:
             elif content["currency"] not in codes:
                 fail(f"{path}.currency", "not a currency of this catalog")
     _product_errors(data.get("products", []), codes, kinds, fail)
+    for path, message in risk.policy_reference_errors(data.get("risk"), codes):
+        fail(path, message)
     return errors
 
 
@@ -151,6 +154,8 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
         "items": items,
         "products": data["products"],
         **offers.normalized_parts(data),
+        # `risk` is always there once stored: the policy, or null (left out: no risk limits).
+        "risk": data.get("risk"),
     }
 
 
@@ -482,8 +487,9 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
     cache.remember_live(game, version_id, version, generation)
     entry = cache.get(version_id)
     if entry is None:
+        # The risk policy is the studio's business, not the players': never served to them.
         row = conn.execute(
-            "SELECT content FROM catalog_versions WHERE id = %s", (version_id,)
+            "SELECT content - 'risk' FROM catalog_versions WHERE id = %s", (version_id,)
         ).fetchone()
         assert row is not None
         content = {"version": version, **with_parts(row[0])}

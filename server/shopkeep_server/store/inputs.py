@@ -68,3 +68,9 @@ class RedeliverRequestSchema(Schema):
             raise ValidationError(
                 {"to_event_id": [f"a range may hold at most {MAX_REDELIVER_EVENTS} events"]}
             )
+
+
+class RiskReasonSchema(Schema):
+    """A freeze, an unfreeze or a breaker reset: why, in one line."""
+
+    reason = reason_field(required=True)

@@ -84,6 +84,15 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false and nothing else: no 1, no "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def amount_field(*, minimum: int = 1, **kwargs: Any) -> StrictInteger:
     return StrictInteger(validate=validate.Range(min=minimum, max=MAX_AMOUNT), **kwargs)
 
@@ -432,6 +441,79 @@ class OfferSchema(Schema):
         if len(kinds) != 1:
             errors["_schema"] = ["give exactly one of price, discount_percent, discount_amount"]
         _window_rules(data, errors)
+
+
+# The risk policy (docs/api.md, "Risk"; enforced by sql/65_risk.sql). Windows are rolling, in
+# seconds, at most a year; amounts are minor units of the limit's currency.
+MAX_WINDOW_SECONDS = 366 * 24 * 3600
+TIER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+# What the service sets to lift every tier restriction from a player: no tier may be called so.
+TRUSTED_TIER = "trusted"
+
+
+def _window_field(**kwargs: Any) -> StrictInteger:
+    return StrictInteger(validate=validate.Range(min=1, max=MAX_WINDOW_SECONDS), **kwargs)
+
+
+def _count_field(**kwargs: Any) -> StrictInteger:
+    return StrictInteger(validate=validate.Range(min=0, max=MAX_AMOUNT), **kwargs)
+
+
+class WindowLimitSchema(Schema):
+    """At most ``max_amount`` (minor units) and/or ``max_count`` operations of one player in
+    ``currency`` over any ``window_seconds``: a spend limit (purchases) or an earn limit
+    (grants)."""
+
+    currency = currency_field(required=True)
+    window_seconds = _window_field(required=True)
+    max_amount = amount_field(minimum=0, allow_none=True, load_default=None)
+    max_count = _count_field(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _some_limit(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("max_amount") is None and data.get("max_count") is None:
+            raise ValidationError("give max_amount, max_count or both")
+
+
+class MintBreakerSchema(Schema):
+    """Grants of ``currency`` to all players together: past ``max_amount`` within
+    ``window_seconds`` the breaker trips and minting stops until a studio member resets it."""
+
+    currency = currency_field(required=True)
+    window_seconds = _window_field(required=True)
+    max_amount = amount_field(minimum=0, required=True)
+
+
+class TierSchema(Schema):
+    """Restrictions on players still young (first seen less than ``while_younger_than_seconds``
+    ago) or new (fewer than ``while_fewer_purchases_than`` completed purchases): no single
+    purchase above ``max_price`` in its currency, no limited items unless ``limited_items``."""
+
+    name = fields.String(required=True, validate=_must_match(TIER_NAME_PATTERN))
+    while_younger_than_seconds = _window_field(allow_none=True, load_default=None)
+    while_fewer_purchases_than = StrictInteger(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=1_000_000)
+    )
+    max_price = fields.List(
+        fields.Nested(MoneySchema), load_default=list, validate=validate.Length(max=10)
+    )
+    limited_items = StrictBoolean(load_default=True)
+
+    @validates_schema
+    def _tier_rules(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if (
+            data.get("while_younger_than_seconds") is None
+            and data.get("while_fewer_purchases_than") is None
+        ):
+            errors["_schema"] = [
+                "give while_younger_than_seconds, while_fewer_purchases_than or both"
+            ]
+        if data.get("name") == TRUSTED_TIER:
+            errors["name"] = [f"{TRUSTED_TIER} is what the service sets to lift every tier"]
+        currencies = [p["currency"] for p in data.get("max_price", [])]
+        if len(set(currencies)) != len(currencies):
+            errors["max_price"] = ["each currency may have one price only"]
         if errors:
             raise ValidationError(errors)
 
@@ -462,6 +544,35 @@ class PromoCodeSchema(Schema):
             raise ValidationError(errors)
 
 
+class RefundLimitSchema(Schema):
+    """At most ``max_count`` refunds of one player's purchases over any ``window_seconds``."""
+
+    window_seconds = _window_field(required=True)
+    max_count = _count_field(required=True)
+
+
+def _limits(schema: type[Schema], most: int) -> fields.List:
+    return fields.List(fields.Nested(schema), load_default=list, validate=validate.Length(max=most))
+
+
+class RiskSchema(Schema):
+    """A game's risk policy, the catalog's top-level ``risk``: absent means no limits."""
+
+    spend_limits = _limits(WindowLimitSchema, 20)
+    earn_limits = _limits(WindowLimitSchema, 20)
+    mint_breakers = _limits(MintBreakerSchema, 20)
+    tiers = _limits(TierSchema, 10)
+    refund_limits = _limits(RefundLimitSchema, 5)
+
+    @validates_schema
+    def _unique_tiers(self, data: dict[str, Any], **_: Any) -> None:
+        seen: set[str] = set()
+        for index, tier in enumerate(data.get("tiers", [])):
+            if tier["name"] in seen:
+                raise ValidationError({f"tiers.{index}.name": [f"{tier['name']} appears twice"]})
+            seen.add(tier["name"])
+
+
 class CatalogSchema(Schema):
     currencies = fields.List(
         fields.Nested(CurrencySchema), required=True, validate=validate.Length(max=50)
@@ -488,6 +599,8 @@ class CatalogSchema(Schema):
         if isinstance(data, Mapping) and "locale" in data:
             return {k: v for k, v in data.items() if k != "locale"}
         return data
+
+    risk = fields.Nested(RiskSchema, allow_none=True)
 
 
 # What the catalog schemas say about an entry's fields, for code that writes, compares or shows
@@ -595,7 +708,11 @@ def check_idempotency_key(key: str | None) -> str:
 ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN.removesuffix("$") + r"\Z")
 
 # Path parameters the URL rules give as plain strings, checked before any handler runs.
-PATH_PARAMETERS = {"sku": SKU_PATTERN, "player_id": ACCOUNT_ID_PATTERN}
+PATH_PARAMETERS = {
+    "sku": SKU_PATTERN,
+    "player_id": ACCOUNT_ID_PATTERN,
+    "currency": CURRENCY_PATTERN,
+}
 
 
 def check_path_parameters(values: Mapping[str, Any]) -> None:

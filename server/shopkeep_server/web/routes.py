@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from . import editing, offers, overview, page, publishing, signin, support, webhooks
+from . import editing, offers, overview, page, publishing, risk, signin, support, webhooks
 
 blp = Blueprint(
     "studio_web",
@@ -58,6 +58,9 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/offers", "offers_page", offers.offers_page, GET),
     ("/offers/parts", "save_offer_parts", offers.save_parts, POST),
     ("/offers/codes", "create_code", offers.create_code, POST),
+    ("/players/<player_id>/risk", "risk_page", risk.risk_page, GET),
+    ("/players/<player_id>/freeze", "freeze", risk.freeze, POST),
+    ("/players/<player_id>/unfreeze", "unfreeze", risk.unfreeze, POST),
 )
 
 for rule, endpoint, view, methods in ROUTES:

@@ -376,9 +376,6 @@ class PlayerAttributesResultSchema(Schema):
     spend = _list(MoneySchema)
     attributes = fields.Dict(required=True)
 
-    class Meta:
-        exclude = ("risk",)  # the risk policy is never served to players
-
 
 class StockEntrySchema(Schema):
     sku = _str()

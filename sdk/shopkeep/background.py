@@ -35,6 +35,7 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    ReceiptResult,
     StockLevel,
     Wallet,
 )
@@ -195,6 +196,22 @@ class Background:
             expected_price=expected_price,
             idempotency_key=idempotency_key,
             hold_id=hold_id,
+        )
+
+    def redeem_receipt(
+        self, store: str, proof: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> Handle[ReceiptResult]:
+        """:meth:`StoreClient.redeem_receipt` in the background (journaled, same key)."""
+        return self.submit(
+            self._client.redeem_receipt, store, proof, idempotency_key=idempotency_key
+        )
+
+    def open_steam_order(
+        self, product_id: str, *, steam_id: str, language: str = "en"
+    ) -> Handle[dict[str, str]]:
+        """:meth:`StoreClient.open_steam_order` in the background."""
+        return self.submit(
+            self._client.open_steam_order, product_id, steam_id=steam_id, language=language
         )
 
     def purchases(self, *, limit: int | None = None) -> Handle[list[Purchase]]:

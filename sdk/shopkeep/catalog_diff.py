@@ -37,6 +37,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "tags",
     "metadata",
 )
+PRODUCT_FIELDS: tuple[str, ...] = ("id", "store_ids", "grants")
 # A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
 ENTRY_FIELDS: tuple[str, ...] = ("sku", "quantity", "currency", "amount")
 # What the store fills in for an optional field left out.
@@ -129,15 +130,21 @@ class CatalogDiff:
     # Each side's currency scales, so amounts print in major units: 150 at scale 4 is 0.0150.
     before_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
     after_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Real-money products (by id): what each store's product id grants.
+    products: tuple[EntryChange, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.currencies or self.items or self.items_reordered)
+        return not (self.currencies or self.items or self.items_reordered or self.products)
 
     def summary(self) -> str:
         """``items: 1 changed, 1 added; currencies: 1 removed`` or ``no differences``."""
         parts = []
-        for name, changes in (("items", self.items), ("currencies", self.currencies)):
+        for name, changes in (
+            ("items", self.items),
+            ("currencies", self.currencies),
+            ("products", self.products),
+        ):
             counts = [
                 f"{sum(1 for c in changes if c.status == status)} {status}"
                 for status in ("changed", "added", "removed")
@@ -224,8 +231,20 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         fields=ITEM_FIELDS,
         defaults=ITEM_DEFAULTS,
     )
+    products, _ = _entry_changes(
+        list(before.get("products", [])),
+        list(after.get("products", [])),
+        key="id",
+        fields=PRODUCT_FIELDS,
+        defaults={},
+    )
     return CatalogDiff(
-        tuple(currencies), tuple(items), reordered, scales_of(before), scales_of(after)
+        tuple(currencies),
+        tuple(items),
+        reordered,
+        scales_of(before),
+        scales_of(after),
+        tuple(products),
     )
 
 

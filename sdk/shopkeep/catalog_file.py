@@ -40,6 +40,7 @@ from .catalog_diff import (
     ENTRY_FIELDS,
     ITEM_DEFAULTS,
     ITEM_FIELDS,
+    PRODUCT_FIELDS,
     TIMESTAMP_FIELDS,
     describe,
     short_timestamp,
@@ -428,12 +429,16 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(entry.get(name), list):
                 entry[name] = [_money_or_content(e) for e in entry[name]]
         items.append(entry)
-    return {
+    ordered = {
         "currencies": [
             _ordered(c, CURRENCY_FIELDS, CURRENCY_DEFAULTS) for c in catalog.get("currencies", [])
         ],
         "items": items,
     }
+    # Real-money products, when there are any (none is the default, left out like others).
+    if catalog.get("products"):
+        ordered["products"] = [_ordered(p, PRODUCT_FIELDS, {}) for p in catalog["products"]]
+    return ordered
 
 
 class _FlowList(list):

@@ -18,6 +18,8 @@ DEMO_PLAYER = "player-1"
 DEMO_SERVICE = "demo-backend"
 DEMO_STUDIO = "demo-studio"
 STARTING_FUNDS = (("COINS", 1000), ("GEMS", 10), ("USD", 10_000))
+# The demo game's App Store bundle id: its products' App Store ids start with it.
+DEMO_BUNDLE_ID = "com.shopkeep.starskipper"
 
 
 def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
@@ -142,6 +144,19 @@ def demo_catalog(now: dt.datetime | None = None) -> dict[str, Any]:
                 tags=["tip"],
             ),
         ],
+        # Real money in: what the sample game's TEST store sells (docs/stores.md).
+        "products": [
+            {
+                "id": "usd_5",
+                "store_ids": {"app_store": f"{DEMO_BUNDLE_ID}.usd5"},
+                "grants": {"currencies": [{"currency": "USD", "amount": 50_000}]},
+            },
+            {
+                "id": "coins_500",
+                "store_ids": {"app_store": f"{DEMO_BUNDLE_ID}.coins500"},
+                "grants": {"currencies": [{"currency": "COINS", "amount": 500}]},
+            },
+        ],
     }
 
 
@@ -216,7 +231,7 @@ def keep_drops_live(
         if live is None:  # no demo seeded: nothing to keep current
             return None
         version = catalog.get_version(conn, DEMO_GAME, live[1])
-        content = {"currencies": version["currencies"], "items": version["items"]}
+        content = {key: version[key] for key in ("currencies", "items", "products")}
         drops = [item for item in content["items"] if item["sku"] in fresh]
         if all(_still_current(item, fresh[item["sku"]], now) for item in drops):
             return None

@@ -178,6 +178,22 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.webhook_deliveries = Counter(
+            "shopkeep_webhook_deliveries",
+            "Webhook attempts by outcome: delivered (2xx), refused (another status), timed_out"
+            " or unreachable (no answer)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.webhook_backlog = Gauge(
+            "shopkeep_webhook_oldest_undelivered_seconds",
+            "Age of the oldest event an enabled webhook endpoint has not had yet (0: caught"
+            " up), by game and endpoint id",
+            ["game", "webhook"],
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self._webhooks_shown: set[tuple[str, str]] = set()
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
 
@@ -204,6 +220,17 @@ class Metrics:
             self.pool_in_use.set(max(size - stats.get("pool_available", 0), 0))
             self.pool_waiting.set(stats.get("requests_waiting", 0))
             self.pool_max.set(stats.get("pool_max", pool.max_size))
+
+    def show_webhook_backlog(self, ages: list[tuple[str, str, float]]) -> None:
+        """Sets the backlog gauge to ``ages`` (game, webhook, seconds); endpoints no longer
+        listed (deleted or disabled) leave it (at 0 where a worker's file keeps the series)."""
+        listed = {(game, webhook) for game, webhook, _ in ages}
+        for game, webhook in self._webhooks_shown - listed:
+            self.webhook_backlog.labels(game, webhook).set(0)
+            self.webhook_backlog.remove(game, webhook)
+        for game, webhook, age in ages:
+            self.webhook_backlog.labels(game, webhook).set(age)
+        self._webhooks_shown = listed
 
     def exposition(self) -> tuple[bytes, str]:
         self.refresh_pool()

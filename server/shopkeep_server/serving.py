@@ -333,6 +333,10 @@ class StoreServer(BaseApplication):
             Janitor(self.store_config, app.extensions[EXTENSION].metrics).start()
         if self.store_config.database_url:
             EventSequencer(self.store_config, app.extensions[EXTENSION].metrics).start()
+        if self.store_config.webhook_delivery and self.store_config.database_url:
+            from .delivery import Deliverer
+
+            Deliverer(self.store_config, app.extensions[EXTENSION].metrics).start()
         # The worker hears of publishes, so GET /v1/catalog needs no round trip. Not through a
         # pooler in transaction mode, which does not deliver notifications to an idle client:
         # there SHOPKEEP_CATALOG_LISTEN=off, and each read asks which version is live.

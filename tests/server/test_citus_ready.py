@@ -41,6 +41,12 @@ DISTRIBUTED: dict[str, str] = {
     # The events outbox is read per game (the feed, its positions): one game's events together.
     "events": "game_id",
     "event_positions": "game_id",
+    # Real money in: a player's debts and chargebacks; a receipt on its store transaction (one
+    # credit per transaction whoever sends it), a Steam order on its order id.
+    "player_debts": "player_id",
+    "chargebacks": "player_id",
+    "receipts": "transaction_id",
+    "steam_orders": "order_id",
     "rate_limit_windows": "subject",
 }
 # Everything else: the games, their keys and catalogs, stock, studio sessions, bookkeeping.
@@ -56,6 +62,12 @@ REFERENCE: set[str] = {
     "studio_sessions",
     "schema_migrations",
     "schema_functions",
+    "webhook_endpoints",
+    "webhook_progress",
+    "webhook_resends",
+    "webhook_deliveries",
+    "catalog_products",
+    "store_accounts",
 }
 # Columns whose presence means a table grows with players.
 PLAYER_COLUMNS = {"player_id"}

@@ -127,6 +127,8 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
     assert dict(rows) == {
         "catalog_currencies": "INSERT,SELECT",
         "catalog_items": "INSERT,SELECT",
+        "catalog_products": "INSERT,SELECT",
+        "chargebacks": "INSERT,SELECT",
         "catalog_versions": "INSERT,SELECT",
         "event_positions": "INSERT,SELECT,UPDATE",
         "events": "DELETE,INSERT,SELECT,UPDATE",
@@ -138,16 +140,24 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "inventories": "INSERT,SELECT,UPDATE",
         "item_ledger": "INSERT,SELECT",
         "ledger_entries": "INSERT,SELECT",
+        "player_debts": "INSERT,SELECT,UPDATE",
         "player_item_counts": "INSERT,SELECT,UPDATE",
         "purchases": "INSERT,SELECT,UPDATE",
+        "receipts": "INSERT,SELECT,UPDATE",
         "rate_limit_windows": "DELETE,INSERT,SELECT,UPDATE",
         "schema_functions": "SELECT",
         "schema_migrations": "SELECT",
+        "steam_orders": "INSERT,SELECT",
         "stock_buckets": "INSERT,SELECT,UPDATE",
         "stock_levels": "INSERT,SELECT,UPDATE",
         "stock_restocks": "INSERT,SELECT",
+        "store_accounts": "INSERT,SELECT,UPDATE",
         "studio_sessions": "DELETE,INSERT,SELECT,UPDATE",
         "wallets": "INSERT,SELECT,UPDATE",
+        "webhook_deliveries": "INSERT,SELECT",
+        "webhook_endpoints": "DELETE,INSERT,SELECT,UPDATE",
+        "webhook_progress": "INSERT,SELECT,UPDATE",
+        "webhook_resends": "DELETE,INSERT,SELECT",
     }
 
 

@@ -93,4 +93,5 @@ def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
             "SELECT player_id, id, sku, quantity, status, expires_at, consumed_by FROM holds"
             " WHERE game_id = %(g)s ORDER BY 1, 2"
         ),
+        "webhooks": rows("SELECT count(*) FROM webhook_endpoints WHERE game_id = %(g)s"),
     }

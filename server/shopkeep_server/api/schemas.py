@@ -22,6 +22,8 @@ from ..store.rules import (
     CurrencySchema,
     ItemSchema,
     MoneySchema,
+    ProductGrantsSchema,
+    ProductSchema,
     StrictInteger,
     amount_field,
     currency_field,
@@ -160,7 +162,9 @@ class LedgerEntrySchema(Schema):
     currency = _str()
     delta = _int()
     balance_after = _int()
-    kind = _str(validate=validate.OneOf(["purchase", "grant", "refund", "adjust"]))
+    kind = _str(
+        validate=validate.OneOf(["purchase", "grant", "refund", "adjust", "topup", "chargeback"])
+    )
     reference = _str()
     created_at = _timestamp()
 
@@ -259,17 +263,24 @@ class CatalogDocumentSchema(Schema):
 
     currencies = fields.List(fields.Nested(CurrencySchema))
     items = fields.List(fields.Nested(ItemSchema))
+    products = fields.List(fields.Nested(ProductSchema))
 
 
 SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
 SentItemSchema = always_present(ItemSchema, "SentItemSchema")
+SentProductGrantsSchema = always_present(ProductGrantsSchema, "SentProductGrantsSchema")
+
+
+class SentProductSchema(ProductSchema):
+    grants = fields.Nested(SentProductGrantsSchema, required=True)
 
 
 class SentCatalogSchema(Schema):
-    """A catalog as the server sends it: every field of every currency and item present."""
+    """A catalog as the server sends it: every field of every currency, item and product."""
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    products = _list(SentProductSchema)
 
 
 class LiveCatalogSchema(SentCatalogSchema):
@@ -305,6 +316,7 @@ class VersionListSchema(Schema):
 class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    products = _list(SentProductSchema)
 
 
 class RestockResultSchema(Schema):

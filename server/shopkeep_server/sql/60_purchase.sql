@@ -14,6 +14,8 @@
 --   4. validation_failed (currency): the item is not sold for that currency;
 --  4a. with hold_id: not_found when the player has no such hold, validation_failed (hold_id)
 --      when it is for another sku or quantity (sql/31_holds.sql);
+--  4b. debt_outstanding: the player owes what a store chargeback could not take back
+--      (64_receipts.sql);
 --   5. price_changed: expected_price given and not the current unit price in that currency;
 --  5a. with hold_id: hold_expired when the hold has expired, was released or was used;
 --   6. item_unavailable: outside the item's available_from / available_until window (not
@@ -88,6 +90,7 @@ BEGIN
             v_hold := sk_hold_for(p_game, p_player, p_hold_id, v_item.sku, p_quantity, false);
         END IF;
 
+        PERFORM sk_check_debt(p_game, p_player);                                         -- 4b
         IF p_expected_currency IS NOT NULL                                                -- 5
            AND (p_expected_currency <> v_currency OR p_expected_amount <> v_unit) THEN
             PERFORM sk_fail('price_changed', 'the price is not the one the player saw',

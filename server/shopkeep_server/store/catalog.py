@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -83,7 +84,52 @@ def _entry_errors(data: dict[str, Any]) -> dict[str, list[str]]:
                     fail(f"{path}.sku", "a bundle cannot hold another bundle")
             elif content["currency"] not in codes:
                 fail(f"{path}.currency", "not a currency of this catalog")
+    _product_errors(data.get("products", []), codes, kinds, fail)
     return errors
+
+
+def _product_errors(
+    products: list[dict[str, Any]],
+    codes: set[str],
+    kinds: dict[str, str],
+    fail: Callable[[str, str], None],
+) -> None:
+    """Real-money products: unique ids, each store id sold by one product only, and grants
+    of this catalog's currencies and items (one entry per currency and per sku)."""
+    ids: set[str] = set()
+    store_ids: dict[tuple[str, str], str] = {}
+    for index, product in enumerate(products):
+        path = f"products.{index}"
+        if product["id"] in ids:
+            fail(f"{path}.id", f"{product['id']} appears twice")
+        ids.add(product["id"])
+        for store, store_id in product["store_ids"].items():
+            other = store_ids.setdefault((store, store_id), product["id"])
+            if other != product["id"]:
+                fail(f"{path}.store_ids.{store}", f"{store_id} is already product {other}")
+        granted_currencies = [c["currency"] for c in product["grants"]["currencies"]]
+        for c_index, currency in enumerate(granted_currencies):
+            if currency not in codes:
+                fail(
+                    f"{path}.grants.currencies.{c_index}.currency", "not a currency of this catalog"
+                )
+        if len(set(granted_currencies)) != len(granted_currencies):
+            fail(f"{path}.grants.currencies", "each currency may appear once")
+        granted_skus = [i["sku"] for i in product["grants"]["items"]]
+        for i_index, sku in enumerate(granted_skus):
+            kind = kinds.get(sku)
+            if kind is None:
+                fail(f"{path}.grants.items.{i_index}.sku", "not an item of this catalog")
+            elif kind == "bundle":
+                fail(f"{path}.grants.items.{i_index}.sku", "a product grants items, not bundles")
+        if len(set(granted_skus)) != len(granted_skus):
+            fail(f"{path}.grants.items", "each sku may appear once")
+
+
+def with_products(content: dict[str, Any]) -> dict[str, Any]:
+    """A stored catalog as it is served: drafts and versions stored before catalogs had
+    real-money products have none."""
+    return content if "products" in content else {**content, "products": []}
 
 
 def _normalized(data: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +142,7 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
                 "available_until": rules.format_timestamp(item["available_until"]),
             }
         )
-    return {"currencies": data["currencies"], "items": items}
+    return {"currencies": data["currencies"], "items": items, "products": data["products"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,7 +158,7 @@ def get_draft(conn: psycopg.Connection, game: str) -> tuple[dict[str, Any], str]
     row = conn.execute("SELECT draft, draft_revision FROM games WHERE id = %s", (game,)).fetchone()
     if row is None:
         raise NotFound("no such game")
-    return row[0], draft_etag(row[1])
+    return with_products(row[0]), draft_etag(row[1])
 
 
 def put_draft(
@@ -220,6 +266,8 @@ def _publish(
         " available_from timestamptz, available_until timestamptz)",
         (version_id, Jsonb(content["items"])),
     )
+    if content["products"]:
+        _publish_products(conn, version_id, content["products"])
     # Stock is live state: created the first time a limited sku is published, then only
     # changed by purchases and restocks; a later version's `stock` does not reset it.
     conn.execute(
@@ -241,6 +289,19 @@ def _publish(
         "published_by": actor,
         "published_at": rules.format_timestamp(published_at),
     }
+
+
+def _publish_products(
+    conn: psycopg.Connection, version_id: int, products: list[dict[str, Any]]
+) -> None:
+    """The version's real-money products as rows, one per store that sells each."""
+    conn.execute(
+        "INSERT INTO catalog_products (version_id, store, store_product_id, product_id, grants)"
+        " SELECT %s, s.key, s.value, p.id, (p.grants->'currencies') || (p.grants->'items')"
+        " FROM jsonb_to_recordset(%s) AS p(id text, store_ids jsonb, grants jsonb),"
+        " jsonb_each_text(p.store_ids) AS s",
+        (version_id, Jsonb(products)),
+    )
 
 
 def rollback(
@@ -301,7 +362,7 @@ def get_version(conn: psycopg.Connection, game: str, version: int) -> dict[str, 
         "published_by": by,
         "published_at": rules.format_timestamp(at),
         "live": live,
-        **content,
+        **with_products(content),
     }
 
 
@@ -408,7 +469,7 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
             "SELECT content FROM catalog_versions WHERE id = %s", (version_id,)
         ).fetchone()
         assert row is not None
-        content = {"version": version, **row[0]}
+        content = {"version": version, **with_products(row[0])}
         body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
         entry = LiveCatalog(version_id, version, content, body, f"v{version_id}")
         cache.put(entry)

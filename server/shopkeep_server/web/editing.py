@@ -35,7 +35,7 @@ def edit_item(sku: str | None = None) -> WebResponse:
         items.append(item)
     else:
         items[index] = item
-    content = {"currencies": draft["currencies"], "items": items}
+    content = {**draft, "items": items}
     try:
         put_draft(content, sent_etag)
     except ValidationFailed as exc:
@@ -95,7 +95,7 @@ def edit_currency(code: str | None = None) -> WebResponse:
         currencies.append(currency)
     else:
         currencies[index] = currency
-    content = {"currencies": currencies, "items": draft["items"]}
+    content = {**draft, "currencies": currencies}
     try:
         put_draft(content, sent_etag)
     except ValidationFailed as exc:

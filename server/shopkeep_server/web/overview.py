@@ -96,7 +96,7 @@ def remove_item(sku: str) -> WebResponse:
     items = [item for item in draft["items"] if item["sku"] != sku]
     if len(items) == len(draft["items"]):
         return show_catalog(404, errors=[f"{sku} is not in the draft"])
-    content = {"currencies": draft["currencies"], "items": items}
+    content = {**draft, "items": items}
     return _draft_change(content, request.form.get("etag", ""), f"Removed {sku} from the draft.")
 
 
@@ -106,7 +106,7 @@ def remove_currency(code: str) -> WebResponse:
     currencies = [c for c in draft["currencies"] if c["code"] != code]
     if len(currencies) == len(draft["currencies"]):
         return show_catalog(404, errors=[f"{code} is not in the draft"])
-    content = {"currencies": currencies, "items": draft["items"]}
+    content = {**draft, "currencies": currencies}
     return _draft_change(content, request.form.get("etag", ""), f"Removed {code} from the draft.")
 
 
@@ -116,7 +116,7 @@ def reset_draft() -> WebResponse:
     found = with_connection(lambda conn: live(conn, game))
     if found is None:
         return show_catalog(409, errors=["Nothing is published yet: there is no live version."])
-    content = {"currencies": found["currencies"], "items": found["items"]}
+    content = {k: found[k] for k in ("currencies", "items", "products")}
     return _draft_change(
         content,
         request.form.get("etag", ""),

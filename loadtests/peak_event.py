@@ -77,6 +77,7 @@ from .faultproxy import FaultProxy, ProxyStats
 from .metrics import ServerView, difference, scrape
 from .seed import announce_drop, create_and_seed, plan
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
+from .webhooks import EventReceiver
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # Seconds between announcing the drop and the first tick of the shape: Locust's own start.
@@ -519,6 +520,28 @@ def check_all(
     return checks
 
 
+def check_webhooks(receiver: EventReceiver, state: StoreState, seed: Seed) -> list[Check]:
+    """The studio's receiver got one ``purchase.completed`` per sale and, when the drop sold
+    out, one ``stock.sold_out`` (waiting a while for the last deliveries)."""
+    sold_out = seed.drop_sku if state.remaining == 0 else None
+    receiver.wait_for(state.purchases_total, sold_out=sold_out, timeout=60)
+    sales = sorted(pid for ids in state.purchases_by_key.values() for pid in ids)
+    got = sorted(receiver.purchase_ids())
+    outs = receiver.sold_out(seed.drop_sku)
+    return [
+        Check(
+            "webhooks: one purchase.completed per sale",
+            got == sales and receiver.refused == 0,
+            f"{len(got)} events for {len(sales)} purchases; {receiver.refused} refused",
+        ),
+        Check(
+            "webhooks: one stock.sold_out when the drop sold out",
+            outs == (1 if sold_out else 0),
+            f"{outs} sold-out events, {state.remaining} left",
+        ),
+    ]
+
+
 def told_balances(seed: Seed, calls: Iterable[Call]) -> dict[str, int]:
     """Each player's coins as the clients' answers add up: start, plus grants, less purchases."""
     balances = {p: seed.start_coins for p, _ in seed.players}
@@ -664,6 +687,7 @@ class LoadPhase:
     server_processes: list[float] = dataclasses.field(default_factory=list)
     load_seconds: float = 0.0
     locust_exit: int = 0
+    receiver: EventReceiver | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -672,10 +696,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     store = PrivateStore(workers=args.workers, log_dir=out)
     proxy: FaultProxy | None = None
+    # The studio's backend: subscribed to the game's webhooks before the load.
+    receiver = EventReceiver().start()
     try:
         print(f"starting a private store ({args.workers} workers); output in {out}", flush=True)
         store.start()
         seed = seed_private(store, args, out)
+        receiver.subscribe(store.url, seed.studio_token)
         host = store.url
         if args.faults > 0:
             proxy = FaultProxy(store.url, rate=args.faults, seed=args.random_seed).start()
@@ -727,11 +754,13 @@ def run(args: argparse.Namespace) -> int:
             server_processes=workers_cpu,
             load_seconds=load_seconds,
             locust_exit=code,
+            receiver=receiver,
         )
         return verify(out, phase, database_url=store.database_url, audit_env=store.env())
     finally:
         if proxy is not None:
             proxy.stop()
+        receiver.stop()
         store.stop()
 
 
@@ -787,11 +816,26 @@ def verify(out: Path, phase: LoadPhase, *, database_url: str, audit_env: dict[st
     )
     if phase.locust_exit != 0:
         checks.append(Check("locust ran to its end", False, f"exit code {phase.locust_exit}"))
+    if phase.receiver is not None:
+        checks += check_webhooks(phase.receiver, state, seed)
     summary = build_summary(phase, calls, state, rows, failures, recovery)
+    if phase.receiver is not None:
+        summary["webhooks"] = {
+            "events": len(phase.receiver.arrivals),
+            "deliveries": phase.receiver.deliveries,
+            "drop_lag_ms": phase.receiver.lag_ms(seed.drop_sku),
+        }
     summary["peak"] = {"attempts_per_second": peak_rate, "users": peak_users}
     summary["checks"] = [dataclasses.asdict(c) for c in checks]
     summary["ok"] = all(c.ok for c in checks)
     text = render(summary, rows, checks)
+    if "webhooks" in summary:
+        hooks = summary["webhooks"]
+        lag = hooks["drop_lag_ms"]
+        text += (
+            f"\nwebhooks: {hooks['events']} events in {hooks['deliveries']} deliveries;"
+            f" delivery lag of the drop's events p50 {_ms(lag['p50'])} ms, p99 {_ms(lag['p99'])} ms"
+        )
     (out / "summary.txt").write_text(text + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "audit.txt").write_text(audit.stdout + audit.stderr)

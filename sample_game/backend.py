@@ -18,6 +18,16 @@ and the backend:
    ``round-{player}-{round_id}``, so a retried finish (a lost response, a store outage, a
    double click) pays exactly once: the store replays the first grant instead of paying again.
 
+It also listens to the store's webhooks (``POST /v1/webhooks/shopkeep``, signed: checked with
+``shopkeep.webhooks.verify``) and turns sales into announcements the game shows every player::
+
+    GET /v1/announcements?after=N        {"announcements": [{"id", "text"}], "last": M}
+
+("The last Dragon egg just sold!"). :meth:`StudioBackend.subscribe` adds the webhook with a
+studio token; or add it yourself (``shopkeep webhooks add URL/v1/webhooks/shopkeep``) and pass
+its secret as ``--webhook-secret``. Deliveries are at least once: an event id seen before is
+answered 2xx and announced once.
+
 Run it on its own with ``python -m sample_game.backend --server URL --service-token T``; the
 game's launcher runs it on a thread. Stdlib ``http.server`` keeps the sample free of a web
 framework; any framework works the same way.
@@ -44,12 +54,16 @@ import httpx
 from shopkeep import (
     AuthenticationError,
     BalanceCapExceeded,
+    Catalog,
     IdempotencyConflict,
     PermissionDenied,
     ShopkeepError,
     StoreClient,
     ValidationError,
 )
+from shopkeep.events import Event
+from shopkeep.studio import StudioClient
+from shopkeep.webhooks import WebhookVerificationError, verify
 
 from .rules import DEFAULT_ROUND_SECONDS, max_coins_per_round
 
@@ -66,7 +80,14 @@ log = logging.getLogger("sample_game.backend")
 
 ROUND_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 FINISH_PATH = re.compile(r"^/v1/rounds/([^/]+)/finish$")
+WEBHOOK_PATH = "/v1/webhooks/shopkeep"
+ANNOUNCEMENTS_PATH = re.compile(r"^/v1/announcements(?:\?after=(\d{1,18}))?$")
+# The events the backend subscribes to: what a sale announcement is made of.
+ANNOUNCED_TYPES = ("purchase.completed", "stock.sold_out")
+# Announcements kept for players who poll late (older ones are dropped).
+KEEP_ANNOUNCEMENTS = 100
 MAX_BODY = 4096
+MAX_WEBHOOK_BODY = 256 * 1024
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -151,6 +172,7 @@ class StudioBackend:
         port: int = 0,
         round_seconds: int = DEFAULT_ROUND_SECONDS,
         token_cache_seconds: float = 60.0,
+        webhook_secret: str | None = None,
     ) -> None:
         self.store_url = store_url
         self.round_seconds = round_seconds
@@ -161,6 +183,10 @@ class StudioBackend:
         self._token_cache_seconds = token_cache_seconds
         self._verified: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
+        self.webhook_secret = webhook_secret
+        self._seen_events: set[int] = set()
+        self._announcements: list[tuple[int, str]] = []
+        self._catalog: Catalog | None = None
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -196,6 +222,69 @@ class StudioBackend:
         if self._thread is not None:
             self._thread.join(5)
         self._store.close()
+
+    # --- webhooks and announcements ------------------------------------------------------------
+
+    def subscribe(self, studio_token: str) -> str:
+        """Adds this backend as a webhook endpoint of the game (sales and sell-outs) with a
+        studio token, and keeps the secret to check deliveries with; returns its id."""
+        with StudioClient(self.store_url, studio_token, timeout=5.0) as studio:
+            made = studio.add_webhook(
+                self.url + WEBHOOK_PATH,
+                types=ANNOUNCED_TYPES,
+                description="sample game: sale announcements",
+            )
+        self.webhook_secret = made.secret
+        return made.webhook.id
+
+    def take_webhook(self, body: bytes, headers: dict[str, str]) -> int:
+        """A delivery from the store: checked, announced once; the HTTP status to answer."""
+        if self.webhook_secret is None:
+            return HTTPStatus.NOT_FOUND
+        try:
+            event = verify(body, headers, self.webhook_secret)
+        except WebhookVerificationError as exc:
+            log.warning("refused a webhook delivery: %s", exc)
+            return HTTPStatus.BAD_REQUEST
+        with self._lock:
+            if event.id in self._seen_events:
+                return HTTPStatus.NO_CONTENT  # a retry of one already announced
+            self._seen_events.add(event.id)
+        text = self.announcement(event)
+        if text is not None:
+            with self._lock:
+                self._announcements.append((event.id, text))
+                del self._announcements[:-KEEP_ANNOUNCEMENTS]
+        return HTTPStatus.NO_CONTENT
+
+    def announcement(self, event: Event) -> str | None:
+        """What players are told about ``event``: a limited item sold, or its last one."""
+        sku = event.data.get("sku") if event.purchase is None else event.purchase.sku
+        if not isinstance(sku, str):
+            return None
+        item = self._item(sku)
+        name = item.name if item is not None else sku
+        if event.type == "stock.sold_out":
+            return f"The last {name} just sold!"
+        if event.type == "purchase.completed" and item is not None and item.stock is not None:
+            return f"{event.player_id} just bought a {name}."
+        return None
+
+    def _item(self, sku: str) -> Any:
+        catalog = self._catalog
+        if catalog is None or catalog.item(sku) is None:
+            try:
+                catalog = self._catalog = self._store.catalog()
+            except ShopkeepError:
+                return None
+        return catalog.item(sku)
+
+    def announcements(self, after: int = 0) -> dict[str, Any]:
+        """The announcements after event id ``after``, oldest first."""
+        with self._lock:
+            found = [(i, text) for i, text in self._announcements if i > after]
+        last = found[-1][0] if found else after
+        return {"announcements": [{"id": i, "text": t} for i, t in found], "last": last}
 
     # --- the rules ------------------------------------------------------------------------------
 
@@ -285,12 +374,28 @@ def _handler_for(backend: StudioBackend) -> type[BaseHTTPRequestHandler]:
             )
 
         def do_GET(self) -> None:
+            announcements = ANNOUNCEMENTS_PATH.fullmatch(self.path)
             if self.path == "/healthz":
                 self._reply(200, {"ok": True, "max_coins_per_round": backend.max_coins})
+            elif announcements is not None:
+                self._reply(200, backend.announcements(int(announcements.group(1) or 0)))
             else:
                 self._error(BackendError(404, "not_found", "no such route"))
 
+        def _webhook(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_WEBHOOK_BODY:
+                self._error(BackendError(413, "payload_too_large", "body too large"))
+                return
+            status = backend.take_webhook(self.rfile.read(length), dict(self.headers.items()))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_POST(self) -> None:
+            if self.path == WEBHOOK_PATH:
+                self._webhook()
+                return
             match = FINISH_PATH.fullmatch(self.path)
             if match is None:
                 self._error(BackendError(404, "not_found", "no such route"))
@@ -349,6 +454,16 @@ class BackendClient:
                 response.status_code, "error", f"HTTP {response.status_code}"
             ) from None
 
+    def announcements(self, after: int = 0) -> tuple[list[str], int]:
+        """The sale announcements after ``after`` and the id to ask after next time."""
+        try:
+            response = self._http.get(f"/v1/announcements?after={after}")
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise BackendError(None, "unreachable", f"backend unreachable: {exc}") from exc
+        return [str(a["text"]) for a in data["announcements"]], int(data["last"])
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -366,6 +481,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--round-seconds", type=int, default=DEFAULT_ROUND_SECONDS)
+    parser.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("SHOPKEEP_WEBHOOK_SECRET"),
+        help="the whsec_ secret of this backend's webhook (or SHOPKEEP_WEBHOOK_SECRET)",
+    )
     args = parser.parse_args(argv)
     if not args.server or not args.service_token:
         parser.error("--server and --service-token (or SHOPKEEP_URL/SHOPKEEP_SERVICE_TOKEN)")
@@ -376,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         round_seconds=args.round_seconds,
+        webhook_secret=args.webhook_secret,
     )
     print(f"studio backend on {backend.url}, paying up to {backend.max_coins} coins a round")
     try:

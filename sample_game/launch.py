@@ -17,6 +17,7 @@ from .backend import BackendClient, StudioBackend, jwt_claims
 from .localstore import LocalStore
 from .rules import DEFAULT_ROUND_SECONDS
 from .session import StoreSession
+from .test_store import TestAppStore
 
 __all__ = ["Launcher", "StoreSettings", "journal_path", "make_session"]
 
@@ -116,11 +117,19 @@ class Launcher:
             self.backend = StudioBackend(url, service_token, round_seconds=settings.round_seconds)
             self.backend.start()
             backend_url = self.backend.url
+            if self.local is not None:
+                # The private store is ours: the backend subscribes to its sales (webhooks).
+                self.backend.subscribe(self.local.studio_token)
         if backend_url:
             self.backend_client = BackendClient(backend_url, player_token)
         session = make_session(
             url, player_token, backend=self.backend_client, data_dir=self.data_dir
         )
+        if self.local is not None:
+            # Our own demo store: it may trust the TEST store (a store we did not start may not).
+            test_store = TestAppStore.load_or_create(self.data_dir / "test-store")
+            test_store.register(url, self.local.studio_token)
+            session.test_store = test_store
         self.session = session
         with self._lock:
             self._ready = session

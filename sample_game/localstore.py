@@ -19,6 +19,7 @@ __all__ = ["LocalStore", "StoreStartError", "default_data_dir"]
 DEMO_GAME = "demo"
 DEMO_PLAYER = "player-1"
 DEMO_SERVICE = "demo-backend"
+DEMO_STUDIO = "demo-studio"
 TOKEN_TTL = 7 * 24 * 3600
 
 
@@ -50,6 +51,8 @@ class LocalStore:
         self.url = self._server.url
         self.player_token = ""
         self.service_token = ""
+        # Only for setting the demo game up (its TEST store): never handed to the game.
+        self.studio_token = ""
 
     def start(self, *, timeout: float = 180.0) -> None:
         """Start the store, wait until it is ready, and mint the demo's tokens."""
@@ -57,6 +60,7 @@ class LocalStore:
         self._server.start()
         self.player_token = self._token("player", DEMO_PLAYER)
         self.service_token = self._token("service", DEMO_SERVICE)
+        self.studio_token = self._token("studio", DEMO_STUDIO)
 
     def _token(self, role: str, sub: str) -> str:
         # `shopkeep-server token` prints the token alone on stdout.

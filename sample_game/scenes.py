@@ -625,6 +625,10 @@ class ShopScene:
             self.buy(item)
         elif on_key(event, pygame.K_SPACE, pygame.K_p) or target == "play":
             self.leave(PlayScene(self.app))
+        elif on_key(event, pygame.K_u) or target == "topup":
+            from .topup import TopUpScene  # it comes back here: imported when used
+
+            self.leave(TopUpScene(self.app))
         elif on_key(event, pygame.K_ESCAPE, pygame.K_TAB) or target == "back":
             self.leave(TitleScene(self.app))
         elif target is not None and target.startswith("row:"):
@@ -931,6 +935,7 @@ class ShopScene:
             ("Enter", "buy"),
             ("C", "code"),
             ("Space", "play"),
+            ("U", "top up"),
             ("Esc", "hangar"),
         ]
         for key, text in hints:

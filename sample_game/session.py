@@ -40,8 +40,11 @@ from shopkeep import (
     NotFound,
     PendingOutcome,
     PriceChanged,
+    Product,
     PurchaseLimitReached,
     PurchaseResult,
+    ReceiptInvalid,
+    ReceiptResult,
     RedeemResult,
     ShopkeepError,
     SoldOut,
@@ -52,6 +55,7 @@ from shopkeep import (
 from shopkeep.errors import ErrorCategory
 
 from .backend import BackendClient, BackendError, RoundPayout
+from .test_store import TestAppStore
 
 __all__ = ["ConsumeOrder", "PriceDialog", "RoundOrder", "StoreSession", "Toast", "countdown"]
 
@@ -61,7 +65,11 @@ ToastKind = Literal["ok", "error", "info", "warn"]
 TOAST_FRAMES = 240
 RETRY_SECONDS = 2.0
 STOCK_REFRESH_SECONDS = 5.0
+# How often the game asks the studio backend for sale announcements (webhooks it received).
+ANNOUNCE_SECONDS = 1.0
 LEDGER_ROWS = 6
+# Where the SDK's journal keeps a receipt (not a purchase) until its credit is heard.
+RECEIPTS_PATH = "/v1/receipts"
 
 
 @dataclasses.dataclass
@@ -155,10 +163,18 @@ class StoreSession:
         self.stalled: set[str] = set()
         self.watch_stock = False
         self.purchases_made = 0
+        # The TEST store the Top up screen pays (None when the game plays a store it did not
+        # start: that store trusts only real app stores), and the top-up being sent.
+        self.test_store: TestAppStore | None = None
+        self.topping_up: str | None = None
+        self.pending_topups: set[str] = set()  # idempotency keys of journaled receipts
         self._in_flight: dict[str, int] = {}
         self._reported: set[str] = set()
         self._next_retry = 0.0
         self._next_stock = 0.0
+        self._next_announce = 0.0
+        # The last announcement shown (an event id of the store's feed): announced once each.
+        self.announced_through = 0
 
     # --- per frame ------------------------------------------------------------------------------
 
@@ -176,11 +192,30 @@ class StoreSession:
         if self.watch_stock and now >= self._next_stock and not self._busy("stock"):
             self._next_stock = now + STOCK_REFRESH_SECONDS
             self.refresh_stock()
+        if self.backend is not None and now >= self._next_announce and not self._busy("announce"):
+            self._next_announce = now + ANNOUNCE_SECONDS
+            self._poll_announcements(self.backend)
+
+    def _poll_announcements(self, backend: BackendClient) -> None:
+        """Shows what the studio backend announced since the last poll ("The last Dragon egg
+        just sold!"), each once; a backend that does not answer is asked again later."""
+
+        def shown(found: tuple[list[str], int]) -> None:
+            texts, last = found
+            for text in texts:
+                self.notify(text, "info")
+            self.announced_through = max(self.announced_through, last)
+            if any("just sold" in text for text in texts):
+                self.refresh_stock()
+
+        handle = self._backend_bg.submit(backend.announcements, self.announced_through)
+        self._call("announce", handle, shown, lambda error: None)
 
     def _needs_retry(self) -> bool:
         return (
             not self.online
             or bool(self.pending_purchases)
+            or bool(self.pending_topups)
             or bool(self.consume_outbox)
             or bool(self.round_outbox)
         )
@@ -189,7 +224,12 @@ class StoreSession:
         if not self.online and not self._busy("probe"):
             # A cheap read tells us when the store is back.
             self._call("probe", self._bg.wallet(), self._set_wallet)
-        if self.pending_purchases and not self._busy("purchase") and not self._busy("resume"):
+        if (
+            (self.pending_purchases or self.pending_topups)
+            and not self._busy("purchase")
+            and not self._busy("topup")
+            and not self._busy("resume")
+        ):
             self._resume()
         if not self._busy("consume"):
             for order in self.consume_outbox:
@@ -209,8 +249,9 @@ class StoreSession:
 
     @property
     def calls_in_flight(self) -> int:
-        """Store and backend calls running now."""
-        return sum(self._in_flight.values())
+        """Store and backend calls running now (the announcements' poll, which never ends,
+        aside)."""
+        return sum(n for kind, n in self._in_flight.items() if kind != "announce")
 
     @property
     def idle(self) -> bool:
@@ -221,7 +262,12 @@ class StoreSession:
     def retrying(self) -> bool:
         """Whether the "retrying…" indicator should show: something failed and waits to be
         re-sent (a call merely in flight does not count)."""
-        return not self.online or bool(self.pending_purchases) or bool(self.stalled)
+        return (
+            not self.online
+            or bool(self.pending_purchases)
+            or bool(self.pending_topups)
+            or bool(self.stalled)
+        )
 
     def _call(
         self,
@@ -236,12 +282,12 @@ class StoreSession:
             self._in_flight[kind] -= 1
             error = finished.exception()
             if error is None:
-                if kind != "round":
+                if kind not in ("round", "announce"):
                     # Any answer from the store means it is reachable again.
                     self.online = True
                 on_ok(finished.result())
                 return
-            if _unsettled(error) and kind != "round":
+            if _unsettled(error) and kind not in ("round", "announce"):
                 self.online = False
             if on_error is not None:
                 on_error(error)
@@ -276,7 +322,10 @@ class StoreSession:
         self.refresh_all()
         if self.client.pending():
             for entry in self.client.pending():
-                self.pending_purchases[entry.idempotency_key] = entry.sku
+                if entry.path == RECEIPTS_PATH:
+                    self.pending_topups.add(entry.idempotency_key)
+                else:
+                    self.pending_purchases[entry.idempotency_key] = entry.sku
             self._resume()
 
     def refresh_all(self) -> None:
@@ -527,6 +576,76 @@ class StoreSession:
 
         self._call("resume", self._bg.resume_pending(), resumed)
 
+    # --- topping up with real money (the TEST store) --------------------------------------------
+
+    def top_up_products(self) -> list[Product]:
+        """The catalog's products the TEST store can sell (empty without one)."""
+        if self.catalog is None or self.test_store is None:
+            return []
+        return [p for p in self.catalog.products if self.test_store.sells(p)]
+
+    def top_up(self, product: Product) -> bool:
+        """Pay the TEST store for ``product`` and redeem its receipt; False if it cannot start."""
+        if self.test_store is None:
+            self.notify("This store sells top-ups only through a real app store", "warn")
+            return False
+        if self.topping_up is not None:
+            self.notify("A top-up is already on its way…", "info")
+            return False
+        signed = self.test_store.pay(product)
+        self.topping_up = product.id
+        self._call(
+            "topup",
+            self._bg.redeem_receipt("app_store", {"signed_transaction": signed}),
+            self._on_topped_up,
+            self._on_topup_failed,
+        )
+        return True
+
+    def _on_topped_up(self, result: ReceiptResult) -> None:
+        self.topping_up = None
+        self.pending_topups.discard(result.idempotency_key)
+        if result.idempotency_key in self._reported:
+            return
+        self._reported.add(result.idempotency_key)
+        got = ", ".join(
+            str(self.money(g.currency, g.amount)) if isinstance(g, Amount) else g.sku
+            for g in result.granted
+        )
+        self.notify(f"Topped up {result.receipt.product_id}: {got} (TEST store)", "ok")
+        if result.repaid:
+            self.notify("Part of it repaid what a refund left owed", "info")
+        if not result.replayed:
+            self.wallet = Wallet(result.balances)
+        self.refresh_wallet()
+        self.refresh_ledger()
+
+    def _on_topup_failed(self, error: BaseException) -> None:
+        self.topping_up = None
+        key = error.idempotency_key if isinstance(error, ShopkeepError) else None
+        if _unsettled(error) and key is not None:
+            # The store has "charged": the journal holds the receipt until it is credited.
+            self.pending_topups.add(key)
+            self.notify("The top-up is paid; crediting it when the store answers…", "warn")
+        elif isinstance(error, ReceiptInvalid):
+            self.notify(f"The store refused the receipt ({error.reason})", "error")
+        elif isinstance(error, AuthenticationError):
+            self._auth_failed()
+        else:
+            self.notify(f"Could not top up: {error}", "error")
+
+    def _on_topup_resumed(self, outcome: PendingOutcome) -> None:
+        key = outcome.pending.idempotency_key
+        if outcome.state == "completed" and isinstance(outcome.result, ReceiptResult):
+            self._on_topped_up(outcome.result)
+        elif outcome.state == "pending":
+            self.pending_topups.add(key)
+        else:
+            self.pending_topups.discard(key)
+            if outcome.error is not None and key not in self._reported:
+                self._reported.add(key)
+                self.notify(f"A paid top-up was refused: {outcome.error}", "error")
+
     def _on_resumed(self, before: set[str], outcomes: list[PendingOutcome]) -> None:
         still = {o.pending.idempotency_key for o in outcomes if o.state == "pending"}
         # A key we were waiting for that the journal no longer holds has settled elsewhere.
@@ -536,8 +655,11 @@ class StoreSession:
                 self.buying.pop(sku, None)
         for outcome in outcomes:
             key = outcome.pending.idempotency_key
+            if outcome.pending.path == RECEIPTS_PATH:
+                self._on_topup_resumed(outcome)
+                continue
             sku = outcome.pending.sku
-            if outcome.state == "completed" and outcome.result is not None:
+            if outcome.state == "completed" and isinstance(outcome.result, PurchaseResult):
                 self._on_bought(sku, outcome.result)
             elif outcome.state == "rejected" and outcome.error is not None:
                 self.buying.pop(sku, None)

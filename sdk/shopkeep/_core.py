@@ -40,6 +40,8 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    Receipt,
+    ReceiptResult,
     RedeemResult,
     StockLevel,
     Wallet,
@@ -284,6 +286,71 @@ def op_purchase_body(body: Mapping[str, Any], key: str) -> Operation[PurchaseRes
     )
 
 
+# What each store's proof is made of (the server's api/receipts.py holds the same list).
+RECEIPT_PROOFS: dict[str, tuple[str, ...]] = {
+    "app_store": ("signed_transaction",),
+    "google_play": ("product_id", "purchase_token"),
+    "steam": ("order_id",),
+}
+RECEIPTS_PATH = "/v1/receipts"
+
+
+def receipt_body(store: str, proof: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/receipts``; the journal stores exactly this."""
+    fields = RECEIPT_PROOFS.get(store)
+    if fields is None:
+        raise ValueError(f"store must be one of {', '.join(RECEIPT_PROOFS)}, not {store!r}")
+    if set(proof) != set(fields):
+        raise ValueError(f"a {store} receipt is {', '.join(fields)}, got {sorted(proof)}")
+    return {"store": store, **{name: str(proof[name]) for name in fields}}
+
+
+def parse_receipt_result(response: httpx.Response, key: str) -> ReceiptResult:
+    """Read a receipt's 201 (or its replay)."""
+    data = _body(response)
+    return ReceiptResult(
+        receipt=Receipt.from_wire(data["receipt"]),
+        balances=_amount_list(data.get("balances")),
+        granted=parse_granted(data.get("granted")),
+        repaid=_amount_list(data.get("repaid")),
+        debts=_amount_list(data.get("debts")),
+        replayed=_replayed(response),
+        idempotency_key=key,
+        request_id=_request_id(response),
+    )
+
+
+def _amount_list(entries: Any) -> tuple[Amount, ...]:
+    return tuple(Amount.from_wire(e) for e in entries or ())
+
+
+def op_receipt_body(body: Mapping[str, Any], key: str) -> Operation[ReceiptResult]:
+    """``POST /v1/receipts`` with a body built before (a fresh call, or the journal's)."""
+    return Operation(
+        Request("POST", RECEIPTS_PATH, body=body, idempotency_key=key, journaled=True),
+        lambda r: parse_receipt_result(r, key),
+    )
+
+
+def op_journaled(entry: PendingPurchase) -> Operation[PurchaseResult | ReceiptResult]:
+    """The request a journal entry re-sends: a purchase, or a receipt to redeem."""
+    if entry.path == RECEIPTS_PATH:
+        return op_receipt_body(entry.body, entry.idempotency_key)  # type: ignore[return-value]
+    return op_purchase_body(entry.body, entry.idempotency_key)  # type: ignore[return-value]
+
+
+def op_steam_order(product_id: str, steam_id: str, language: str) -> Operation[dict[str, str]]:
+    """``POST /v1/receipts/steam/orders``: ``{order_id, trans_id}`` to approve in the overlay."""
+    return Operation(
+        Request(
+            "POST",
+            "/v1/receipts/steam/orders",
+            body={"product_id": product_id, "steam_id": steam_id, "language": language},
+        ),
+        lambda r: {k: str(v) for k, v in _body(r).items()},
+    )
+
+
 def op_consume(sku: str, quantity: int, key: str) -> Operation[ItemQuantity]:
     """``POST /v1/inventory/{sku}/consume``: returns what is left."""
     return Operation(
@@ -446,7 +513,9 @@ class Engine:
         """Journal a purchase before its first byte leaves, so a crash cannot lose it."""
         if request.journaled and self.journal is not None:
             assert request.idempotency_key is not None and request.body is not None
-            self.journal.add(PendingPurchase.new(request.idempotency_key, dict(request.body)))
+            self.journal.add(
+                PendingPurchase.new(request.idempotency_key, dict(request.body), path=request.path)
+            )
 
     def _settled(self, request: Request) -> None:
         if request.journaled and self.journal is not None:

@@ -6,9 +6,9 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,17 +26,22 @@ from ._core import (
     op_get_purchase,
     op_grant,
     op_inventory,
+    op_journaled,
     op_ledger_page,
     op_purchase_body,
     op_purchases_page,
+    op_receipt_body,
     op_redeem_code,
     op_refund,
+    op_steam_order,
     op_stock,
     op_wallet,
     parse,
     purchase_body,
+    receipt_body,
 )
 from .errors import ShopkeepError
+from .events import DEFAULT_PAGE_SIZE, Event, EventPage, op_events_page
 from .holds import Hold, op_get_hold, op_place_hold, op_release_hold
 from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
 from .models import (
@@ -49,6 +54,7 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    ReceiptResult,
     RedeemResult,
     StockLevel,
     Wallet,
@@ -200,6 +206,19 @@ class AsyncStoreClient:
         body = purchase_body(sku, quantity, currency, expected_price, hold_id)
         return await self._run(op_purchase_body(body, key))
 
+    async def redeem_receipt(
+        self, store: str, proof: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> ReceiptResult:
+        """Credit an app-store purchase exactly once; see :meth:`StoreClient.redeem_receipt`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._run(op_receipt_body(receipt_body(store, proof), key))
+
+    async def open_steam_order(
+        self, product_id: str, *, steam_id: str, language: str = "en"
+    ) -> dict[str, str]:
+        """Open a Steam order; see :meth:`StoreClient.open_steam_order`."""
+        return await self._run(op_steam_order(product_id, steam_id, language))
+
     def purchases(self, *, limit: int | None = None) -> AsyncIterator[Purchase]:
         """The player's purchases, newest first, as an async iterator."""
         return self._pages(lambda cursor: op_purchases_page(None, limit, cursor))
@@ -307,6 +326,33 @@ class AsyncStoreClient:
         """One page of a player's purchases (service)."""
         return await self._run(op_purchases_page(player_id, limit, cursor))
 
+    async def events(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[Event]:
+        """The game's events as an async iterator; see :meth:`StoreClient.events`."""
+        cursor = after
+        while True:
+            page = await self._run(op_events_page(cursor, types, page_size))
+            for event in page.events:
+                yield event
+            if len(page.events) < page_size:
+                return
+            cursor = page.next_cursor
+
+    async def events_page(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> EventPage:
+        """One page of the game's events (service)."""
+        return await self._run(op_events_page(after, types, limit))
+
     # --- the pending journal --------------------------------------------------------------------
 
     def pending(self) -> list[PendingPurchase]:
@@ -329,7 +375,7 @@ class AsyncStoreClient:
                 outcomes.append(PendingOutcome(entry, "pending", error=offline))
             else:
                 try:
-                    result = await self._run(op_purchase_body(entry.body, entry.idempotency_key))
+                    result = await self._run(op_journaled(entry))
                 except ShopkeepError as error:
                     if error.status is None:
                         offline = error

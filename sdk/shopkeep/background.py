@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .events import DEFAULT_PAGE_SIZE, Event, EventPage
 from .holds import Hold
 from .journal import PendingOutcome
 from .models import (
@@ -34,6 +35,7 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    ReceiptResult,
     RedeemResult,
     StockLevel,
     Wallet,
@@ -197,6 +199,22 @@ class Background:
             hold_id=hold_id,
         )
 
+    def redeem_receipt(
+        self, store: str, proof: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> Handle[ReceiptResult]:
+        """:meth:`StoreClient.redeem_receipt` in the background (journaled, same key)."""
+        return self.submit(
+            self._client.redeem_receipt, store, proof, idempotency_key=idempotency_key
+        )
+
+    def open_steam_order(
+        self, product_id: str, *, steam_id: str, language: str = "en"
+    ) -> Handle[dict[str, str]]:
+        """:meth:`StoreClient.open_steam_order` in the background."""
+        return self.submit(
+            self._client.open_steam_order, product_id, steam_id=steam_id, language=language
+        )
+
     def purchases(self, *, limit: int | None = None) -> Handle[list[Purchase]]:
         """Every purchase (all pages) as a list, in the background."""
         return self.submit(_collect, self._client.purchases, limit=limit)
@@ -299,6 +317,28 @@ class Background:
         return self.submit(
             self._client.player_purchases_page, player_id, limit=limit, cursor=cursor
         )
+
+    def events(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Handle[list[Event]]:
+        """The game's events up to the feed's current end as a list, in the background."""
+        return self.submit(
+            _collect, self._client.events, after=after, types=types, page_size=page_size
+        )
+
+    def events_page(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> Handle[EventPage]:
+        """:meth:`StoreClient.events_page` in the background."""
+        return self.submit(self._client.events_page, after=after, types=types, limit=limit)
 
     def resume_pending(self) -> Handle[list[PendingOutcome]]:
         """:meth:`StoreClient.resume_pending` in the background."""

@@ -6,6 +6,7 @@
     shopkeep catalog publish [--notes TEXT] [--if-match ETAG | --any-draft]
     shopkeep catalog versions
     shopkeep catalog rollback N
+    shopkeep webhooks add|list|rotate|disable|enable|delete|deliveries|redeliver  (webhooks_cli)
 
 Installed with the SDK's ``cli`` extra (``pip install 'shopkeep[cli]'``: click and PyYAML).
 Every call goes through :class:`shopkeep.studio.StudioClient`, the SDK's engine: retries of
@@ -419,6 +420,17 @@ def rollback(settings: Settings, version: int) -> None:
         f"rolled back: version {published.version} is live with the content of version"
         f" {version}; the draft is unchanged"
     )
+
+
+# `shopkeep webhooks ...` lives in its own module, which builds on this one's Settings and
+# error handling: imported here, at the end, so the group is part of every `main`.
+from .webhooks_cli import webhooks  # noqa: E402
+
+main.add_command(webhooks)
+# The store settings' commands (shopkeep.stores_cli), imported last: they use Settings.
+from .stores_cli import stores  # noqa: E402
+
+main.add_command(stores)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "metadata",
     "localized",
 )
+PRODUCT_FIELDS: tuple[str, ...] = ("id", "store_ids", "grants")
 # A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
 ENTRY_FIELDS: tuple[str, ...] = ("sku", "quantity", "currency", "amount")
 # What the store fills in for an optional field left out.
@@ -177,6 +178,8 @@ class CatalogDiff:
     # Each side's currency scales, so amounts print in major units: 150 at scale 4 is 0.0150.
     before_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
     after_scales: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Real-money products (by id): what each store's product id grants.
+    products: tuple[EntryChange, ...] = ()
     # Segments, offers and promo codes, by id (code).
     segments: tuple[EntryChange, ...] = ()
     offers: tuple[EntryChange, ...] = ()
@@ -191,6 +194,7 @@ class CatalogDiff:
             or self.segments
             or self.offers
             or self.promo_codes
+            or self.products
         )
 
     def summary(self) -> str:
@@ -199,6 +203,7 @@ class CatalogDiff:
         for name, changes in (
             ("items", self.items),
             ("currencies", self.currencies),
+            ("products", self.products),
             ("segments", self.segments),
             ("offers", self.offers),
             ("promo_codes", self.promo_codes),
@@ -289,6 +294,13 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         fields=ITEM_FIELDS,
         defaults=ITEM_DEFAULTS,
     )
+    products, _ = _entry_changes(
+        list(before.get("products", [])),
+        list(after.get("products", [])),
+        key="id",
+        fields=PRODUCT_FIELDS,
+        defaults={},
+    )
     parts = {
         name: _entry_changes(
             [part_entry(name, e) for e in before.get(name) or [] if isinstance(e, Mapping)],
@@ -305,6 +317,7 @@ def diff_catalogs(before: Mapping[str, Any], after: Mapping[str, Any]) -> Catalo
         reordered,
         scales_of(before),
         scales_of(after),
+        products=tuple(products),
         segments=tuple(parts["segments"]),
         offers=tuple(parts["offers"]),
         promo_codes=tuple(parts["promo_codes"]),

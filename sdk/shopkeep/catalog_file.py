@@ -41,6 +41,7 @@ from .catalog_diff import (
     ENTRY_FIELDS,
     ITEM_DEFAULTS,
     ITEM_FIELDS,
+    PRODUCT_FIELDS,
     TIMESTAMP_FIELDS,
     describe,
     part_entry,
@@ -436,6 +437,9 @@ def ordered_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "items": items,
     }
+    # Real-money products, when there are any (none is the default, left out like others).
+    if catalog.get("products"):
+        ordered["products"] = [_ordered(p, PRODUCT_FIELDS, {}) for p in catalog["products"]]
     # Segments, offers and promo codes after the items, each only when the catalog has some.
     for name in CATALOG_PARTS:
         entries = catalog.get(name)

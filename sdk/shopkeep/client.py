@@ -6,9 +6,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -26,17 +26,22 @@ from ._core import (
     op_get_purchase,
     op_grant,
     op_inventory,
+    op_journaled,
     op_ledger_page,
     op_purchase_body,
     op_purchases_page,
+    op_receipt_body,
     op_redeem_code,
     op_refund,
+    op_steam_order,
     op_stock,
     op_wallet,
     parse,
     purchase_body,
+    receipt_body,
 )
 from .errors import ShopkeepError
+from .events import DEFAULT_PAGE_SIZE, Event, EventPage, op_events_page
 from .holds import Hold, op_get_hold, op_place_hold, op_release_hold
 from .journal import DEFAULT_MAX_AGE_SECONDS, PendingOutcome, PendingPurchase, is_expired
 from .models import (
@@ -49,6 +54,7 @@ from .models import (
     Page,
     Purchase,
     PurchaseResult,
+    ReceiptResult,
     RedeemResult,
     StockLevel,
     Wallet,
@@ -235,6 +241,31 @@ class StoreClient:
         body = purchase_body(sku, quantity, currency, expected_price, hold_id)
         return self._run(op_purchase_body(body, key))
 
+    def redeem_receipt(
+        self, store: str, proof: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> ReceiptResult:
+        """Credit an app-store purchase: what its product grants, exactly once per store
+        transaction however often this is sent (and by whoever).
+
+        ``store`` is ``app_store`` (``proof``: ``signed_transaction``, StoreKit 2's JWS),
+        ``google_play`` (``product_id``, ``purchase_token``) or ``steam`` (``order_id`` from
+        :meth:`open_steam_order`, once the player approved it). The store has charged the
+        player by now, so the request is journaled (with a ``pending_path``) before it is sent:
+        after a crash or an outage, :meth:`resume_pending` sends it again with the same key and
+        the player is credited once. :class:`~shopkeep.errors.StoreUnavailable` (the app store
+        did not answer) leaves it pending too; :class:`~shopkeep.errors.ReceiptInvalid` and
+        :class:`~shopkeep.errors.ReceiptAlreadyUsed` are final.
+        """
+        key = check_idempotency_key(idempotency_key)
+        return self._run(op_receipt_body(receipt_body(store, proof), key))
+
+    def open_steam_order(
+        self, product_id: str, *, steam_id: str, language: str = "en"
+    ) -> dict[str, str]:
+        """Open a Steam order (InitTxn) for a product of the catalog: ``{order_id, trans_id}``.
+        Steam shows the player its overlay; once approved, redeem ``order_id``."""
+        return self._run(op_steam_order(product_id, steam_id, language))
+
     def purchases(self, *, limit: int | None = None) -> Iterator[Purchase]:
         """The player's purchases, newest first, fetched lazily ``limit`` per page."""
         return self._pages(lambda cursor: op_purchases_page(None, limit, cursor))
@@ -340,6 +371,35 @@ class StoreClient:
         """One page of a player's purchases (service)."""
         return self._run(op_purchases_page(player_id, limit, cursor))
 
+    def events(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[Event]:
+        """The game's events after the cursor ``after`` (an event's id or a page's
+        ``next_cursor``; None: the oldest kept), oldest first, fetched ``page_size`` per page,
+        until the feed's current end (service). ``types`` keeps only those types. Iterate again
+        from the last event's :attr:`~shopkeep.events.Event.cursor` to go on later."""
+        cursor = after
+        while True:
+            page = self._run(op_events_page(cursor, types, page_size))
+            yield from page.events
+            if len(page.events) < page_size:
+                return
+            cursor = page.next_cursor
+
+    def events_page(
+        self,
+        *,
+        after: str | int | None = None,
+        types: Iterable[str] | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> EventPage:
+        """One page of the game's events (service); pass ``page.next_cursor`` for the next."""
+        return self._run(op_events_page(after, types, limit))
+
     # --- the pending journal --------------------------------------------------------------------
 
     def pending(self) -> list[PendingPurchase]:
@@ -368,7 +428,7 @@ class StoreClient:
                 outcomes.append(PendingOutcome(entry, "pending", error=offline))
             else:
                 try:
-                    result = self._run(op_purchase_body(entry.body, entry.idempotency_key))
+                    result = self._run(op_journaled(entry))
                 except ShopkeepError as error:
                     unsettled = is_unsettled(error)
                     if error.status is None:

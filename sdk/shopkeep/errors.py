@@ -23,6 +23,8 @@ Hierarchy::
     │   ├── PriceChanged            price_changed (.current_price)
     │   ├── BalanceCapExceeded      balance_cap_exceeded
     │   ├── NotEnoughItems          not_enough_items
+    │   ├── ReceiptAlreadyUsed      receipt_already_used
+    │   └── DebtOutstanding         debt_outstanding
     │   ├── CodeExhausted           code_exhausted
     │   ├── CodeAlreadyRedeemed     code_already_redeemed
     │   ├── HoldExpired             hold_expired
@@ -31,9 +33,11 @@ Hierarchy::
     ├── PreconditionFailed          412 precondition_failed
     │   └── PreconditionRequired    428 precondition_required
     ├── ValidationError             422 validation_failed (.fields)
+    ├── ReceiptInvalid              422 receipt_invalid (.reason)
     ├── RateLimited                 429 rate_limited (.retry_after)
     └── ServerError                 500 internal_error, other 5xx
         └── ServiceUnavailable      503 unavailable (.retry_after)
+            └── StoreUnavailable    503 store_unavailable: the app store, not Shopkeep
 
 Every code also has a category (:class:`ErrorCategory`, ``error.category``) that says what the
 answer means for the request and its idempotency key: a :class:`BusinessRejection` is final
@@ -63,6 +67,7 @@ __all__ = [
     "CodeAlreadyRedeemed",
     "CodeExhausted",
     "ConnectionError",
+    "DebtOutstanding",
     "ErrorCategory",
     "ErrorEntry",
     "HoldExpired",
@@ -79,10 +84,13 @@ __all__ = [
     "PriceChanged",
     "PurchaseLimitReached",
     "RateLimited",
+    "ReceiptAlreadyUsed",
+    "ReceiptInvalid",
     "ServerError",
     "ServiceUnavailable",
     "ShopkeepError",
     "SoldOut",
+    "StoreUnavailable",
     "Timeout",
     "UnsupportedMediaType",
     "ValidationError",
@@ -242,6 +250,15 @@ class NotEnoughItems(BusinessRejection):
     """The player does not own enough of the item (consume, or a refund of a spent grant)."""
 
 
+class ReceiptAlreadyUsed(BusinessRejection):
+    """The store transaction was redeemed already, by another player or under another key."""
+
+
+class DebtOutstanding(BusinessRejection):
+    """The player owes what a store refund or chargeback could not take back; a top-up repays
+    it first, and purchases wait until it is repaid."""
+
+
 class CodeExhausted(BusinessRejection):
     """The promo code's budget of redemptions is used up."""
 
@@ -283,6 +300,17 @@ class ValidationError(ShopkeepError):
         }
 
 
+class ReceiptInvalid(ShopkeepError):
+    """The store's proof of purchase does not verify (422): nothing was credited."""
+
+    @property
+    def reason(self) -> str | None:
+        """Why, from ``details["reason"]`` (``signature``, ``bundle_id``, ``environment``,
+        ``unknown_product``, ``revoked``, ``pending``, ``cancelled``, ...)."""
+        reason = self.details.get("reason")
+        return reason if isinstance(reason, str) else None
+
+
 class RateLimited(ShopkeepError):
     """Too many requests (429); ``retry_after`` says how many seconds to wait."""
 
@@ -293,6 +321,11 @@ class ServerError(ShopkeepError):
 
 class ServiceUnavailable(ServerError):
     """The server is overloaded or starting (503); ``retry_after`` says when to come back."""
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The app store behind a receipt could not be reached (503); nothing was credited, and
+    re-sending the same request with the same key settles it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -327,6 +360,8 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "price_changed": ErrorEntry(409, _FINAL, PriceChanged),
     "balance_cap_exceeded": ErrorEntry(409, _FINAL, BalanceCapExceeded),
     "not_enough_items": ErrorEntry(409, _FINAL, NotEnoughItems),
+    "receipt_already_used": ErrorEntry(409, _FINAL, ReceiptAlreadyUsed),
+    "debt_outstanding": ErrorEntry(409, _FINAL, DebtOutstanding),
     "code_exhausted": ErrorEntry(409, _FINAL, CodeExhausted),
     "code_already_redeemed": ErrorEntry(409, _FINAL, CodeAlreadyRedeemed),
     "hold_expired": ErrorEntry(409, _FINAL, HoldExpired),
@@ -338,9 +373,11 @@ ERROR_TABLE: dict[str, ErrorEntry] = {
     "unsupported_media_type": ErrorEntry(415, _NOT_STORED, UnsupportedMediaType),
     "validation_failed": ErrorEntry(422, _NOT_STORED, ValidationError),
     "idempotency_key_reused": ErrorEntry(422, _NOT_STORED, IdempotencyConflict),
+    "receipt_invalid": ErrorEntry(422, _NOT_STORED, ReceiptInvalid),
     "rate_limited": ErrorEntry(429, _TRANSIENT, RateLimited),
     "internal_error": ErrorEntry(500, _TRANSIENT, ServerError),
     "unavailable": ErrorEntry(503, _TRANSIENT, ServiceUnavailable),
+    "store_unavailable": ErrorEntry(503, _TRANSIENT, StoreUnavailable),
 }
 
 # Code -> class, as ERROR_TABLE says.

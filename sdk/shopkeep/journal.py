@@ -1,5 +1,9 @@
 """The pending-purchase journal: purchases whose outcome the game has not heard yet.
 
+Receipts of app-store purchases (``redeem_receipt``) go through it too (``path``
+``/v1/receipts``): the store has charged the player by then, so a crash before the credit is
+heard must not lose it.
+
 A purchase is written here, with its idempotency key and exact request body, before it is
 sent, and removed when a final outcome arrives (a 2xx, or a refusal such as ``sold_out``).
 If the game crashes, is killed, or loses the network in between, the entry survives, and
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .errors import ShopkeepError
-    from .models import PurchaseResult
+    from .models import PurchaseResult, ReceiptResult
 
 __all__ = ["PendingJournal", "PendingOutcome", "PendingPurchase"]
 
@@ -46,9 +50,9 @@ class PendingPurchase:
     path: str = "/v1/purchases"
 
     @classmethod
-    def new(cls, key: str, body: dict[str, Any]) -> PendingPurchase:
-        """An entry for a purchase about to be sent now."""
-        return cls(idempotency_key=key, body=body, created_at=datetime.now(UTC))
+    def new(cls, key: str, body: dict[str, Any], *, path: str = "/v1/purchases") -> PendingPurchase:
+        """An entry for a purchase (or, at ``/v1/receipts``, a receipt) about to be sent now."""
+        return cls(idempotency_key=key, body=body, created_at=datetime.now(UTC), path=path)
 
     @property
     def sku(self) -> str:
@@ -98,7 +102,7 @@ class PendingOutcome:
 
     pending: PendingPurchase
     state: Literal["completed", "rejected", "pending", "expired"]
-    result: PurchaseResult | None = None
+    result: PurchaseResult | ReceiptResult | None = None
     error: ShopkeepError | None = None
 
 

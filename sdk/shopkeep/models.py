@@ -205,13 +205,33 @@ class Item:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProductGrants:
+    """What one purchase of a real-money product gives."""
+
+    currencies: tuple[Money, ...]
+    items: tuple[ItemQuantity, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Product:
+    """A real-money product: its id on each app store that sells it (``store_ids``, keyed
+    ``app_store``, ``google_play``, ``steam``) and what it grants once paid for."""
+
+    id: str
+    store_ids: dict[str, str] = dataclasses.field(hash=False)
+    grants: ProductGrants
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Catalog:
-    """The live catalog: its ``version``, currencies and items, and the ``etag`` it came with."""
+    """The live catalog: its ``version``, currencies, items and real-money products, and the
+    ``etag`` it came with."""
 
     version: int
     currencies: tuple[Currency, ...]
     items: tuple[Item, ...]
     etag: str | None = None
+    products: tuple[Product, ...] = ()
     # The locale the names and descriptions are in (Accept-Language); None: the catalog's own.
     locale: str | None = None
 
@@ -267,13 +287,32 @@ class Catalog:
                     localized=dict(i.get("localized") or {}),
                 )
             )
+        products = tuple(
+            Product(
+                id=str(p["id"]),
+                store_ids={str(k): str(v) for k, v in (p.get("store_ids") or {}).items()},
+                grants=ProductGrants(
+                    currencies=tuple(money(c) for c in p["grants"].get("currencies") or ()),
+                    items=tuple(ItemQuantity.from_wire(i) for i in p["grants"].get("items") or ()),
+                ),
+            )
+            for p in data.get("products") or ()
+        )
         return cls(
             version=_int(data["version"], "version"),
             currencies=tuple(currencies),
             items=tuple(items),
             etag=etag,
+            products=products,
             locale=data.get("locale"),
         )
+
+    def product(self, store: str, store_product_id: str) -> Product:
+        """The product sold on ``store`` as ``store_product_id``; ``KeyError`` if none."""
+        for product in self.products:
+            if product.store_ids.get(store) == store_product_id:
+                return product
+        raise KeyError(f"{store}:{store_product_id}")
 
     def item(self, sku: str) -> Item:
         """The item ``sku``; ``KeyError`` if the catalog has none."""
@@ -495,6 +534,62 @@ class Page(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Receipt:
+    """An app-store purchase credited to the player, once per store transaction."""
+
+    id: str
+    player_id: str
+    store: str
+    transaction_id: str
+    product_id: str
+    store_product_id: str
+    catalog_version: int
+    status: str
+    granted: tuple[Granted, ...]
+    created_at: datetime
+    charged_back_at: datetime | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Receipt:
+        """Parse a ``receipt`` object."""
+        return cls(
+            id=str(data["id"]),
+            player_id=str(data["player_id"]),
+            store=str(data["store"]),
+            transaction_id=str(data["transaction_id"]),
+            product_id=str(data["product_id"]),
+            store_product_id=str(data["store_product_id"]),
+            catalog_version=_int(data["catalog_version"], "catalog_version"),
+            status=str(data["status"]),
+            granted=parse_granted(data.get("granted")),
+            created_at=_required_time(data["created_at"]),
+            charged_back_at=parse_time(data.get("charged_back_at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    """What ``redeem_receipt()`` returns: the receipt, the balances after it, what it granted,
+    what of it repaid a debt first (``repaid``) and what is still owed (``debts``).
+
+    ``replayed`` is true when the server answered from its record (the receipt had been
+    credited before, e.g. before a crash); ``idempotency_key`` is the key it was sent with."""
+
+    receipt: Receipt
+    balances: tuple[Amount, ...]
+    granted: tuple[Granted, ...]
+    repaid: tuple[Amount, ...]
+    debts: tuple[Amount, ...]
+    replayed: bool
+    idempotency_key: str
+    request_id: str | None
+
+    def balance(self, currency: str) -> int:
+        """The balance of ``currency`` after the top-up, in minor units."""
+        return Wallet(self.balances).balance(currency)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -61,14 +61,31 @@ from .models import (
     _int,
     _required_time,
 )
+from .webhook_endpoints import (
+    Delivery,
+    NewSecret,
+    Webhook,
+    op_add_webhook,
+    op_delete_webhook,
+    op_deliveries_page,
+    op_redeliver,
+    op_rotate_secret,
+    op_set_enabled,
+    op_webhook,
+    op_webhooks,
+)
 
 __all__ = [
     "ANY_DRAFT",
     "AsyncStudioClient",
     "CatalogVersion",
+    "Delivery",
     "Draft",
+    "NewSecret",
     "PublishedVersion",
+    "StoreAccount",
     "StudioClient",
+    "Webhook",
 ]
 
 DRAFT_PATH = "/v1/admin/catalog/draft"
@@ -121,6 +138,8 @@ class CatalogVersion:
         content = None
         if "currencies" in data and "items" in data:
             content = {"currencies": list(data["currencies"]), "items": list(data["items"])}
+            if "products" in data:
+                content["products"] = list(data["products"])
             # A version's segments, offers and promo codes (issue 15), when it has the keys.
             for part in CATALOG_PARTS:
                 if part in data:
@@ -230,6 +249,45 @@ def op_restock(sku: str, add: int, key: str) -> Operation[StockLevel]:
         idempotency_key=key,
     )
     return Operation(request, parse)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreAccount:
+    """How the game sells on one app store: its ``settings`` and the names of the secrets the
+    server keeps (``secrets_set``; a secret itself is never sent back)."""
+
+    store: str
+    settings: dict[str, Any] = dataclasses.field(hash=False)
+    secrets_set: tuple[str, ...]
+    chargeback_policy: str
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> StoreAccount:
+        """Parse a store account."""
+        return cls(
+            store=str(data["store"]),
+            settings=dict(data["settings"]),
+            secrets_set=tuple(str(name) for name in data["secrets_set"]),
+            chargeback_policy=str(data["chargeback_policy"]),
+            updated_by=str(data["updated_by"]),
+            updated_at=_required_time(data["updated_at"]),
+        )
+
+
+def op_put_store(store: str, settings: Mapping[str, Any]) -> Operation[StoreAccount]:
+    """``PUT /v1/admin/stores/{store}``: secrets left out are kept."""
+    request = Request("PUT", f"/v1/admin/stores/{segment(store)}", body=dict(settings))
+    return Operation(request, lambda r: StoreAccount.from_wire(r.json()))
+
+
+def op_stores() -> Operation[list[StoreAccount]]:
+    """``GET /v1/admin/stores``."""
+    return Operation(
+        Request("GET", "/v1/admin/stores"),
+        lambda r: [StoreAccount.from_wire(entry) for entry in r.json()["stores"]],
+    )
 
 
 class _AnyDraft:
@@ -383,6 +441,93 @@ class StudioClient:
         """Units left of the live catalog's limited items ``skus`` (all of them by default)."""
         return self._studio._run(op_stock(skus))
 
+    # --- webhooks -------------------------------------------------------------------------------
+
+    def add_webhook(
+        self,
+        url: str,
+        *,
+        types: Iterable[str] = (),
+        description: str = "",
+        idempotency_key: str | None = None,
+    ) -> NewSecret:
+        """Add an endpoint receiving ``types`` (none: every type) from now on. The answer holds
+        its ``whsec_`` secret, which the store shows this once."""
+        key = check_idempotency_key(idempotency_key)
+        return self._studio._run(op_add_webhook(url, types, description, key))
+
+    def webhooks(self) -> list[Webhook]:
+        """The game's endpoints, oldest first."""
+        return self._studio._run(op_webhooks())
+
+    def webhook(self, webhook_id: str) -> Webhook:
+        """One endpoint with its delivery state."""
+        return self._studio._run(op_webhook(webhook_id))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Delete an endpoint and its delivery log."""
+        self._studio._run(op_delete_webhook(webhook_id))
+
+    def rotate_webhook_secret(
+        self, webhook_id: str, *, idempotency_key: str | None = None
+    ) -> NewSecret:
+        """A new secret (shown this once); the old one keeps signing for 24 hours."""
+        key = check_idempotency_key(idempotency_key)
+        return self._studio._run(op_rotate_secret(webhook_id, key))
+
+    def disable_webhook(self, webhook_id: str) -> Webhook:
+        """Stop deliveries to an endpoint (its events wait for it)."""
+        key = check_idempotency_key(None)
+        return self._studio._run(op_set_enabled(webhook_id, enabled=False, key=key))
+
+    def enable_webhook(self, webhook_id: str) -> Webhook:
+        """Resume deliveries from the first event not delivered."""
+        key = check_idempotency_key(None)
+        return self._studio._run(op_set_enabled(webhook_id, enabled=True, key=key))
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, limit: int | None = None, event_id: int | None = None
+    ) -> Iterator[Delivery]:
+        """An endpoint's delivery attempts, newest first, fetched lazily."""
+        return self._studio._pages(
+            lambda cursor: op_deliveries_page(webhook_id, limit, cursor, event_id)
+        )
+
+    def webhook_deliveries_page(
+        self,
+        webhook_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        event_id: int | None = None,
+    ) -> Page[Delivery]:
+        """One page of an endpoint's delivery attempts."""
+        return self._studio._run(op_deliveries_page(webhook_id, limit, cursor, event_id))
+
+    def redeliver_webhook(
+        self,
+        webhook_id: str,
+        from_event_id: int,
+        to_event_id: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Send delivered events again (one, or the range through ``to_event_id``); returns
+        how many were queued."""
+        key = check_idempotency_key(idempotency_key)
+        return self._studio._run(op_redeliver(webhook_id, from_event_id, to_event_id, key))
+
+    # --- selling for real money ---------------------------------------------------------------
+
+    def set_store(self, store: str, settings: Mapping[str, Any]) -> StoreAccount:
+        """Set how the game sells on ``store`` (``app_store``, ``google_play``, ``steam``; the
+        fields are in docs/stores.md). A secret left out keeps the one stored before."""
+        return self._studio._run(op_put_store(store, settings))
+
+    def stores(self) -> list[StoreAccount]:
+        """The stores the game sells on, without their secrets."""
+        return self._studio._run(op_stores())
+
     # --- player support (the service role's calls) ---------------------------------------------
 
     def refund(
@@ -533,6 +678,67 @@ class AsyncStudioClient:
     async def stock(self, skus: Iterable[str] = ()) -> list[StockLevel]:
         """See :meth:`StudioClient.stock`."""
         return await self._studio._run(op_stock(skus))
+
+    async def add_webhook(
+        self,
+        url: str,
+        *,
+        types: Iterable[str] = (),
+        description: str = "",
+        idempotency_key: str | None = None,
+    ) -> NewSecret:
+        """See :meth:`StudioClient.add_webhook`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_add_webhook(url, types, description, key))
+
+    async def webhooks(self) -> list[Webhook]:
+        """See :meth:`StudioClient.webhooks`."""
+        return await self._studio._run(op_webhooks())
+
+    async def webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`StudioClient.webhook`."""
+        return await self._studio._run(op_webhook(webhook_id))
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """See :meth:`StudioClient.delete_webhook`."""
+        await self._studio._run(op_delete_webhook(webhook_id))
+
+    async def rotate_webhook_secret(
+        self, webhook_id: str, *, idempotency_key: str | None = None
+    ) -> NewSecret:
+        """See :meth:`StudioClient.rotate_webhook_secret`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_rotate_secret(webhook_id, key))
+
+    async def disable_webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`StudioClient.disable_webhook`."""
+        key = check_idempotency_key(None)
+        return await self._studio._run(op_set_enabled(webhook_id, enabled=False, key=key))
+
+    async def enable_webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`StudioClient.enable_webhook`."""
+        key = check_idempotency_key(None)
+        return await self._studio._run(op_set_enabled(webhook_id, enabled=True, key=key))
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, limit: int | None = None, event_id: int | None = None
+    ) -> AsyncIterator[Delivery]:
+        """See :meth:`StudioClient.webhook_deliveries`."""
+        return self._studio._pages(
+            lambda cursor: op_deliveries_page(webhook_id, limit, cursor, event_id)
+        )
+
+    async def redeliver_webhook(
+        self,
+        webhook_id: str,
+        from_event_id: int,
+        to_event_id: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """See :meth:`StudioClient.redeliver_webhook`."""
+        key = check_idempotency_key(idempotency_key)
+        return await self._studio._run(op_redeliver(webhook_id, from_event_id, to_event_id, key))
 
     async def refund(
         self, purchase_id: str, *, reason: str, idempotency_key: str | None = None

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__, logs, tracing, web
-from .api import holds, ops, player, service, studio
+from .api import holds, ops, player, receipts, service, studio, webhooks
 from .api import offers as offers_api
 from .api.openapi import CommonResponsesPlugin
 from .api.schemas import ErrorSchema
@@ -246,7 +246,16 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         database.on_wait = metrics.pool_wait.observe
 
     api = ShopkeepApi(app, spec_kwargs={"extra_plugins": [CommonResponsesPlugin()]})
-    for blueprint in (player.blp, holds.blp, service.blp, studio.blp, ops.blp, offers_api.blp):
+    for blueprint in (
+        player.blp,
+        holds.blp,
+        service.blp,
+        studio.blp,
+        webhooks.blp,
+        ops.blp,
+        receipts.blp,
+        offers_api.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(web.blp)
     app.register_error_handler(Exception, lambda error: render_error(_from_exception(error)))

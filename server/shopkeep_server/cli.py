@@ -530,5 +530,53 @@ def purge_idempotency() -> None:
         click.echo(f"purged {purged} expired idempotency keys")
 
 
+@main.command(
+    "purge-events",
+    cls=Command,
+    variables=(*DATABASE_VARIABLES, "SHOPKEEP_EVENT_RETENTION"),
+)
+def purge_events() -> None:
+    """Delete events older than SHOPKEEP_EVENT_RETENTION."""
+    from .store import events
+
+    config = _config()
+    with _connect(config) as conn:
+        purged = events.purge_expired(conn, retention_seconds=config.event_retention)
+        click.echo(f"purged {purged} events past their retention")
+
+
+STORE_POLL_VARIABLES = (
+    *DATABASE_VARIABLES,
+    "SHOPKEEP_GOOGLE_PLAY_API_URL",
+    "SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL",
+    "SHOPKEEP_STEAM_API_URL",
+    "SHOPKEEP_STORE_TIMEOUT",
+)
+
+
+@main.group()
+def stores() -> None:
+    """The app stores the games sell on (real money in)."""
+
+
+@stores.command("poll", cls=Command, variables=STORE_POLL_VARIABLES)
+def stores_poll() -> None:
+    """Take back what Google Play voided and Steam refunded since the last poll (run it from
+    cron, e.g. every 15 minutes); App Store refunds arrive as notifications instead."""
+    from .store.chargebacks import poll_all
+
+    config = _config()
+    with _connect(config) as conn:
+        results = poll_all(conn, config)
+        conn.commit()
+    for result in results:
+        if result.error is None:
+            click.echo(f"{result.store} {result.game}: {result.taken} receipt(s) taken back")
+        else:
+            click.echo(f"{result.store} {result.game}: {result.error} (try again later)", err=True)
+    if any(result.error is not None for result in results):
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -59,6 +59,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "3600",
         "seconds between purges of expired idempotency keys by the server; 0 disables",
     ),
+    "SHOPKEEP_EVENT_RETENTION": (
+        "2592000",
+        "seconds events are kept for the feed (30 days); the server purges older ones",
+    ),
+    "SHOPKEEP_EVENT_POLL_MS": (
+        "100",
+        "how often each worker's event sequencer gives committed events their feed position",
+    ),
     "SHOPKEEP_MAX_BODY_BYTES": ("65536", "largest request body (413 beyond)"),
     "SHOPKEEP_MAX_CATALOG_BYTES": ("1048576", "largest catalog body (PUT draft and validate)"),
     "SHOPKEEP_STOCK_BUCKETS": ("16", "rows a limited item's stock is spread over"),
@@ -78,6 +86,38 @@ VARIABLES: dict[str, tuple[str, str]] = {
         " a pooler in transaction mode (it does not deliver notifications): each read then asks"
         " the database which version is live",
     ),
+    "SHOPKEEP_WEBHOOK_DELIVERY": (
+        "on",
+        "each worker delivers webhooks (endpoints are shared out with FOR UPDATE SKIP LOCKED);"
+        " `off` leaves delivery to other processes",
+    ),
+    "SHOPKEEP_WEBHOOK_POLL_MS": ("500", "how often an idle delivery worker looks for events"),
+    "SHOPKEEP_WEBHOOK_TIMEOUT_MS": ("10000", "longest one webhook attempt may take"),
+    "SHOPKEEP_WEBHOOK_BACKOFF_BASE_MS": (
+        "5000",
+        "wait after a webhook's first failed attempt; doubled per failure, with jitter",
+    ),
+    "SHOPKEEP_WEBHOOK_BACKOFF_CAP_MS": ("3600000", "longest wait between two webhook attempts"),
+    "SHOPKEEP_WEBHOOK_GIVE_UP_SECONDS": (
+        "259200",
+        "how long an endpoint may keep failing (3 days) before the store disables it",
+    ),
+    "SHOPKEEP_GOOGLE_PLAY_API_URL": (
+        "https://androidpublisher.googleapis.com",
+        "base URL of the Google Play Developer API (receipts, voided purchases)",
+    ),
+    "SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL": (
+        "(the service account's token_uri)",
+        "where the Google service accounts get their access tokens",
+    ),
+    "SHOPKEEP_STEAM_API_URL": (
+        "https://partner.steam-api.com",
+        "base URL of the Steam Web API (ISteamMicroTxn)",
+    ),
+    "SHOPKEEP_STORE_TIMEOUT": (
+        "10",
+        "seconds a call to an app store may take before the receipt answers 503 store_unavailable",
+    ),
     "SHOPKEEP_PROXY_HOPS": (
         "0",
         "reverse proxies in front that set X-Forwarded-*; trusted for scheme, host and client",
@@ -85,6 +125,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 MIN_IDEMPOTENCY_TTL = 24 * 3600
+# A feed consumer that was away for an hour must still find what it missed.
+MIN_EVENT_RETENTION = 3600
 # Where the rate limit is counted (runtime/rate_limit.py); the first is the default.
 RATE_LIMIT_SCOPES = ("shared", "process")
 
@@ -145,6 +187,8 @@ class Config:
     idempotency_ttl: int = MIN_IDEMPOTENCY_TTL
     idempotency_wait_ms: int = 5_000
     purge_interval: int = 3600
+    event_retention: int = 30 * 24 * 3600
+    event_poll_ms: int = 100
     token_issuer: str = "shopkeep"
     key_cache_seconds: int = 30
     rate_limit: str | None = "100/second"
@@ -158,6 +202,16 @@ class Config:
     proxy_hops: int = 0
     prepared_statements: bool = True
     catalog_listen: bool = True
+    webhook_delivery: bool = True
+    webhook_poll_ms: int = 500
+    webhook_timeout_ms: int = 10_000
+    webhook_backoff_base_ms: int = 5_000
+    webhook_backoff_cap_ms: int = 3_600_000
+    webhook_give_up_seconds: int = 3 * 24 * 3600
+    google_play_api_url: str = "https://androidpublisher.googleapis.com"
+    google_token_url: str | None = None
+    steam_api_url: str = "https://partner.steam-api.com"
+    store_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -189,6 +243,10 @@ class Config:
             ),
             idempotency_wait_ms=_int(env, "SHOPKEEP_IDEMPOTENCY_WAIT_MS", 5_000, minimum=0),
             purge_interval=_int(env, "SHOPKEEP_PURGE_INTERVAL", 3600, minimum=0),
+            event_retention=_int(
+                env, "SHOPKEEP_EVENT_RETENTION", 30 * 24 * 3600, minimum=MIN_EVENT_RETENTION
+            ),
+            event_poll_ms=_int(env, "SHOPKEEP_EVENT_POLL_MS", 100, minimum=10),
             token_issuer=env.get("SHOPKEEP_TOKEN_ISSUER", "shopkeep"),
             key_cache_seconds=_int(env, "SHOPKEEP_KEY_CACHE_SECONDS", 30, minimum=0),
             rate_limit=None if rate_limit.lower() in ("", "none", "off") else rate_limit,
@@ -202,6 +260,24 @@ class Config:
             proxy_hops=_int(env, "SHOPKEEP_PROXY_HOPS", 0, minimum=0),
             prepared_statements=_switch(env, "SHOPKEEP_PREPARED_STATEMENTS", default=True),
             catalog_listen=_switch(env, "SHOPKEEP_CATALOG_LISTEN", default=True),
+            webhook_delivery=_switch(env, "SHOPKEEP_WEBHOOK_DELIVERY", default=True),
+            webhook_poll_ms=_int(env, "SHOPKEEP_WEBHOOK_POLL_MS", 500, minimum=10),
+            webhook_timeout_ms=_int(env, "SHOPKEEP_WEBHOOK_TIMEOUT_MS", 10_000, minimum=10),
+            webhook_backoff_base_ms=_int(env, "SHOPKEEP_WEBHOOK_BACKOFF_BASE_MS", 5_000, minimum=1),
+            webhook_backoff_cap_ms=_int(
+                env, "SHOPKEEP_WEBHOOK_BACKOFF_CAP_MS", 3_600_000, minimum=1
+            ),
+            webhook_give_up_seconds=_int(
+                env, "SHOPKEEP_WEBHOOK_GIVE_UP_SECONDS", 3 * 24 * 3600, minimum=1
+            ),
+            google_play_api_url=env.get(
+                "SHOPKEEP_GOOGLE_PLAY_API_URL", "https://androidpublisher.googleapis.com"
+            ).rstrip("/"),
+            google_token_url=env.get("SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL") or None,
+            steam_api_url=env.get("SHOPKEEP_STEAM_API_URL", "https://partner.steam-api.com").rstrip(
+                "/"
+            ),
+            store_timeout=float(_int(env, "SHOPKEEP_STORE_TIMEOUT", 10, minimum=1)),
         )
 
     @property

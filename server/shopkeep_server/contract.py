@@ -107,6 +107,20 @@ ERRORS: tuple[ErrorCode, ...] = (
         sqlstate=SQLSTATE_FINAL,
     ),
     ErrorCode(
+        "receipt_already_used",
+        409,
+        _FINAL,
+        "this store transaction was already redeemed",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode(
+        "debt_outstanding",
+        409,
+        _FINAL,
+        "the player owes a charged-back amount: a top-up repays it first",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode(
         "hold_expired",
         409,
         _FINAL,
@@ -141,9 +155,22 @@ ERRORS: tuple[ErrorCode, ...] = (
         "this Idempotency-Key was used for a different request",
         sqlstate="SKV02",
     ),
+    ErrorCode(
+        "receipt_invalid",
+        422,
+        _NOT_STORED,
+        "the store's proof of purchase does not verify",
+        sqlstate="SKV03",
+    ),
     ErrorCode("rate_limited", 429, _TRANSIENT, "too many requests"),
     ErrorCode("internal_error", 500, _TRANSIENT, "internal error"),
     ErrorCode("unavailable", 503, _TRANSIENT, "the store is unavailable, try again shortly"),
+    ErrorCode(
+        "store_unavailable",
+        503,
+        _TRANSIENT,
+        "the app store could not be reached, try again shortly",
+    ),
 )
 
 BY_CODE: Mapping[str, ErrorCode] = MappingProxyType({entry.code: entry for entry in ERRORS})

@@ -18,6 +18,8 @@ DEMO_PLAYER = "player-1"
 DEMO_SERVICE = "demo-backend"
 DEMO_STUDIO = "demo-studio"
 STARTING_FUNDS = (("COINS", 1000), ("GEMS", 10), ("USD", 10_000))
+# The demo game's App Store bundle id: its products' App Store ids start with it.
+DEMO_BUNDLE_ID = "com.shopkeep.starskipper"
 
 
 def weekend_of(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -153,6 +155,19 @@ def demo_catalog(now: dt.datetime | None = None, *, offers: bool = True) -> dict
                 tags=["tip"],
             ),
         ],
+        # Real money in: what the sample game's TEST store sells (docs/stores.md).
+        "products": [
+            {
+                "id": "usd_5",
+                "store_ids": {"app_store": f"{DEMO_BUNDLE_ID}.usd5"},
+                "grants": {"currencies": [{"currency": "USD", "amount": 50_000}]},
+            },
+            {
+                "id": "coins_500",
+                "store_ids": {"app_store": f"{DEMO_BUNDLE_ID}.coins500"},
+                "grants": {"currencies": [{"currency": "COINS", "amount": 500}]},
+            },
+        ],
     }
     if not offers:
         return content
@@ -283,7 +298,7 @@ def keep_drops_live(
         version = catalog.get_version(conn, DEMO_GAME, live[1])
         content = {
             part: version[part]
-            for part in ("currencies", "items", "segments", "offers", "promo_codes")
+            for part in ("currencies", "items", "products", "segments", "offers", "promo_codes")
             if part in version
         }
         drops = [item for item in content["items"] if item["sku"] in fresh]

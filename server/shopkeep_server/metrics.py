@@ -1,6 +1,7 @@
 """Prometheus metrics an operator can alert on: requests and their latency per route (the
 OpenAPI path), purchases by outcome, conflicts by code, idempotency keys stored, replayed and
-purged, the connection pool and the database's errors by SQLSTATE class.
+purged, the connection pool, the database's errors by SQLSTATE class, and events written by
+type, awaiting their feed position and purged.
 
 Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR (set by
 `shopkeep-server serve`), and /metrics adds them up across workers: counters and histograms
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -151,8 +153,54 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.events_written = Counter(
+            "shopkeep_events_written",
+            "Events committed, by type: each counted once, when it gets its place in the feed",
+            ["type"],
+            registry=registry,
+        )
+        self.events_unpositioned = Gauge(
+            "shopkeep_events_awaiting_position",
+            "Committed events without a feed position yet, after the last sequencer pass"
+            " (counted up to 100000)",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.events_purged = Counter(
+            "shopkeep_events_purged",
+            "Events deleted by the server's purge (older than SHOPKEEP_EVENT_RETENTION)",
+            registry=registry,
+        )
+        self.event_purges = Counter(
+            "shopkeep_event_purges",
+            "Runs of the server's event purge by result: done, skipped (another worker held"
+            " the purge lock) or failed",
+            ["result"],
+            registry=registry,
+        )
+        self.webhook_deliveries = Counter(
+            "shopkeep_webhook_deliveries",
+            "Webhook attempts by outcome: delivered (2xx), refused (another status), timed_out"
+            " or unreachable (no answer)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.webhook_backlog = Gauge(
+            "shopkeep_webhook_oldest_undelivered_seconds",
+            "Age of the oldest event an enabled webhook endpoint has not had yet (0: caught"
+            " up), by game and endpoint id",
+            ["game", "webhook"],
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self._webhooks_shown: set[tuple[str, str]] = set()
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
+
+    def count_events(self, positioned: Mapping[str, int]) -> None:
+        """Counts events a sequencer pass positioned, by type."""
+        for event_type, count in positioned.items():
+            self.events_written.labels(event_type).inc(count)
 
     def watch_pool(self, pool: ConnectionPool) -> None:
         """Reports ``pool`` in the pool gauges (refreshed after every request and on a scrape)."""
@@ -172,6 +220,17 @@ class Metrics:
             self.pool_in_use.set(max(size - stats.get("pool_available", 0), 0))
             self.pool_waiting.set(stats.get("requests_waiting", 0))
             self.pool_max.set(stats.get("pool_max", pool.max_size))
+
+    def show_webhook_backlog(self, ages: list[tuple[str, str, float]]) -> None:
+        """Sets the backlog gauge to ``ages`` (game, webhook, seconds); endpoints no longer
+        listed (deleted or disabled) leave it (at 0 where a worker's file keeps the series)."""
+        listed = {(game, webhook) for game, webhook, _ in ages}
+        for game, webhook in self._webhooks_shown - listed:
+            self.webhook_backlog.labels(game, webhook).set(0)
+            self.webhook_backlog.remove(game, webhook)
+        for game, webhook, age in ages:
+            self.webhook_backlog.labels(game, webhook).set(age)
+        self._webhooks_shown = listed
 
     def exposition(self) -> tuple[bytes, str]:
         self.refresh_pool()

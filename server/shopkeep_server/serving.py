@@ -64,8 +64,9 @@ _MALFORMED = (
 
 class Janitor(threading.Thread):
     """Expires idempotency keys every ``interval`` seconds from inside a worker (makes their
-    day partitions ahead, drops the days that are over, purges the default partition); an
-    advisory lock makes one worker of the whole deployment do it each time."""
+    day partitions ahead, drops the days that are over, purges the default partition), tidies
+    holds and purges events past their retention; an advisory lock per purge makes one worker
+    of the whole deployment do each."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
         super().__init__(name="shopkeep-janitor", daemon=True)
@@ -81,6 +82,7 @@ class Janitor(threading.Thread):
             time.sleep(self.config.purge_interval * random.uniform(0.9, 1.1))
             self.purge_once()
             self.tidy_holds()
+            self.purge_events_once()
 
     def add_partitions(self) -> None:
         """Makes the missing partitions of idempotency keys (several workers may at once: a
@@ -137,6 +139,26 @@ class Janitor(threading.Thread):
             return
         if returned or deleted:
             log.info("holds: %d expired units put back, %d ended holds deleted", returned, deleted)
+
+    def purge_events_once(self) -> int | None:
+        """One purge of the events past SHOPKEEP_EVENT_RETENTION (None when another process
+        held its lock, or it failed: logged, counted and tried again next time)."""
+        from . import db
+        from .store import events
+
+        assert self.config.database_url is not None
+        try:
+            with db.connect(self.config.database_url, self.config) as conn:
+                purged = events.purge_if_free(conn, retention_seconds=self.config.event_retention)
+        except Exception:
+            self.metrics.event_purges.labels("failed").inc()
+            log.exception("purging expired events failed")
+            return None
+        self.metrics.event_purges.labels("skipped" if purged is None else "done").inc()
+        if purged:
+            self.metrics.events_purged.inc(purged)
+            log.info("purged %d events past their retention", purged)
+        return purged
 
 
 def estimated_keys(conn: psycopg.Connection) -> int:
@@ -304,10 +326,17 @@ class StoreServer(BaseApplication):
     def load(self) -> Any:
         from .app import create_app
         from .runtime.services import EXTENSION
+        from .sequencer import EventSequencer
 
         app = create_app(self.store_config)
         if self.store_config.purge_interval:
             Janitor(self.store_config, app.extensions[EXTENSION].metrics).start()
+        if self.store_config.database_url:
+            EventSequencer(self.store_config, app.extensions[EXTENSION].metrics).start()
+        if self.store_config.webhook_delivery and self.store_config.database_url:
+            from .delivery import Deliverer
+
+            Deliverer(self.store_config, app.extensions[EXTENSION].metrics).start()
         # The worker hears of publishes, so GET /v1/catalog needs no round trip. Not through a
         # pooler in transaction mode, which does not deliver notifications to an idle client:
         # there SHOPKEEP_CATALOG_LISTEN=off, and each read asks which version is live.

@@ -21,26 +21,41 @@ from shopkeep._core import (
     op_purchases_page,
     op_redeem_code,
     op_refund,
+    op_steam_order,
     op_stock,
     op_wallet,
     parse_purchase_result,
+    parse_receipt_result,
 )
 from shopkeep.errors import error_from_body
+from shopkeep.events import parse_event_page
 from shopkeep.holds import op_get_hold, op_place_hold, op_release_hold
 from shopkeep.models import parse_time
 from shopkeep.studio import (
     op_get_draft,
     op_publish,
     op_put_draft,
+    op_put_store,
     op_restock,
     op_rollback,
+    op_stores,
     op_validate,
     op_version,
     op_versions,
 )
+from shopkeep.webhook_endpoints import (
+    op_add_webhook,
+    op_delete_webhook,
+    op_deliveries_page,
+    op_redeliver,
+    op_rotate_secret,
+    op_set_enabled,
+    op_webhook,
+    op_webhooks,
+)
 
 KEY = "contract-check-key-0001"
-PARTS = ("segments", "offers", "promo_codes")
+PARTS = ("products", "segments", "offers", "promo_codes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +103,7 @@ SDK_READERS: dict[str, SdkReader] = {
     "service.player_inventory": SdkReader(op_inventory("p").parse),
     "service.player_ledger": _ledger_page,
     "service.player_purchases": _purchase_page,
+    "service.list_events": SdkReader(parse_event_page),
     # The studio's calls (shopkeep.studio.StudioClient): a draft's content is the body itself.
     "studio.get_draft": SdkReader(op_get_draft().parse, lambda body: {"content": body}),
     "studio.put_draft": SdkReader(op_put_draft({}, "*").parse, lambda body: {"content": body}),
@@ -103,6 +119,29 @@ SDK_READERS: dict[str, SdkReader] = {
         },
     ),
     "studio.restock": SdkReader(op_restock("sku", 1, KEY).parse),
+    # Webhook endpoints (StudioClient's webhook calls).
+    "webhooks.create_webhook": SdkReader(op_add_webhook("u", [], "", KEY).parse),
+    "webhooks.list_webhooks": SdkReader(op_webhooks().parse, lambda body: body["webhooks"]),
+    "webhooks.get_webhook": SdkReader(op_webhook("id").parse, lambda body: body["webhook"]),
+    "webhooks.delete_webhook": SdkReader(op_delete_webhook("id").parse),
+    "webhooks.rotate_secret": SdkReader(op_rotate_secret("id", KEY).parse),
+    "webhooks.disable_webhook": SdkReader(
+        op_set_enabled("id", enabled=False, key=KEY).parse, lambda body: body["webhook"]
+    ),
+    "webhooks.enable_webhook": SdkReader(
+        op_set_enabled("id", enabled=True, key=KEY).parse, lambda body: body["webhook"]
+    ),
+    "webhooks.list_deliveries": SdkReader(
+        op_deliveries_page("id", None, None).parse, _page("deliveries")
+    ),
+    "webhooks.redeliver": SdkReader(
+        op_redeliver("id", 1, None, KEY).parse, lambda body: body["queued"]
+    ),
+    # Real money in: the game's calls, and the studio's store settings.
+    "receipts.redeem_receipt": SdkReader(lambda r: parse_receipt_result(r, KEY)),
+    "receipts.open_steam_order": SdkReader(op_steam_order("p", "1", "en").parse),
+    "receipts.list_stores": SdkReader(op_stores().parse, lambda body: body["stores"]),
+    "receipts.put_store": SdkReader(op_put_store("app_store", {}).parse),
 }
 
 # Operations the SDK has no call for: the operators' probes use them.
@@ -111,6 +150,8 @@ NOT_IN_SDK = frozenset(
         "ops.healthz",
         "ops.readyz",
         "ops.metrics",
+        # The App Store calls it (App Store Server Notifications v2), never a game.
+        "receipts.app_store_notification",
         # A studio's game backend sets segment attributes from its own code; the SDK is the
         # game's, and has no call for them yet.
         "offers.get_attributes",

@@ -54,7 +54,13 @@ def test_peak_event_smoke(tmp_path: Path) -> None:
         "every wallet equals its ledger",
         "every wallet equals its start plus what clients were told",
         "shopkeep-server audit",
+        "webhooks: one purchase.completed per sale",
+        "webhooks: one stock.sold_out when the drop sold out",
     } <= names
+    hooks = summary["webhooks"]
+    assert hooks["events"] == summary["purchases"]["completed"] + 1  # and the sell-out
+    assert hooks["drop_lag_ms"]["events"] == STOCK + 1
+    assert "delivery lag of the drop's events p50" in done.stdout
 
     purchases = summary["purchases"]
     # The spike brings 27 hunters for 10 units: every unit sells, none twice, none left over.

@@ -85,6 +85,9 @@ PUBLISH = ("POST", "/v1/admin/catalog/publish", "studio", {"notes": "ok"})
 ROLLBACK = ("POST", "/v1/admin/catalog/rollback", "studio", {"version": 1})
 RESTOCK = ("POST", "/v1/admin/stock/dragon_egg", "studio", {"add": 1})
 DRAFT = ("PUT", "/v1/admin/catalog/draft", "studio", None)  # body: a catalog, below
+WEBHOOK = ("POST", "/v1/admin/webhooks", "studio", {"url": "https://hooks.example.com/in"})
+WEBHOOK_ID = "7d1a3f8e-2b10-4a56-9a1e-0b6e6c9e8c55"  # no such webhook: bodies fail first
+REDELIVER = ("POST", f"/v1/admin/webhooks/{WEBHOOK_ID}/redeliver", "studio", {"from_event_id": 1})
 
 ROUTES = {
     "purchase": PURCHASE,
@@ -94,6 +97,8 @@ ROUTES = {
     "publish": PUBLISH,
     "rollback": ROLLBACK,
     "restock": RESTOCK,
+    "webhook": WEBHOOK,
+    "redeliver": REDELIVER,
 }
 
 
@@ -633,6 +638,32 @@ def _table() -> list[Bad]:
     ]
     for name, path, field in reads:
         add(Bad(name, "GET", path, 422, v, field=field, idempotent=False))
+    for name, query, field in [
+        ("after-letters", "after=abc", "after"),
+        ("after-negative", "after=-1", "after"),
+        ("after-superscript", "after=%C2%B2", "after"),
+        ("after-nul", "after=1%00", "after"),
+        ("after-19-digits", "after=" + "9" * 19, "after"),
+        ("limit-0", "limit=0", "limit"),
+        ("limit-1001", "limit=1001", "limit"),
+        ("limit-ten", "limit=ten", "limit"),
+        ("type-unknown", "type=purchase.done", "type"),
+        ("type-trailing-comma", "type=purchase.completed,", "type"),
+        ("type-nul", "type=grant.created%00", "type"),
+        ("type-one-bad-of-two", "type=grant.created&type=Grant.Created", "type"),
+    ]:
+        add(
+            Bad(
+                f"events-{name}",
+                "GET",
+                f"/v1/events?{query}",
+                422,
+                v,
+                role="service",
+                field=field,
+                idempotent=False,
+            )
+        )
     for name, segment in [("newline", "p1%0A"), ("nul", "p%001"), ("too-long", "p" * 129)]:
         for what in ("wallet", "inventory", "ledger", "purchases"):
             add(
@@ -697,6 +728,78 @@ def _table() -> list[Bad]:
     add(Bad("wrong-method", "DELETE", "/v1/wallet", 404, "not_found", idempotent=False))
 
     # Tokens of every kind that must not pass.
+    # Webhook endpoints: https, or http to this machine only; known event types, once each.
+    for name, url in [
+        ("http-remote", "http://hooks.example.com/in"),
+        ("http-private-ip", "http://10.0.0.5/in"),
+        ("ftp", "ftp://hooks.example.com/in"),
+        ("no-scheme", "hooks.example.com/in"),
+        ("no-host", "https:///in"),
+        ("empty", ""),
+        ("fragment", "https://hooks.example.com/in#top"),
+        ("bad-port", "https://hooks.example.com:99999/in"),
+        ("space", "https://hooks.example.com/a b"),
+        ("newline", "https://hooks.example.com/in\n"),
+        ("nul", "https://hooks.example.com/\x00"),
+        ("too-long", "https://hooks.example.com/" + "a" * 2000),
+        ("number", 5),
+        ("null", None),
+        ("javascript", "javascript:alert(1)"),
+        ("localhost-lookalike", "http://localhost.example.com/in"),
+    ]:
+        add(_row(WEBHOOK, f"webhook-url-{name}", v422, v, change={"url": url}, field="url"))
+    for name, types, field in [
+        ("not-a-list", "purchase.completed", "types"),
+        ("number", [1], "types.0"),
+        ("unknown", ["purchase.exploded"], "types.0"),
+        ("no-dot", ["purchases"], "types.0"),
+        ("upper", ["Purchase.Completed"], "types.0"),
+        ("twice", ["purchase.completed", "purchase.completed"], "types"),
+        ("too-many", ["purchase.completed"] * 51, "types"),
+    ]:
+        add(_row(WEBHOOK, f"webhook-types-{name}", v422, v, change={"types": types}, field=field))
+    for name, char in one_line.items():
+        add(
+            _row(
+                WEBHOOK,
+                f"webhook-description-{name}",
+                v422,
+                v,
+                change={"description": f"d{char}"},
+                field="description",
+            )
+        )
+    add(
+        _row(
+            WEBHOOK,
+            "webhook-description-too-long",
+            v422,
+            v,
+            change={"description": "d" * 501},
+            field="description",
+        )
+    )
+    for name, change, field in [
+        ("from-zero", {"from_event_id": 0}, "from_event_id"),
+        ("from-negative", {"from_event_id": -1}, "from_event_id"),
+        ("from-float", {"from_event_id": 1.0}, "from_event_id"),
+        ("from-string", {"from_event_id": "1"}, "from_event_id"),
+        ("from-overflow", {"from_event_id": 2**63}, "from_event_id"),
+        ("to-before-from", {"from_event_id": 5, "to_event_id": 4}, "to_event_id"),
+        ("range-too-long", {"from_event_id": 1, "to_event_id": 1001}, "to_event_id"),
+        ("to-bool", {"to_event_id": True}, "to_event_id"),
+    ]:
+        add(_row(REDELIVER, f"redeliver-{name}", v422, v, change=change, field=field))
+    for route, wrong in [(WEBHOOK, "player"), (WEBHOOK, "service"), (REDELIVER, "service")]:
+        add(
+            _row(
+                route,
+                f"{route[1].split('/')[-1]}-webhook-as-{wrong}",
+                403,
+                "forbidden",
+                auth=f"role:{wrong}",
+            )
+        )
     bad_tokens = [
         "missing", "basic-scheme", "bearer-empty", "garbage", "two-segments", "alg-none",
         "alg-none-uppercase", "expired", "wrong-audience", "no-audience", "wrong-issuer",

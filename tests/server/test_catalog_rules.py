@@ -29,6 +29,7 @@ def _validate(client: Any, game: Game, content: Any) -> Any:
 def test_the_sdk_mirror_of_the_catalog_fields_is_the_schemas() -> None:
     assert catalog_diff.CURRENCY_FIELDS == rules.CURRENCY_FIELDS
     assert catalog_diff.ITEM_FIELDS == rules.ITEM_FIELDS
+    assert catalog_diff.PRODUCT_FIELDS == rules.PRODUCT_FIELDS
     assert tuple(rules.ContentSchema().fields) == catalog_diff.ENTRY_FIELDS
     assert catalog_diff.CURRENCY_DEFAULTS == rules.CURRENCY_DEFAULTS
     assert catalog_diff.ITEM_DEFAULTS == rules.ITEM_DEFAULTS

@@ -26,7 +26,7 @@ from shopkeep import catalog_cli
 from shopkeep_server import __version__, cli, db
 from shopkeep_server.config import VARIABLES
 from shopkeep_server.launcher import StoreServer
-from shopkeep_server.store import players
+from shopkeep_server.store import events, players
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import IdempotencyKey
 from support import ROOT, LiveServer, buy, free_port, grant, make_game
@@ -199,6 +199,17 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
 
         purge = run_cli("purge-idempotency", env=env)
         assert purge.stdout.strip() == "purged 0 expired idempotency keys"
+        with db.connect(url) as conn:
+            conn.execute(
+                "INSERT INTO events (game_id, type, created_at, data)"
+                " VALUES (%s, 'stock.restocked', now() - interval '2 hours', '{}')",
+                (game.id,),
+            )
+            events.position_all(conn)
+        kept = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "10800"})
+        assert kept.stdout.strip() == "purged 0 events past their retention"
+        purged = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "3600"})
+        assert purged.stdout.strip() == "purged 1 events past their retention"
 
         with db.connect(url) as conn:
             conn.execute("UPDATE wallets SET balance = balance - 1 WHERE currency = 'COINS'")

@@ -45,3 +45,13 @@ def test_operations_doc_documents_every_variable() -> None:
     text = OPERATIONS_DOC.read_text()
     for name in VARIABLES:
         assert f"| `{name}` |" in text, name
+
+
+def test_event_retention_and_poll() -> None:
+    config = Config.from_env({})
+    assert (config.event_retention, config.event_poll_ms) == (30 * 24 * 3600, 100)
+    assert Config.from_env({"SHOPKEEP_EVENT_RETENTION": "7200"}).event_retention == 7200
+    with pytest.raises(ConfigError, match="SHOPKEEP_EVENT_RETENTION must be at least 3600"):
+        Config.from_env({"SHOPKEEP_EVENT_RETENTION": "60"})
+    with pytest.raises(ConfigError, match="SHOPKEEP_EVENT_POLL_MS must be at least 10"):
+        Config.from_env({"SHOPKEEP_EVENT_POLL_MS": "0"})

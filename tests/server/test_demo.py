@@ -47,6 +47,7 @@ def window(content: dict[str, Any], sku: str) -> tuple[str, str]:
 def without_windows(content: dict[str, Any]) -> dict[str, Any]:
     return {
         "currencies": content["currencies"],
+        "products": content["products"],
         "items": [
             {k: v for k, v in item.items() if k not in ("available_from", "available_until")}
             for item in content["items"]
@@ -96,7 +97,7 @@ def test_a_demo_kept_for_a_week_gets_its_drops_moved_forward(client, conn) -> No
     assert without_windows(moved) == without_windows(old)  # nothing else changed
     # Nobody was editing the draft, so it follows the live catalog.
     draft, etag = catalog.get_draft(conn, DEMO_GAME)
-    parts = ("currencies", "items", "segments", "offers", "promo_codes")
+    parts = ("currencies", "items", "products", "segments", "offers", "promo_codes")
     assert draft == {part: moved[part] for part in parts}
     # The weekend sale of the seed is over: it moved on to the weekend now is in, or the next.
     saturday, monday = weekend_of(now)

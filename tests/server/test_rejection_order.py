@@ -16,6 +16,7 @@ The order (the HTTP edge, then the purchase function in the SQL):
  9. validation_failed (no currency for an item with several prices, a currency it is not sold in)
  9a. with hold_id: not_found (no such hold of this player), then validation_failed (hold_id: the
     hold is for another sku or quantity)
+ 9b. debt_outstanding (the player owes what a store chargeback could not take back)
 10. price_changed
 10a. with hold_id: hold_expired (expired, released or used)
 11. item_unavailable (not with a usable hold)
@@ -224,6 +225,25 @@ def test_the_currency_before_the_price(client, shop: Game) -> None:
     assert (
         _buy(client, shop, "p1", sku="duo", currency="COINS", expected_price=wrong_price)
         == "price_changed"
+    )
+
+
+def test_the_currency_before_a_debt_before_the_price(
+    client, conn: psycopg.Connection, shop: Game
+) -> None:
+    conn.execute(
+        "INSERT INTO player_debts (game_id, player_id, currency, amount)"
+        " VALUES (%s, 'p9', 'GEMS', 3)",
+        (shop.id,),
+    )
+    wrong_price = {"currency": "COINS", "amount": 999}
+    assert _buy(client, shop, "p9", sku="duo", expected_price=wrong_price) == "validation_failed"
+    assert (
+        _buy(client, shop, "p9", sku="duo", currency="COINS", expected_price=wrong_price)
+        == "debt_outstanding"
+    )
+    assert _buy(client, shop, "p1", sku="duo", currency="COINS", expected_price=wrong_price) == (
+        "price_changed"
     )
 
 

@@ -4,6 +4,7 @@ applied at the next start and an unchanged one costs nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ from psycopg.types.json import Jsonb
 
 from shopkeep_server import db
 from shopkeep_server.app import create_app
+from shopkeep_server.demo import demo_catalog
+from shopkeep_server.store import events
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import purge_expired
 from support import ROOT, Game, make_config, make_game
@@ -180,7 +183,13 @@ def function_oids(conn: psycopg.Connection) -> dict[str, int]:
 def test_a_release_0_1_0_store_upgrades_and_keeps_its_keys_and_books(database_url: str) -> None:
     with scratch_database(database_url) as url, db.connect(url) as conn:
         migrate_as_release_0_1_0(conn)
-        game = make_game(conn)
+        # That release's catalogs had no real-money products (nor a table for them).
+        content = demo_catalog(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        del content["products"]
+        # Release 0.1.0 wrote no events: today's code makes the game without them.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(events, "emit", lambda *args, **kwargs: None)
+            game = make_game(conn, content)
         old = OldStore(conn, game)
 
         # The old store's life: funds, a limited drop, a bundle, a refused repeat of the drop
@@ -293,6 +302,15 @@ def test_a_release_0_1_0_store_upgrades_and_keeps_its_keys_and_books(database_ur
         finally:
             app.extensions["shopkeep"].db.close()
 
+        # What today's code did on the old data wrote its events; the old store's wrote none.
+        written = conn.execute(
+            "SELECT type, player_id FROM events WHERE game_id = %s ORDER BY seq", (game.id,)
+        ).fetchall()
+        assert written == [
+            ("purchase.completed", "p1"),
+            ("grant.created", "p2"),
+            ("purchase.completed", "p2"),
+        ]
         assert audit(conn) == []
         audited = subprocess.run(
             [CLI, "audit"],

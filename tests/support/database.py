@@ -88,8 +88,10 @@ def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
             " WHERE game_id = %(g)s ORDER BY 1, 2"
         ),
         "catalog": rows("SELECT draft_revision, live_version_id FROM games WHERE id = %(g)s"),
+        "events": rows("SELECT count(*) FROM events WHERE game_id = %(g)s"),
         "holds": rows(
             "SELECT player_id, id, sku, quantity, status, expires_at, consumed_by FROM holds"
             " WHERE game_id = %(g)s ORDER BY 1, 2"
         ),
+        "webhooks": rows("SELECT count(*) FROM webhook_endpoints WHERE game_id = %(g)s"),
     }

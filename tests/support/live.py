@@ -21,7 +21,16 @@ __all__ = ["GameHandle", "LiveServer", "free_port", "start_server", "stop_server
 
 # What every live server of the suite runs with: no rate limit (a test that wants one says
 # so) and no key cache, so a key added by a test signs at once.
-LIVE_SERVER_ENV = {"SHOPKEEP_RATE_LIMIT": "none", "SHOPKEEP_KEY_CACHE_SECONDS": "0"}
+LIVE_SERVER_ENV = {
+    "SHOPKEEP_RATE_LIMIT": "none",
+    "SHOPKEEP_KEY_CACHE_SECONDS": "0",
+    # Its workers deliver the webhooks of every committed test's endpoints too (any process
+    # may): with the tests' own quick retries and short timeout, so a test's bounds hold
+    # whichever process delivers.
+    "SHOPKEEP_WEBHOOK_TIMEOUT_MS": "400",
+    "SHOPKEEP_WEBHOOK_BACKOFF_BASE_MS": "20",
+    "SHOPKEEP_WEBHOOK_BACKOFF_CAP_MS": "200",
+}
 
 
 class GameHandle(Game):

@@ -53,7 +53,9 @@ _IDEMPOTENT = (
 _IF_MATCH = ("precondition_failed",)
 _IF_MATCH_REQUIRED = ("precondition_required",)
 # Codes whose answer tells the client when to try again.
-_RETRY_AFTER_CODES = frozenset({"idempotency_key_in_use", "rate_limited", "unavailable"})
+_RETRY_AFTER_CODES = frozenset(
+    {"idempotency_key_in_use", "rate_limited", "unavailable", "store_unavailable"}
+)
 
 
 def _header_parameter(operation: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -132,9 +134,12 @@ def complete_operation(operation: dict[str, Any]) -> None:
             }
         if _RETRY_AFTER_CODES.intersection(codes):
             # Only some of the status's codes carry it (a 409 business rejection does not).
+            # Every 503 says when to come back (unavailable, and a route's own
+            # store_unavailable), so there it is required even beside a route's own reasons.
             response.setdefault("headers", {})["Retry-After"] = {
                 **RETRY_AFTER_HEADER,
-                "required": not own_reasons and _RETRY_AFTER_CODES.issuperset(codes),
+                "required": status == "503"
+                or (not own_reasons and _RETRY_AFTER_CODES.issuperset(codes)),
             }
     idempotent = _header_parameter(operation, "Idempotency-Key") is not None
     for status, response in responses.items():

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, missing, validate, validates_schema
 
 from ..errors import ERROR_TABLE
+from ..store import events
 
 # The bodies of the operations the studio page runs too: their home is store/inputs.py.
 from ..store.inputs import PublishRequestSchema as PublishRequestSchema
@@ -23,6 +24,8 @@ from ..store.rules import (
     MoneySchema,
     OfferSchema,
     PlayerAttributesSchema,
+    ProductGrantsSchema,
+    ProductSchema,
     PromoCodeSchema,
     SegmentSchema,
     StrictInteger,
@@ -79,6 +82,21 @@ class PageQuerySchema(Schema):
 
 class StockQuerySchema(Schema):
     sku = fields.List(sku_field(), validate=validate.Length(max=100))
+
+
+class EventsQuerySchema(Schema):
+    after = fields.String(
+        validate=validate.Length(max=events.MAX_CURSOR_DIGITS),
+        metadata={"description": "a `next_cursor` (or an event's `id`); omitted: the oldest kept"},
+    )
+    types = fields.List(
+        fields.String(validate=validate.Length(max=1000)),
+        data_key="type",
+        metadata={"description": "only these types: repeated, comma-separated, or both"},
+    )
+    limit = fields.Integer(
+        load_default=events.DEFAULT_LIMIT, validate=validate.Range(min=1, max=events.MAX_LIMIT)
+    )
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -148,7 +166,9 @@ class LedgerEntrySchema(Schema):
     currency = _str()
     delta = _int()
     balance_after = _int()
-    kind = _str(validate=validate.OneOf(["purchase", "grant", "refund", "adjust"]))
+    kind = _str(
+        validate=validate.OneOf(["purchase", "grant", "refund", "adjust", "topup", "chargeback"])
+    )
     reference = _str()
     created_at = _timestamp()
 
@@ -250,6 +270,7 @@ class CatalogDocumentSchema(Schema):
 
     currencies = fields.List(fields.Nested(CurrencySchema))
     items = fields.List(fields.Nested(ItemSchema))
+    products = fields.List(fields.Nested(ProductSchema))
     segments = fields.List(fields.Nested(SegmentSchema))
     offers = fields.List(fields.Nested(OfferSchema))
     promo_codes = fields.List(fields.Nested(PromoCodeSchema))
@@ -257,16 +278,24 @@ class CatalogDocumentSchema(Schema):
 
 SentCurrencySchema = always_present(CurrencySchema, "SentCurrencySchema")
 SentItemSchema = always_present(ItemSchema, "SentItemSchema")
+SentProductGrantsSchema = always_present(ProductGrantsSchema, "SentProductGrantsSchema")
+
+
+class SentProductSchema(ProductSchema):
+    grants = fields.Nested(SentProductGrantsSchema, required=True)
+
+
 SentOfferSchema = always_present(OfferSchema, "SentOfferSchema")
 SentPromoCodeSchema = always_present(PromoCodeSchema, "SentPromoCodeSchema")
 
 
 class SentCatalogSchema(Schema):
-    """A catalog as the server sends it: every field of every currency and item present
+    """A catalog as the server sends it: every field of every currency, item and product present
     (segments, offers and codes with every field too, in what was stored with them)."""
 
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    products = _list(SentProductSchema)
     segments = _list(SegmentSchema)
     offers = _list(SentOfferSchema)
     promo_codes = _list(SentPromoCodeSchema)
@@ -353,6 +382,7 @@ class VersionListSchema(Schema):
 class VersionDetailSchema(VersionSummarySchema):
     currencies = _list(SentCurrencySchema)
     items = _list(SentItemSchema)
+    products = _list(SentProductSchema)
     segments = _list(SegmentSchema)
     offers = _list(SentOfferSchema)
     promo_codes = _list(SentPromoCodeSchema)
@@ -361,6 +391,21 @@ class VersionDetailSchema(VersionSummarySchema):
 class RestockResultSchema(Schema):
     sku = _str()
     remaining = _int()
+
+
+class EventSchema(Schema):
+    id = _int(metadata={"description": "the event's position in its game's feed"})
+    type = _str(validate=validate.OneOf(events.EVENT_TYPES))
+    player_id = _str(allow_none=True)
+    created_at = _timestamp()
+    data = fields.Dict(required=True, metadata={"description": "per type: see docs/api.md"})
+
+
+class EventPageSchema(Schema):
+    events = _list(EventSchema)
+    next_cursor = _str(
+        metadata={"description": "where to go on from (the last event's id, or `after`)"}
+    )
 
 
 # --- headers and a route's own error answers (the shared ones: api/openapi.py) ----------------

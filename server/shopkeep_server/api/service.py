@@ -8,8 +8,8 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
-from ..runtime import with_connection
-from ..store import players
+from ..runtime import services, with_connection
+from ..store import events, players
 from ..store.rules import check_player_id
 from . import schemas
 from .common import (
@@ -106,5 +106,23 @@ def player_purchases(query: dict[str, Any], player_id: str) -> dict[str, Any]:
     return with_connection(
         lambda conn: players.purchases(
             conn, principal().game, player_id, limit=query["limit"], cursor=query.get("cursor")
+        )
+    )
+
+
+@blp.route("/events", methods=["GET"])
+@requires("service")
+@blp.arguments(schemas.EventsQuerySchema, location="query")
+@blp.response(200, schemas.EventPageSchema)
+def list_events(query: dict[str, Any]) -> dict[str, Any]:
+    """The game's events after a cursor, oldest first (see docs/api.md, Events)."""
+    return with_connection(
+        lambda conn: events.feed(
+            conn,
+            principal().game,
+            after=query.get("after"),
+            types=query.get("types"),
+            limit=query["limit"],
+            on_positioned=services().metrics.count_events,
         )
     )

@@ -6,14 +6,16 @@
 -- bucket that is not locked by another buyer; near the end of a drop it first puts back the
 -- units of expired holds, then locks every non-empty bucket in order and takes what is left,
 -- so "sold out" is only ever said when it is true.
+-- Returns whether it left a bucket empty (the item may have sold out: sk_check_sold_out).
 CREATE OR REPLACE FUNCTION sk_take_stock(p_game text, p_sku text, p_quantity bigint)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_buckets integer;
     v_offset integer;
     v_bucket integer;
     v_need bigint := p_quantity;
     v_take bigint;
+    v_emptied boolean := false;
     r record;
 BEGIN
     SELECT buckets INTO v_buckets FROM stock_levels WHERE game_id = p_game AND sku = p_sku;
@@ -28,8 +30,9 @@ BEGIN
      LIMIT 1 FOR UPDATE SKIP LOCKED;
     IF FOUND THEN
         UPDATE stock_buckets SET remaining = remaining - p_quantity
-         WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket;
-        RETURN;
+         WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket
+        RETURNING remaining = 0 INTO v_emptied;
+        RETURN v_emptied;
     END IF;
     PERFORM sk_reclaim_expired_holds(p_game, p_sku);
     FOR r IN SELECT bucket, remaining FROM stock_buckets
@@ -39,6 +42,7 @@ BEGIN
         UPDATE stock_buckets SET remaining = remaining - v_take
          WHERE game_id = p_game AND sku = p_sku AND bucket = r.bucket;
         v_need := v_need - v_take;
+        v_emptied := v_emptied OR v_take = r.remaining;
         EXIT WHEN v_need = 0;
     END LOOP;
     IF v_need > 0 THEN
@@ -46,6 +50,7 @@ BEGIN
             jsonb_build_object('sku', p_sku, 'requested', p_quantity,
                                'remaining', p_quantity - v_need));
     END IF;
+    RETURN v_emptied;
 END $$;
 
 -- What others can buy now: the units in the buckets plus those of holds past their expiry that

@@ -14,6 +14,8 @@
 --   4. validation_failed (currency): the item is not sold for that currency;
 --  4a. with hold_id: not_found when the player has no such hold, validation_failed (hold_id)
 --      when it is for another sku or quantity (sql/31_holds.sql);
+--  4b. debt_outstanding: the player owes what a store chargeback could not take back
+--      (64_receipts.sql);
 --   5. price_changed: expected_price given and not the player's unit price in that currency
 --      now (the list price, or an offer's: sk_offer_price in 66_offers.sql, the one function
 --      the player's catalog view prices with too);
@@ -59,6 +61,7 @@ DECLARE
     v_id uuid;
     v_reference text;
     v_granted jsonb;
+    v_may_sell_out boolean := false;
     v_code text;
     v_message text;
     v_details text;
@@ -96,6 +99,7 @@ BEGIN
           FROM sk_offer_price(p_game, p_player, v_live.version_id, v_item.sku, v_currency,
                               v_unit, now(), NULL) o;
 
+        PERFORM sk_check_debt(p_game, p_player);                                         -- 4b
         IF p_expected_currency IS NOT NULL                                                -- 5
            AND (p_expected_currency <> v_currency OR p_expected_amount <> v_unit) THEN
             PERFORM sk_fail('price_changed', 'the price is not the one the player saw',
@@ -172,8 +176,9 @@ BEGIN
             -- The hold names its purchase alone (the ledger reference adds the offer).
             PERFORM sk_consume_hold(p_game, p_player, p_hold_id, v_item.sku, p_quantity,
                                     'purchase:' || v_id);
+            v_may_sell_out := true;  -- the hold's units were the last ones out, maybe
         ELSIF v_item.stock IS NOT NULL THEN
-            PERFORM sk_take_stock(p_game, v_item.sku, p_quantity);
+            v_may_sell_out := sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
         IF v_total > 0 THEN
             PERFORM sk_wallet_change(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
@@ -187,6 +192,7 @@ BEGIN
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
                 v_live.version, 'completed', v_granted, p_key, v_offer_id)
         RETURNING * INTO v_purchase;
+        PERFORM sk_purchase_event('purchase.completed', v_purchase, v_may_sell_out);
         status := 201;
         body := jsonb_build_object(
             'purchase', sk_purchase_json(v_purchase),

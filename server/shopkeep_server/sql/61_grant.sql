@@ -17,6 +17,7 @@ DECLARE
     v_id uuid;
     v_reference text;
     v_granted jsonb;
+    v_grant jsonb;
     v_code text;
     v_message text;
     v_details text;
@@ -58,10 +59,11 @@ BEGIN
                             granted_by)
         VALUES (v_id, p_game, p_player, p_currency, p_amount, p_sku, p_quantity, p_reason,
                 p_actor);
+        v_grant := sk_grant_json(v_id, p_player, p_reason, v_granted, now());
+        PERFORM sk_grant_event(p_game, v_grant);
         status := 201;
         body := jsonb_build_object(
-            'grant', jsonb_build_object('id', v_id, 'player_id', p_player, 'reason', p_reason,
-                                        'granted', v_granted, 'created_at', sk_ts(now())),
+            'grant', v_grant,
             'balances', sk_balances_json(p_game, p_player, v_live.version_id),
             'inventory', sk_inventory_json(p_game, p_player))::text;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN

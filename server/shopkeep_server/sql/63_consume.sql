@@ -35,6 +35,7 @@ BEGIN
         END IF;
         v_left := sk_inventory_change(p_game, p_player, p_sku, -p_quantity::bigint, 'consume',
                                       'consume:' || p_key);
+        PERFORM sk_consume_event(p_game, p_player, p_sku, v_left, 'consume:' || p_key);
         status := 200;
         body := jsonb_build_object('sku', p_sku, 'quantity', v_left)::text;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN

@@ -27,6 +27,7 @@ END $$;
 -- Append-only: rows are added, never changed.
 GRANT INSERT ON ledger_entries, item_ledger, catalog_versions, catalog_currencies,
     catalog_items, stock_restocks, grants TO shopkeep_app;
+GRANT INSERT ON catalog_products, chargebacks TO shopkeep_app;
 -- Personalized offers (issue 15): a version's offers and codes are catalog rows like its items.
 GRANT INSERT ON catalog_offers, catalog_promo_codes TO shopkeep_app;
 
@@ -34,12 +35,20 @@ GRANT INSERT ON catalog_offers, catalog_promo_codes TO shopkeep_app;
 -- UPDATE too).
 GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, inventories,
     purchases, player_item_counts TO shopkeep_app;
+GRANT INSERT, UPDATE ON store_accounts, receipts, player_debts TO shopkeep_app;
+-- Steam orders this server opened: written once, read when the order is redeemed.
+GRANT INSERT ON steam_orders TO shopkeep_app;
 GRANT INSERT, UPDATE ON player_profiles, promo_code_budgets, promo_redemptions,
     player_offer_counts TO shopkeep_app;
 
 -- Rows with a lifetime: the purge deletes expired idempotency keys, sign-out and expiry delete
 -- studio sessions.
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
+
+-- The events outbox: operations insert events, the sequencer sets their position (a trigger
+-- refuses any other change) and counts positions per game, the purge deletes expired ones.
+GRANT INSERT, UPDATE, DELETE ON events TO shopkeep_app;
+GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;
 
 -- The shared rate limit's counters: counted on every request, deleted when their window ended.
 GRANT INSERT, UPDATE, DELETE ON rate_limit_windows TO shopkeep_app;
@@ -59,3 +68,11 @@ END $$;
 
 -- Holds (31_holds.sql) change status in place; the janitor deletes the ended ones.
 GRANT INSERT, UPDATE, DELETE ON holds TO shopkeep_app;
+
+-- Webhooks: endpoints are added, changed and deleted by the studio; the delivery workers move
+-- the progress on and take "send again" requests off their list; the delivery log only grows.
+-- (Deleting an endpoint cascades to its rows with the owner's rights.)
+GRANT INSERT, UPDATE, DELETE ON webhook_endpoints TO shopkeep_app;
+GRANT INSERT, UPDATE ON webhook_progress TO shopkeep_app;
+GRANT INSERT, DELETE ON webhook_resends TO shopkeep_app;
+GRANT INSERT ON webhook_deliveries TO shopkeep_app;

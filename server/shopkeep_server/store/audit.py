@@ -219,6 +219,106 @@ CHECKS: list[Check] = [
 ]
 
 
+# Real money in (sql/64_receipts.sql): every top-up is a receipt's, every receipt credited
+# exactly what it granted, every chargeback took back what it says and owes the rest, and
+# what players owe is what chargebacks left owed less what later top-ups repaid.
+CHECKS += [
+    Check(
+        "every receipt credited exactly what it granted (ledger kind topup)",
+        """
+        SELECT format('receipt %s (%s/%s): granted %s, the ledgers show %s',
+                      r.id, r.game_id, r.player_id, g.e, coalesce(l.total, 0)) AS line
+          FROM receipts r
+          CROSS JOIN LATERAL jsonb_array_elements(r.granted) AS g(e)
+          LEFT JOIN LATERAL (
+                SELECT sum(delta) AS total FROM ledger_entries l
+                 WHERE l.game_id = r.game_id AND l.player_id = r.player_id
+                   AND l.reference = 'receipt:' || r.id AND l.kind = 'topup'
+                   AND l.currency = g.e->>'currency'
+                UNION ALL
+                SELECT sum(delta) FROM item_ledger l
+                 WHERE l.game_id = r.game_id AND l.player_id = r.player_id
+                   AND l.reference = 'receipt:' || r.id AND l.kind = 'topup'
+                   AND l.sku = g.e->>'sku') l ON l.total IS NOT NULL
+         WHERE coalesce(l.total, 0) <> coalesce(g.e->>'amount', g.e->>'quantity')::bigint
+        """,
+        needs=("receipts", "chargebacks", "player_debts"),
+    ),
+    Check(
+        "every top-up in the ledgers is a receipt's",
+        """
+        SELECT format('%s/%s: a top-up of %s %s (%s) that no receipt explains',
+                      l.game_id, l.player_id, l.delta, l.what, l.reference) AS line
+          FROM (SELECT game_id, player_id, delta, currency AS what, reference
+                  FROM ledger_entries WHERE kind = 'topup'
+                UNION ALL
+                SELECT game_id, player_id, delta, sku, reference
+                  FROM item_ledger WHERE kind = 'topup') l
+         WHERE NOT EXISTS (SELECT 1 FROM receipts r
+                            WHERE r.game_id = l.game_id AND r.player_id = l.player_id
+                              AND l.reference = 'receipt:' || r.id)
+        """,
+        needs=("receipts", "chargebacks", "player_debts"),
+    ),
+    Check(
+        "every chargeback took back what it says and owes the rest of its receipt",
+        """
+        SELECT format('chargeback of receipt %s (%s/%s): granted %s, took %s (ledgers: %s),'
+                      ' owes %s', c.receipt_id, c.game_id, c.player_id, g.e, t.amount,
+                      coalesce(l.total, 0), o.amount) AS line
+          FROM chargebacks c
+          JOIN receipts r ON r.game_id = c.game_id AND r.player_id = c.player_id
+                         AND r.id = c.receipt_id
+          CROSS JOIN LATERAL jsonb_array_elements(r.granted) AS g(e)
+          CROSS JOIN LATERAL (
+                SELECT coalesce(g.e->>'currency', g.e->>'sku') AS what,
+                       coalesce(g.e->>'amount', g.e->>'quantity')::bigint AS granted) k
+          CROSS JOIN LATERAL (
+                SELECT coalesce(sum(coalesce(x->>'amount', x->>'quantity')::bigint), 0) AS amount
+                  FROM jsonb_array_elements(c.taken) x
+                 WHERE coalesce(x->>'currency', x->>'sku') = k.what) t
+          CROSS JOIN LATERAL (
+                SELECT coalesce(sum(coalesce(x->>'amount', x->>'quantity')::bigint), 0) AS amount
+                  FROM jsonb_array_elements(c.owed) x
+                 WHERE coalesce(x->>'currency', x->>'sku') = k.what) o
+          LEFT JOIN LATERAL (
+                SELECT -sum(delta) AS total FROM ledger_entries l
+                 WHERE l.game_id = c.game_id AND l.player_id = c.player_id
+                   AND l.reference = 'chargeback:' || c.receipt_id AND l.currency = k.what
+                UNION ALL
+                SELECT -sum(delta) FROM item_ledger l
+                 WHERE l.game_id = c.game_id AND l.player_id = c.player_id
+                   AND l.reference = 'chargeback:' || c.receipt_id AND l.sku = k.what) l
+                 ON l.total IS NOT NULL
+         WHERE t.amount + o.amount <> k.granted OR coalesce(l.total, 0) <> t.amount
+            OR r.status <> 'charged_back'
+        """,
+        needs=("receipts", "chargebacks", "player_debts"),
+    ),
+    Check(
+        "what players owe is what chargebacks left owed less what top-ups repaid",
+        """
+        WITH owed AS (
+            SELECT c.game_id, c.player_id, e->>'currency' AS currency,
+                   sum((e->>'amount')::bigint) AS amount
+              FROM chargebacks c CROSS JOIN LATERAL jsonb_array_elements(c.owed) e
+             WHERE e ? 'currency' GROUP BY 1, 2, 3),
+        repaid AS (
+            SELECT game_id, player_id, currency, -sum(delta) AS amount FROM ledger_entries
+             WHERE kind = 'chargeback' AND reference LIKE 'repay:%' GROUP BY 1, 2, 3)
+        SELECT format('debt %s/%s/%s: owed %s, repaid %s, but %s is recorded', game_id,
+                      player_id, currency, coalesce(o.amount, 0), coalesce(p.amount, 0),
+                      coalesce(d.amount, 0)) AS line
+          FROM owed o
+          FULL JOIN repaid p USING (game_id, player_id, currency)
+          FULL JOIN player_debts d USING (game_id, player_id, currency)
+         WHERE coalesce(o.amount, 0) - coalesce(p.amount, 0) <> coalesce(d.amount, 0)
+        """,
+        needs=("receipts", "chargebacks", "player_debts"),
+    ),
+]
+
+
 def audit(conn: psycopg.Connection) -> list[str]:
     """Every violation found, as readable lines; an empty list means the books balance.
     Runs in one REPEATABLE READ snapshot (unless already inside a transaction), so a busy

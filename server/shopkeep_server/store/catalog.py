@@ -8,13 +8,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from . import offers, rules
+from . import events, offers, rules
 from .rules import MAX_AMOUNT, CatalogSchema
 
 _catalog_schema = CatalogSchema()
@@ -28,7 +29,7 @@ LIVE_CHANNEL = "shopkeep_catalog_live"
 
 # A catalog's lists beyond currencies and items (issue 15): a catalog stored before they
 # existed has none of them, as loading it fills in.
-CATALOG_PARTS = ("segments", "offers", "promo_codes")
+CATALOG_PARTS = ("products", "segments", "offers", "promo_codes")
 
 
 def with_parts(content: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +94,46 @@ def _entry_errors(data: dict[str, Any]) -> dict[str, list[str]]:
                     fail(f"{path}.sku", "a bundle cannot hold another bundle")
             elif content["currency"] not in codes:
                 fail(f"{path}.currency", "not a currency of this catalog")
+    _product_errors(data.get("products", []), codes, kinds, fail)
     return errors
+
+
+def _product_errors(
+    products: list[dict[str, Any]],
+    codes: set[str],
+    kinds: dict[str, str],
+    fail: Callable[[str, str], None],
+) -> None:
+    """Real-money products: unique ids, each store id sold by one product only, and grants
+    of this catalog's currencies and items (one entry per currency and per sku)."""
+    ids: set[str] = set()
+    store_ids: dict[tuple[str, str], str] = {}
+    for index, product in enumerate(products):
+        path = f"products.{index}"
+        if product["id"] in ids:
+            fail(f"{path}.id", f"{product['id']} appears twice")
+        ids.add(product["id"])
+        for store, store_id in product["store_ids"].items():
+            other = store_ids.setdefault((store, store_id), product["id"])
+            if other != product["id"]:
+                fail(f"{path}.store_ids.{store}", f"{store_id} is already product {other}")
+        granted_currencies = [c["currency"] for c in product["grants"]["currencies"]]
+        for c_index, currency in enumerate(granted_currencies):
+            if currency not in codes:
+                fail(
+                    f"{path}.grants.currencies.{c_index}.currency", "not a currency of this catalog"
+                )
+        if len(set(granted_currencies)) != len(granted_currencies):
+            fail(f"{path}.grants.currencies", "each currency may appear once")
+        granted_skus = [i["sku"] for i in product["grants"]["items"]]
+        for i_index, sku in enumerate(granted_skus):
+            kind = kinds.get(sku)
+            if kind is None:
+                fail(f"{path}.grants.items.{i_index}.sku", "not an item of this catalog")
+            elif kind == "bundle":
+                fail(f"{path}.grants.items.{i_index}.sku", "a product grants items, not bundles")
+        if len(set(granted_skus)) != len(granted_skus):
+            fail(f"{path}.grants.items", "each sku may appear once")
 
 
 def _normalized(data: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +146,12 @@ def _normalized(data: dict[str, Any]) -> dict[str, Any]:
                 "available_until": rules.format_timestamp(item["available_until"]),
             }
         )
-    return {"currencies": data["currencies"], "items": items, **offers.normalized_parts(data)}
+    return {
+        "currencies": data["currencies"],
+        "items": items,
+        "products": data["products"],
+        **offers.normalized_parts(data),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +218,29 @@ def publish(
     """Publishes the draft (or ``content``) as the next version, live at once. The caller's
     transaction holds it, so a purchase sees the old version or the new one, never a mix.
     With ``if_match`` (the draft's ETag) only that exact draft is published."""
+    published = _publish(
+        conn,
+        game,
+        actor=actor,
+        notes=notes,
+        stock_buckets=stock_buckets,
+        content=content,
+        if_match=if_match,
+    )
+    events.emit(conn, game, "catalog.published", published)
+    return published
+
+
+def _publish(
+    conn: psycopg.Connection,
+    game: str,
+    *,
+    actor: str,
+    notes: str,
+    stock_buckets: int,
+    content: dict[str, Any] | None,
+    if_match: str | None,
+) -> dict[str, Any]:
     row = conn.execute(
         "SELECT draft, draft_revision FROM games WHERE id = %s FOR UPDATE", (game,)
     ).fetchone()
@@ -207,6 +275,8 @@ def publish(
         " available_from timestamptz, available_until timestamptz)",
         (version_id, Jsonb(content["items"])),
     )
+    if content["products"]:
+        _publish_products(conn, version_id, content["products"])
     offers.publish_parts(conn, game, version_id, content)
     # Stock is live state: created the first time a limited sku is published, then only
     # changed by purchases and restocks; a later version's `stock` does not reset it.
@@ -231,6 +301,19 @@ def publish(
     }
 
 
+def _publish_products(
+    conn: psycopg.Connection, version_id: int, products: list[dict[str, Any]]
+) -> None:
+    """The version's real-money products as rows, one per store that sells each."""
+    conn.execute(
+        "INSERT INTO catalog_products (version_id, store, store_product_id, product_id, grants)"
+        " SELECT %s, s.key, s.value, p.id, (p.grants->'currencies') || (p.grants->'items')"
+        " FROM jsonb_to_recordset(%s) AS p(id text, store_ids jsonb, grants jsonb),"
+        " jsonb_each_text(p.store_ids) AS s",
+        (version_id, Jsonb(products)),
+    )
+
+
 def rollback(
     conn: psycopg.Connection, game: str, *, version: int, actor: str, stock_buckets: int
 ) -> dict[str, Any]:
@@ -241,14 +324,17 @@ def rollback(
     ).fetchone()
     if row is None:
         raise NotFound(f"no version {version}")
-    return publish(
+    published = _publish(
         conn,
         game,
         actor=actor,
         notes=f"rollback to version {version}",
         stock_buckets=stock_buckets,
         content=row[0],
+        if_match=None,
     )
+    events.emit(conn, game, "catalog.rolled_back", {**published, "restored_version": version})
+    return published
 
 
 def list_versions(conn: psycopg.Connection, game: str) -> list[dict[str, Any]]:
@@ -400,7 +486,7 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
             "SELECT content FROM catalog_versions WHERE id = %s", (version_id,)
         ).fetchone()
         assert row is not None
-        content = {"version": version, **row[0]}
+        content = {"version": version, **with_parts(row[0])}
         served = offers.served_content(row[0], version)
         body = json.dumps(served, separators=(",", ":"), ensure_ascii=False).encode()
         entry = LiveCatalog(
@@ -484,4 +570,6 @@ def restock(
     )
     remaining = conn.execute("SELECT sk_stock_remaining(%s, %s)", (game, sku)).fetchone()
     assert remaining is not None
-    return {"sku": sku, "remaining": remaining[0]}
+    restocked = {"sku": sku, "remaining": remaining[0]}
+    events.emit(conn, game, "stock.restocked", {**restocked, "added": add})
+    return restocked

@@ -194,6 +194,8 @@ def served_content(content: Mapping[str, Any], version: int) -> dict[str, Any]:
         "locale": None,
         "currencies": content["currencies"],
         "items": items,
+        # The real-money products: what a game's top-up screen offers (docs/stores.md).
+        "products": content.get("products", []),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -141,6 +142,46 @@ def currency_field(**kwargs: Any) -> fields.String:
 def reason_field(**kwargs: Any) -> Text:
     # One line: a reason is a label in ledgers and support tools, not a letter.
     return text_field(min_length=1, max_length=500, **kwargs)
+
+
+# Webhook endpoints: https anywhere; plain http only to this machine, for development.
+WEBHOOK_URL_MAX_LENGTH = 2000
+WEBHOOK_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+WEBHOOK_URL_MESSAGE = "must be an https URL, or http to localhost, 127.0.0.1 or [::1]"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook endpoint, or None when it can."""
+    if has_control_characters(url) or any(c.isspace() for c in url):
+        return CONTROL_MESSAGE
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # a port that is not a number (or out of range) raises here
+    except ValueError:
+        return WEBHOOK_URL_MESSAGE
+    del port
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in ("https", "http"):
+        return WEBHOOK_URL_MESSAGE
+    if parts.scheme == "http" and host not in WEBHOOK_LOCAL_HOSTS:
+        return WEBHOOK_URL_MESSAGE
+    if parts.fragment:
+        return "must not have a #fragment"
+    return None
+
+
+class WebhookUrl(fields.String):
+    """A webhook endpoint's URL (see webhook_url_problem)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(min=1, max=WEBHOOK_URL_MAX_LENGTH), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        url = super()._deserialize(value, attr, data, **kwargs)
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise ValidationError(problem)
+        return url
 
 
 class Metadata(fields.Dict):
@@ -296,6 +337,61 @@ class ItemSchema(Schema):
             raise ValidationError(errors)
 
 
+# The app stores a product may be sold on: the keys of a product's `store_ids`, and the
+# `store` of a receipt and of a store's settings.
+STORES: tuple[str, ...] = ("app_store", "google_play", "steam")
+PRODUCT_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+# Store product ids: Apple's and Google's ids are dotted names, Steam's item ids are numbers.
+STORE_PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,149}$"
+
+
+class StoreIdsSchema(Schema):
+    """A product's id on each store that sells it (at least one)."""
+
+    app_store = fields.String(validate=_must_match(STORE_PRODUCT_ID_PATTERN))
+    google_play = fields.String(validate=_must_match(STORE_PRODUCT_ID_PATTERN))
+    steam = fields.String(validate=_must_match(STORE_PRODUCT_ID_PATTERN))
+
+    @validates_schema
+    def _at_least_one(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError(f"name the product's id on at least one of {', '.join(STORES)}")
+
+
+class GrantedCurrencySchema(Schema):
+    currency = currency_field(required=True)
+    amount = amount_field(required=True)
+
+
+class GrantedItemSchema(Schema):
+    sku = sku_field(required=True)
+    quantity = quantity_field(required=True)
+
+
+class ProductGrantsSchema(Schema):
+    """What one purchase of a product gives: currencies and/or items."""
+
+    currencies = fields.List(
+        fields.Nested(GrantedCurrencySchema), load_default=list, validate=validate.Length(max=10)
+    )
+    items = fields.List(
+        fields.Nested(GrantedItemSchema), load_default=list, validate=validate.Length(max=50)
+    )
+
+    @validates_schema
+    def _gives_something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data["currencies"] and not data["items"]:
+            raise ValidationError("a product must grant a currency or an item")
+
+
+class ProductSchema(Schema):
+    """A real-money product: sold by the app stores, it grants currencies and items."""
+
+    id = fields.String(required=True, validate=_must_match(PRODUCT_ID_PATTERN))
+    store_ids = fields.Nested(StoreIdsSchema, required=True)
+    grants = fields.Nested(ProductGrantsSchema, required=True)
+
+
 class SegmentSchema(Schema):
     """A named rule over a player's attributes (the language: store/segments.py)."""
 
@@ -373,6 +469,9 @@ class CatalogSchema(Schema):
     items = fields.List(
         fields.Nested(ItemSchema), required=True, validate=validate.Length(max=5000)
     )
+    products = fields.List(
+        fields.Nested(ProductSchema), load_default=list, validate=validate.Length(max=500)
+    )
     segments = fields.List(
         fields.Nested(SegmentSchema), load_default=list, validate=validate.Length(max=100)
     )
@@ -408,6 +507,7 @@ def load_defaults(schema: Schema) -> dict[str, Any]:
 # Field names in declaration order (the order a written catalog file uses).
 CURRENCY_FIELDS: tuple[str, ...] = tuple(CurrencySchema().fields)
 ITEM_FIELDS: tuple[str, ...] = tuple(ItemSchema().fields)
+PRODUCT_FIELDS: tuple[str, ...] = tuple(ProductSchema().fields)
 CURRENCY_DEFAULTS: dict[str, Any] = load_defaults(CurrencySchema())
 ITEM_DEFAULTS: dict[str, Any] = load_defaults(ItemSchema())
 TIMESTAMP_FIELDS: tuple[str, ...] = tuple(

@@ -2,7 +2,8 @@
 
 Each page lives in a module of its own: signin (sign in and out, the session of a request),
 overview (the catalog page and changes made from it), editing (one item or currency),
-publishing (review, publish, history, roll back) and support (players and refunds).
+publishing (review, publish, history, roll back), support (players and refunds) and
+webhooks (endpoints, their secrets and delivery log).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from . import editing, offers, overview, page, publishing, signin, support
+from . import editing, offers, overview, page, publishing, signin, support, webhooks
 
 blp = Blueprint(
     "studio_web",
@@ -46,6 +47,14 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/rollback", "rollback", publishing.rollback, POST),
     ("/players", "player_page", support.player_page, GET),
     ("/players/<player_id>/refund", "refund", support.refund, POST),
+    ("/webhooks", "webhooks_page", webhooks.webhooks_page, GET),
+    ("/webhooks/add", "add_webhook", webhooks.add_webhook, POST),
+    ("/webhooks/<webhook_id>", "webhook_page", webhooks.webhook_page, GET),
+    ("/webhooks/<webhook_id>/rotate", "rotate_webhook_secret", webhooks.rotate_secret, POST),
+    ("/webhooks/<webhook_id>/disable", "disable_webhook", webhooks.disable, POST),
+    ("/webhooks/<webhook_id>/enable", "enable_webhook", webhooks.enable, POST),
+    ("/webhooks/<webhook_id>/delete", "delete_webhook", webhooks.delete, POST),
+    ("/webhooks/<webhook_id>/redeliver", "redeliver_webhook", webhooks.redeliver, POST),
     ("/offers", "offers_page", offers.offers_page, GET),
     ("/offers/parts", "save_offer_parts", offers.save_parts, POST),
     ("/offers/codes", "create_code", offers.create_code, POST),

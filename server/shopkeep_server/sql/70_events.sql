@@ -1,0 +1,183 @@
+-- Events: written by the transaction that makes their effect (the outbox, migration 0006), and
+-- positioned afterwards by the sequencer, so the feed (store/events.py) never skips one.
+--
+-- Each operation adds one call line: sk_purchase and sk_refund call sk_purchase_event,
+-- sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py calls sk_emit_event
+-- for publish, rollback and restock. An operation that is refused raises before its call line
+-- (or rolls its subtransaction back), so a refusal writes no event. The types written here are
+-- the ones store/events.py lists (EVENT_TYPES), and a test checks both agree.
+
+-- Writes one event of this transaction, without a position yet. No pg_notify: it would make
+-- every commit of the money path wait in one line (sequencer.py says why and how much); the
+-- sequencers poll, and the feed positions what is waiting before it reads.
+CREATE OR REPLACE FUNCTION sk_emit_event(
+    p_game text, p_type text, p_player text, p_data jsonb
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO events (game_id, type, player_id, data) VALUES (p_game, p_type, p_player, p_data);
+$$;
+
+-- The ledger rows an operation wrote for a player, oldest first, in the API's ledger shape.
+-- p_rows is how many the operation wrote at most: the newest rows of the player are read
+-- backwards through the primary key and the scan stops there, so the cost does not grow with
+-- the player's history (a reference names one operation, so every row found is its own).
+CREATE OR REPLACE FUNCTION sk_event_ledger(
+    p_game text, p_player text, p_reference text, p_rows integer
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(sk_ledger_entry_json(e) ORDER BY e.id), '[]')
+      FROM (SELECT * FROM ledger_entries
+             WHERE game_id = p_game AND player_id = p_player AND reference = p_reference
+             ORDER BY id DESC LIMIT p_rows) e
+$$;
+
+CREATE OR REPLACE FUNCTION sk_event_item_ledger(
+    p_game text, p_player text, p_reference text, p_rows integer
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(sk_item_ledger_entry_json(e) ORDER BY e.id), '[]')
+      FROM (SELECT * FROM item_ledger
+             WHERE game_id = p_game AND player_id = p_player AND reference = p_reference
+             ORDER BY id DESC LIMIT p_rows) e
+$$;
+
+-- How many currency rows (price and granted currencies) and item rows (granted items) a
+-- purchase, its refund or a grant writes at most: what sk_event_ledger may stop after.
+CREATE OR REPLACE FUNCTION sk_granted_rows(p_granted jsonb, p_key text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT count(*)::integer FROM jsonb_array_elements(p_granted) e WHERE e ? p_key
+$$;
+
+-- purchase.completed (p_type) or purchase.refunded: the purchase as the API shows it and the
+-- rows the operation wrote. A purchase that may have sold a limited item out (it left a bucket
+-- empty, or it took a hold's units: p_may_sell_out) checks with sk_check_sold_out.
+CREATE OR REPLACE FUNCTION sk_purchase_event(
+    p_type text, p_purchase purchases, p_may_sell_out boolean DEFAULT false
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    -- The references the operations wrote their rows under (an offer's purchase names it).
+    v_reference text := CASE p_type WHEN 'purchase.refunded' THEN 'refund:' || p_purchase.id
+                        ELSE sk_purchase_reference(p_purchase.id, p_purchase.offer_id) END;
+    v_currency_rows integer := (p_purchase.total_price > 0)::integer
+                               + sk_granted_rows(p_purchase.granted, 'currency');
+BEGIN
+    PERFORM sk_emit_event(p_purchase.game_id, p_type, p_purchase.player_id,
+        jsonb_build_object(
+            'purchase', sk_purchase_json(p_purchase),
+            'ledger', sk_event_ledger(p_purchase.game_id, p_purchase.player_id, v_reference,
+                                      v_currency_rows),
+            'item_ledger', sk_event_item_ledger(p_purchase.game_id, p_purchase.player_id,
+                                                v_reference,
+                                                sk_granted_rows(p_purchase.granted, 'sku'))));
+    IF p_may_sell_out THEN
+        PERFORM sk_check_sold_out(p_purchase.game_id, p_purchase.sku, p_purchase.player_id);
+    END IF;
+END $$;
+
+-- grant.created: the grant as the API shows it (sk_grant_json) and the rows it wrote.
+CREATE OR REPLACE FUNCTION sk_grant_event(p_game text, p_grant jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_player text := p_grant->>'player_id';
+    v_reference text := 'grant:' || (p_grant->>'id');
+BEGIN
+    PERFORM sk_emit_event(p_game, 'grant.created', v_player,
+        jsonb_build_object(
+            'grant', p_grant,
+            'ledger', sk_event_ledger(p_game, v_player, v_reference,
+                                      sk_granted_rows(p_grant->'granted', 'currency')),
+            'item_ledger', sk_event_item_ledger(p_game, v_player, v_reference,
+                                                sk_granted_rows(p_grant->'granted', 'sku'))));
+END $$;
+
+-- item.consumed: the API's answer (the sku and how many are left) and the item ledger row.
+CREATE OR REPLACE FUNCTION sk_consume_event(
+    p_game text, p_player text, p_sku text, p_left bigint, p_reference text
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sk_emit_event(p_game, 'item.consumed', p_player,
+        jsonb_build_object(
+            'sku', p_sku, 'quantity', p_left, 'ledger', '[]'::jsonb,
+            'item_ledger', sk_event_item_ledger(p_game, p_player, p_reference, 1)));
+END $$;
+
+-- stock.sold_out, exactly once per sell-out: when a sale leaves no unit of a limited item
+-- unsold, none in the buckets and none in a hold (an active hold's units may still come back:
+-- released, or expired and put back). Placing a hold never sells an item out.
+--
+-- Every sale that may be the last comes here, after its units are taken: a purchase that left
+-- a bucket empty (holding that bucket's lock) or took a hold's units (holding the hold's). A
+-- lock per (game, sku) puts them in a line, and each looks in a snapshot taken after it got the
+-- lock (a new statement of a volatile function, under READ COMMITTED): the one that finds
+-- nothing left is the last, since every sale before it in the line has committed. Two buyers
+-- emptying the last two buckets at once would each see the other's bucket unchanged without
+-- the line, and neither would say "sold out". The rest of a drop never takes the lock.
+CREATE OR REPLACE FUNCTION sk_check_sold_out(p_game text, p_sku text, p_player text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- The two-key form: a space of its own, apart from the single-key locks (migrations, purges).
+    PERFORM pg_advisory_xact_lock(x'5E0B'::integer, hashtext(p_game || '/' || p_sku));
+    IF NOT EXISTS (SELECT FROM stock_buckets
+                    WHERE game_id = p_game AND sku = p_sku AND remaining > 0)
+       AND NOT EXISTS (SELECT FROM holds
+                        WHERE game_id = p_game AND sku = p_sku AND status = 'active') THEN
+        PERFORM sk_emit_event(p_game, 'stock.sold_out', p_player,
+                              jsonb_build_object('sku', p_sku, 'remaining', 0));
+    END IF;
+END $$;
+
+-- The sequencer: gives the next positions of each game to up to p_batch committed events still
+-- without one, in seq order (a per-game prefix of the rows it can see). One process at a time
+-- (an advisory lock, held until this transaction ends): the statement that positions the rows
+-- takes its snapshot only after the lock is held, so it sees every row the previous holder saw.
+-- Returns how many rows of each type got a position ({"purchase.completed": 3, ...}; every
+-- committed event is counted once, by the pass that positions it), or NULL when another
+-- process held the lock (for p_wait_ms, 0 meaning not at all): that process does the work.
+--
+-- Why no event is lost: a row is positioned only once it is visible (committed), positions only
+-- grow, and a row that commits after a pass is positioned by a later pass, above every position
+-- given before. Per player, the wallet lock makes a player's earlier event commit before a later
+-- one is inserted, so any snapshot that sees the later one sees the earlier one too: per-player
+-- order is position order.
+CREATE OR REPLACE FUNCTION sk_position_events(p_batch integer, p_wait_ms integer)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_positioned jsonb;
+BEGIN
+    IF p_wait_ms > 0 THEN
+        BEGIN
+            PERFORM set_config('lock_timeout', p_wait_ms::text || 'ms', true);
+            PERFORM pg_advisory_xact_lock(x'5E0B0012'::bigint);
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN NULL;
+        END;
+        PERFORM set_config('lock_timeout', '0', true);
+    ELSIF NOT pg_try_advisory_xact_lock(x'5E0B0012'::bigint) THEN
+        RETURN NULL;
+    END IF;
+    WITH pending AS (
+        SELECT w.game_id, w.seq, row_number() OVER (PARTITION BY w.game_id ORDER BY w.seq) AS n
+          FROM (SELECT game_id, seq FROM events WHERE id IS NULL ORDER BY seq LIMIT p_batch) w
+    ), added AS (
+        SELECT game_id, max(n) AS count FROM pending GROUP BY game_id
+    ), counters AS (
+        INSERT INTO event_positions AS p (game_id, last_id)
+        SELECT game_id, count FROM added
+        ON CONFLICT (game_id) DO UPDATE SET last_id = p.last_id + EXCLUDED.last_id
+        RETURNING p.game_id, p.last_id
+    ), positioned AS (
+        UPDATE events e SET id = c.last_id - a.count + w.n
+          FROM pending w
+          JOIN added a USING (game_id)
+          JOIN counters c USING (game_id)
+         WHERE e.game_id = w.game_id AND e.seq = w.seq
+        RETURNING e.type
+    )
+    SELECT coalesce(jsonb_object_agg(type, n), '{}') INTO v_positioned
+      FROM (SELECT type, count(*) AS n FROM positioned GROUP BY type) t;
+    RETURN v_positioned;
+END $$;
+
+-- An event as the feed shows it and a webhook delivers it (one shape for both).
+CREATE OR REPLACE FUNCTION sk_event_json(e events) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('id', e.id, 'type', e.type, 'player_id', e.player_id,
+                              'created_at', sk_ts(e.created_at), 'data', e.data)
+$$;

@@ -1,0 +1,168 @@
+"""Receipts: a player's proof that an app store was paid, credited exactly once.
+
+A redemption is four short steps, never one long transaction around a call to a store:
+
+1. the idempotency key's stored outcome, read without claiming it: a replay never asks the
+   store again;
+2. the store checks the proof (App Store offline, Google Play and Steam over HTTP). A store that
+   does not answer is ``store_unavailable`` (503, Retry-After) and nothing has changed;
+3. the product must be one of the live catalog's, and only then does the store hear that the
+   purchase is taken (Google's acknowledge, Steam's FinalizeTxn): a proof for an unknown
+   product is left unacknowledged;
+4. ``sk_redeem_receipt`` (sql/64_receipts.sql) credits it with its ledger rows and stores the
+   outcome with the key, in one statement; the unique (game, store, transaction) makes a
+   second credit impossible whoever sends it, and whenever.
+
+A crash between 3 and 4 loses nothing: the client re-sends the same request with the same key
+(the SDK's journal does), the store says the purchase is already acknowledged or finalized, and
+step 4 runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+
+from ..config import Config
+from ..errors import IdempotencyKeyReused, ReceiptInvalid
+from . import app_store, google_play, steam
+from .idempotency import IdempotencyKey, Outcome, run_operation
+from .store_accounts import StoreAccount, load_account
+
+T = TypeVar("T")
+# Runs one unit of store work on a pooled connection (runtime.with_connection).
+Runner = Callable[[Callable[[psycopg.Connection], T]], T]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifiedPurchase:
+    """What a store vouched for. ``confirm`` tells the store the purchase is taken (run once the
+    product is known to the catalog, before the credit); None when the store needs nothing."""
+
+    store: str
+    transaction_id: str
+    store_product_id: str
+    confirm: Callable[[], None] | None = None
+
+
+def verify(account: StoreAccount, proof: dict[str, Any], config: Config) -> VerifiedPurchase:
+    """Asks the proof's store; raises receipt_invalid or store_unavailable."""
+    store = account.store
+    if store == "app_store":
+        found = app_store.verify_transaction(account, proof["signed_transaction"])
+        return VerifiedPurchase(store, found.transaction_id, found.product_id)
+    if store == "google_play":
+        purchase = google_play.check_purchase(
+            account, config, product_id=proof["product_id"], token=proof["purchase_token"]
+        )
+        return VerifiedPurchase(
+            store,
+            purchase.order_id,
+            purchase.product_id,
+            confirm=None
+            if purchase.acknowledged
+            else lambda: google_play.acknowledge(account, config, purchase),
+        )
+    order = steam.query_order(account, config, order_id=proof["order_id"])
+    return VerifiedPurchase(
+        store,
+        order.trans_id,
+        order.item_id,
+        confirm=None if order.finalized else lambda: steam.finalize(account, config, order),
+    )
+
+
+def stored_outcome(
+    conn: psycopg.Connection, game: str, player: str, key: IdempotencyKey
+) -> Outcome | None:
+    """The outcome stored with this key, if any, without claiming the key (that is
+    sk_redeem_receipt's, in the transaction that credits)."""
+    row = conn.execute(
+        "SELECT fingerprint, status, response_body FROM idempotency_keys"
+        " WHERE game_id = %s AND subject = %s AND key = %s",
+        (game, player, key.value),
+    ).fetchone()
+    if row is None:
+        return None
+    fingerprint, status, body = row
+    if fingerprint != key.fingerprint:
+        raise IdempotencyKeyReused()
+    return None if status is None else Outcome(status=status, body=body, replayed=True)
+
+
+def product_of(conn: psycopg.Connection, game: str, store: str, store_product_id: str) -> str:
+    """The live catalog's product sold on ``store`` as ``store_product_id``."""
+    row = conn.execute(
+        "SELECT p.product_id FROM games g JOIN catalog_products p"
+        " ON p.version_id = g.live_version_id WHERE g.id = %s AND p.store = %s"
+        " AND p.store_product_id = %s",
+        (game, store, store_product_id),
+    ).fetchone()
+    if row is None:
+        raise ReceiptInvalid(
+            f"no product of the live catalog is {store_product_id} on {store}",
+            details={"reason": "unknown_product"},
+        )
+    product: str = row[0]
+    return product
+
+
+_REDEEM = (
+    "SELECT status, body, replayed FROM sk_redeem_receipt("
+    "%s, %s, %s, %s, %s::integer, %s::integer, %s, %s, %s, %s)"
+)
+
+
+def credit(
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    purchase: VerifiedPurchase,
+    *,
+    key: IdempotencyKey,
+) -> Outcome:
+    """Credits a verified purchase, exactly once (sk_redeem_receipt lists its checks)."""
+    return run_operation(
+        conn,
+        _REDEEM,
+        (
+            game,
+            player,
+            key.value,
+            key.fingerprint,
+            key.ttl_seconds,
+            key.wait_ms,
+            key.request_id,
+            purchase.store,
+            purchase.transaction_id,
+            purchase.store_product_id,
+        ),
+    )
+
+
+def redeem(
+    run: Runner[Any],
+    config: Config,
+    game: str,
+    player: str,
+    proof: dict[str, Any],
+    *,
+    key: IdempotencyKey,
+) -> Outcome:
+    """Redeems ``proof`` (the request body: ``store`` and that store's fields) for ``player``,
+    in the four steps of this module's docstring."""
+    stored: Outcome | None = run(lambda conn: stored_outcome(conn, game, player, key))
+    if stored is not None:
+        return stored
+    account: StoreAccount = run(lambda conn: load_account(conn, game, proof["store"]))
+    if proof["store"] == "steam":
+        steam.check_order_owner(run, game, player, proof["order_id"])
+    purchase = verify(account, proof, config)
+    run(lambda conn: product_of(conn, game, purchase.store, purchase.store_product_id))
+    if purchase.confirm is not None:
+        purchase.confirm()
+    outcome: Outcome = run(lambda conn: credit(conn, game, player, purchase, key=key))
+    return outcome

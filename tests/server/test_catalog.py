@@ -60,7 +60,7 @@ def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     assert live_view.pop("locale") is None
     for item in live_view["items"]:
         assert item.pop("price_for_you") == [{**p, "offer_id": None} for p in item["prices"]]
-    content = {"currencies": live_view["currencies"], "items": live_view["items"]}
+    content = {part: live_view[part] for part in ("currencies", "items", "products")}
     # the fixture published through the draft
     assert draft == {**content, "segments": [], "offers": [], "promo_codes": []}
     potion = next(i for i in content["items"] if i["sku"] == "potion")

@@ -326,6 +326,7 @@ class LiveCatalogSchema(Schema):
     )
     currencies = _list(SentCurrencySchema)
     items = _list(LiveItemSchema)
+    products = _list(SentProductSchema)
 
 
 class RedeemRequestSchema(Schema):

@@ -101,14 +101,6 @@ ERRORS: tuple[ErrorCode, ...] = (
         sqlstate=SQLSTATE_FINAL,
     ),
     ErrorCode("not_enough_items", 409, _FINAL, "not enough items", sqlstate=SQLSTATE_FINAL),
-    ErrorCode("code_exhausted", 409, _FINAL, "this code has been used up", sqlstate=SQLSTATE_FINAL),
-    ErrorCode(
-        "code_already_redeemed",
-        409,
-        _FINAL,
-        "this code was redeemed already",
-        sqlstate=SQLSTATE_FINAL,
-    ),
     ErrorCode(
         "receipt_already_used",
         409,
@@ -121,6 +113,14 @@ ERRORS: tuple[ErrorCode, ...] = (
         409,
         _FINAL,
         "the player owes a charged-back amount: a top-up repays it first",
+        sqlstate=SQLSTATE_FINAL,
+    ),
+    ErrorCode("code_exhausted", 409, _FINAL, "this code has been used up", sqlstate=SQLSTATE_FINAL),
+    ErrorCode(
+        "code_already_redeemed",
+        409,
+        _FINAL,
+        "this code was redeemed already",
         sqlstate=SQLSTATE_FINAL,
     ),
     # A limit of the catalog's risk policy (docs/api.md, "Risk"): stored with the key, so a

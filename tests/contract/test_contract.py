@@ -32,12 +32,9 @@ from .sdk_view import NOT_IN_SDK, SDK_READERS, kept, sdk_problems
 # Shapes that are either one thing or another ({sku, quantity} or {currency, amount}), or some
 # of several (a product's store ids: the stores that sell it): no field of theirs is always
 # present, and the schema's own rule says which must be.
-EITHER_OR = {"Granted", "Content", "StoreIds"}
-# Shapes that are either one thing or another ({sku, quantity} or {currency, amount}): no field
-# of theirs is always present, and the schema's own rule says which pair must be.
 # An item's text in one locale holds its name, its description or both (the item's own
 # text stands in for what it leaves out).
-EITHER_OR = {"Granted", "Content", "LocalizedText"}
+EITHER_OR = {"Granted", "Content", "StoreIds", "LocalizedText"}
 
 
 class Shop:

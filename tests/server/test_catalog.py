@@ -60,8 +60,7 @@ def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     assert live_view.pop("locale") is None
     for item in live_view["items"]:
         assert item.pop("price_for_you") == [{**p, "offer_id": None} for p in item["prices"]]
-    content = {"currencies": live_view["currencies"], "items": live_view["items"]}
-    assert live_view["products"] == []
+    content = {part: live_view[part] for part in ("currencies", "items", "products")}
     assert draft.pop("risk") is None  # the studio's risk policy: never in the live catalog
     # the fixture published through the draft
     assert draft == {**content, "products": [], "segments": [], "offers": [], "promo_codes": []}

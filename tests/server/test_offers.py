@@ -164,7 +164,7 @@ def test_the_etag_covers_the_players_view(client: Any, conn: psycopg.Connection)
     )
     assert other.status_code == 200
     # Segments, offers and codes stay with the studio.
-    assert set(vet.get_json()) == {"version", "locale", "currencies", "items"}
+    assert set(vet.get_json()) == {"version", "locale", "currencies", "items", "products"}
 
 
 def test_an_offers_per_player_limit_then_the_list_price(

@@ -319,20 +319,6 @@ class Background:
             self._client.player_purchases_page, player_id, limit=limit, cursor=cursor
         )
 
-    def place_hold(
-        self, sku: str, quantity: int = 1, *, idempotency_key: str | None = None
-    ) -> Handle[Hold]:
-        """:meth:`StoreClient.place_hold` in the background."""
-        return self.submit(self._client.place_hold, sku, quantity, idempotency_key=idempotency_key)
-
-    def get_hold(self, hold_id: str) -> Handle[Hold]:
-        """:meth:`StoreClient.get_hold` in the background."""
-        return self.submit(self._client.get_hold, hold_id)
-
-    def release_hold(self, hold_id: str) -> Handle[Hold]:
-        """:meth:`StoreClient.release_hold` in the background."""
-        return self.submit(self._client.release_hold, hold_id)
-
     def events(
         self,
         *,

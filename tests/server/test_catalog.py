@@ -63,7 +63,7 @@ def test_edit_publish_and_serve_new_price(client, game: Game) -> None:
     content = {part: live_view[part] for part in ("currencies", "items", "products")}
     assert draft.pop("risk") is None  # the studio's risk policy: never in the live catalog
     # the fixture published through the draft
-    assert draft == {**content, "products": [], "segments": [], "offers": [], "promo_codes": []}
+    assert draft == {**content, "segments": [], "offers": [], "promo_codes": []}
     potion = next(i for i in content["items"] if i["sku"] == "potion")
     potion["prices"] = [{"currency": "COINS", "amount": 60}]
     put = _put(client, game, content, etag)

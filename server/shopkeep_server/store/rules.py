@@ -441,6 +441,8 @@ class OfferSchema(Schema):
         if len(kinds) != 1:
             errors["_schema"] = ["give exactly one of price, discount_percent, discount_amount"]
         _window_rules(data, errors)
+        if errors:
+            raise ValidationError(errors)
 
 
 # The risk policy (docs/api.md, "Risk"; enforced by sql/65_risk.sql). Windows are rolling, in

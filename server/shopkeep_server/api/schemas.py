@@ -403,16 +403,8 @@ class VersionListSchema(Schema):
     versions = _list(VersionSummarySchema)
 
 
-class VersionDetailSchema(VersionSummarySchema):
-    currencies = _list(SentCurrencySchema)
-    items = _list(SentItemSchema)
-    products = _list(SentProductSchema)
-    segments = _list(SegmentSchema)
-    offers = _list(SentOfferSchema)
-    promo_codes = _list(SentPromoCodeSchema)
-    risk = fields.Nested(
-        SentRiskSchema, required=True, allow_none=True, metadata={"description": "null: no policy"}
-    )
+class VersionDetailSchema(VersionSummarySchema, SentCatalogSchema):
+    """A published version: its summary and its whole catalog, as a draft is sent."""
 
 
 class RestockResultSchema(Schema):

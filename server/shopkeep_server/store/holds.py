@@ -14,14 +14,21 @@ from typing import Any
 import psycopg
 
 from ..errors import NotFound
-from .idempotency import IdempotencyKey, Outcome, domain_errors, run_operation
-from .players import _key_params as key_params
+from .idempotency import (
+    KEY_ARGS,
+    IdempotencyKey,
+    Outcome,
+    domain_errors,
+    key_params,
+    run_operation,
+)
 from .rules import MAX_HELD_UNITS
 
-# Starts with the key's parameters, as every keyed money function of players.py does.
+# Starts with the key's parameters, as every keyed money operation does.
 _PLACE = (
     "SELECT status, body, replayed FROM sk_place_hold("
-    "%s, %s, %s, %s, %s::integer, %s::integer, %s, %s, %s::integer, %s::integer, %s::integer)"
+    + KEY_ARGS
+    + ", %s, %s::integer, %s::integer, %s::integer)"
 )
 
 

@@ -55,6 +55,16 @@ class IdempotencyKey:
     wait_ms: int
 
 
+def key_params(game: str, subject: str, key: IdempotencyKey) -> tuple[Any, ...]:
+    """The parameters every money operation's SQL function starts with (``KEY_ARGS``)."""
+    return (game, subject, key.value, key.fingerprint, key.ttl_seconds, key.wait_ms, key.request_id)
+
+
+# The placeholders of key_params in an operation's statement: each sk_ operation takes the game,
+# the subject, the key, its fingerprint, its TTL, its wait and the request id first.
+KEY_ARGS = "%s, %s, %s, %s, %s::integer, %s::integer, %s"
+
+
 def operation_fingerprint(operation: str, **arguments: Any) -> str:
     """A fingerprint for callers that are not HTTP requests (the demo's seeding, tests):
     sha256 of the operation's name and the canonical JSON of its arguments."""

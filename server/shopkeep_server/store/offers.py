@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from ..errors import NotFound
 from . import rules, segments
-from .idempotency import IdempotencyKey, Outcome, run_operation
+from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_operation
 
 # ---------------------------------------------------------------------------------------------
 # The catalog's segments, offers and promo codes: checks and normalized form
@@ -347,10 +347,7 @@ def put_attributes(
 # Promo codes and figures
 # ---------------------------------------------------------------------------------------------
 
-_REDEEM = (
-    "SELECT status, body, replayed FROM sk_redeem_code("
-    "%s, %s, %s, %s, %s::integer, %s::integer, %s, %s)"
-)
+_REDEEM = "SELECT status, body, replayed FROM sk_redeem_code(" + KEY_ARGS + ", %s)"
 
 
 def redeem(
@@ -361,13 +358,7 @@ def redeem(
         conn,
         _REDEEM,
         (
-            game,
-            player,
-            key.value,
-            key.fingerprint,
-            key.ttl_seconds,
-            key.wait_ms,
-            key.request_id,
+            *key_params(game, player, key),
             code,
         ),
     )

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 import psycopg
 
 from ..errors import NotFound, ValidationFailed
-from .idempotency import IdempotencyKey, Outcome, run_operation
+from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_operation
 
 MAX_PAGE = 200
 
@@ -27,12 +27,8 @@ class Money(TypedDict):
     amount: int
 
 
-def _key_params(game: str, subject: str, key: IdempotencyKey) -> tuple[Any, ...]:
-    return (game, subject, key.value, key.fingerprint, key.ttl_seconds, key.wait_ms, key.request_id)
-
-
-# Each statement starts with the key's parameters (_key_params), then the operation's own.
-_KEY_ARGS = "%s, %s, %s, %s, %s::integer, %s::integer, %s"
+# Each statement starts with the key's parameters (key_params), then the operation's own.
+_KEY_ARGS = KEY_ARGS
 _PURCHASE = (
     "SELECT status, body, replayed FROM sk_purchase("
     + _KEY_ARGS
@@ -67,7 +63,7 @@ def purchase(
         conn,
         _PURCHASE,
         (
-            *_key_params(game, player, key),
+            *key_params(game, player, key),
             sku,
             quantity,
             currency,
@@ -96,7 +92,7 @@ def grant(
     return run_operation(
         conn,
         _GRANT,
-        (*_key_params(game, actor, key), player, reason, currency, amount, sku, quantity),
+        (*key_params(game, actor, key), player, reason, currency, amount, sku, quantity),
     )
 
 
@@ -113,7 +109,7 @@ def refund(
     return run_operation(
         conn,
         _REFUND,
-        (*_key_params(game, actor, key), purchase_id, reason),
+        (*key_params(game, actor, key), purchase_id, reason),
     )
 
 
@@ -130,7 +126,7 @@ def consume(
     return run_operation(
         conn,
         _CONSUME,
-        (*_key_params(game, player, key), sku, quantity),
+        (*key_params(game, player, key), sku, quantity),
     )
 
 

@@ -29,7 +29,7 @@ import psycopg
 from ..config import Config
 from ..errors import IdempotencyKeyReused, ReceiptInvalid
 from . import app_store, google_play, steam
-from .idempotency import IdempotencyKey, Outcome, run_operation
+from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_operation
 from .store_accounts import StoreAccount, load_account
 
 T = TypeVar("T")
@@ -110,10 +110,7 @@ def product_of(conn: psycopg.Connection, game: str, store: str, store_product_id
     return product
 
 
-_REDEEM = (
-    "SELECT status, body, replayed FROM sk_redeem_receipt("
-    "%s, %s, %s, %s, %s::integer, %s::integer, %s, %s, %s, %s)"
-)
+_REDEEM = "SELECT status, body, replayed FROM sk_redeem_receipt(" + KEY_ARGS + ", %s, %s, %s)"
 
 
 def credit(
@@ -129,13 +126,7 @@ def credit(
         conn,
         _REDEEM,
         (
-            game,
-            player,
-            key.value,
-            key.fingerprint,
-            key.ttl_seconds,
-            key.wait_ms,
-            key.request_id,
+            *key_params(game, player, key),
             purchase.store,
             purchase.transaction_id,
             purchase.store_product_id,

@@ -181,6 +181,36 @@ def test_a_spent_top_up_leaves_debt_that_blocks_purchases_until_repaid(
     assert audit(conn) == []
 
 
+def test_the_freeze_policy_takes_back_and_freezes_the_player(
+    client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
+) -> None:
+    settings = {
+        "bundle_id": s.BUNDLE_ID,
+        "environment": "sandbox",
+        "root_certificates": [apple.root_pem()],
+        "chargeback_policy": "freeze",
+    }
+    put = client.put("/v1/admin/stores/app_store", json=settings, headers=shop.headers("studio"))
+    assert put.status_code == 200, put.get_json()
+    jws = top_up_on_the_app_store(client, shop, apple, transaction_id="3000777")
+    assert buy(client, shop, "tip").status_code == 201
+    assert notify(client, shop, apple, "REFUND", jws).get_json()["taken_back"] is True
+    assert balances(client, shop)["USD"] == 0
+
+    service = shop.headers("service", "backend")
+    risk = client.get("/v1/players/p1/risk", headers=service).get_json()
+    assert risk["frozen"] is True
+    assert risk["freeze"]["frozen_by"] == "store:app_store"
+    assert "3000777" in risk["freeze"]["reason"]
+    # Frozen: a purchase is refused before anything else, and changes nothing.
+    before = s.money_state(conn, shop.id)
+    refused = buy(client, shop, "potion")
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "account_frozen"
+    assert s.money_state(conn, shop.id) == before
+    assert audit(conn) == []
+
+
 def test_a_chargeback_takes_back_granted_items_as_far_as_they_are_left(
     client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
 ) -> None:

@@ -183,9 +183,9 @@ END $$;
 
 -- A store refunded or charged back the transaction p_transaction_id: what its receipt granted
 -- is taken back, as far as the player still has it (items in sku order, then currencies in
--- code order, ledger kind `chargeback`); under the policy `debt` (and `freeze`, until the risk
--- issue's freeze exists) the currency it could not take back becomes debt that blocks
--- purchases until a top-up repays it. Once per receipt: a second report of the same
+-- code order, ledger kind `chargeback`); the currency it could not take back becomes debt that
+-- blocks purchases until a top-up repays it. Under the policy `freeze` the caller
+-- (store/chargebacks.py) also freezes the player, in the same transaction. Once per receipt: a second report of the same
 -- transaction changes nothing. Returns the chargeback made, or NULL when there is nothing to
 -- take back (a transaction this game never credited, or one taken back before).
 CREATE OR REPLACE FUNCTION sk_chargeback(

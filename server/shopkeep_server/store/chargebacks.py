@@ -16,7 +16,7 @@ import psycopg
 
 from ..config import Config
 from ..errors import StoreError
-from . import app_store, google_play, steam
+from . import app_store, google_play, risk, steam
 from .receipts import Runner
 from .store_accounts import StoreAccount, accounts_on, load_account, save_poll_cursor
 
@@ -38,6 +38,16 @@ def take_back(
     ).fetchone()
     assert row is not None
     found: dict[str, Any] | None = row[0]
+    if found is not None and found["policy"] == "freeze":
+        # The game's policy: besides the debt, the player is frozen (the risk controls' freeze,
+        # in this transaction) until a studio member or the service unfreezes it.
+        risk.freeze(
+            conn,
+            game,
+            found["player_id"],
+            actor=f"store:{store}",
+            reason=f"{source}: transaction {transaction_id} taken back ({reason})",
+        )
     if found is not None:
         log.info(
             "chargeback of %s %s in %s: took %s, owed %s",

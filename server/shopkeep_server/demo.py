@@ -297,19 +297,7 @@ def keep_drops_live(
             return None
         version = catalog.get_version(conn, DEMO_GAME, live[1])
         # The risk policy goes along: moving the drops must not drop the game's limits.
-        content = {
-            part: version[part]
-            for part in (
-                "currencies",
-                "items",
-                "products",
-                "segments",
-                "offers",
-                "promo_codes",
-                "risk",
-            )
-            if part in version
-        }
+        content = catalog.content_of(version)
         drops = [item for item in content["items"] if item["sku"] in fresh]
         over = {
             offer["id"]

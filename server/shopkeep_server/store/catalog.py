@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -35,6 +35,16 @@ CATALOG_PARTS = ("products", "segments", "offers", "promo_codes")
 def with_parts(content: dict[str, Any]) -> dict[str, Any]:
     # A version published before the risk policy existed has none (null).
     return {"risk": None, **{part: [] for part in CATALOG_PARTS}, **content}
+
+
+# Every key of a catalog's content: what a draft holds and a version publishes.
+CONTENT_KEYS = ("currencies", "items", *CATALOG_PARTS, "risk")
+
+
+def content_of(version: Mapping[str, Any]) -> dict[str, Any]:
+    """A version's (or any catalog document's) content alone, without its summary fields: what
+    a draft made from it holds."""
+    return {key: version[key] for key in CONTENT_KEYS if key in version}
 
 
 def validate_catalog(conn: psycopg.Connection, game: str, raw: Any) -> dict[str, Any]:

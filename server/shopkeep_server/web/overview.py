@@ -13,7 +13,7 @@ import psycopg
 from flask import request
 from werkzeug.wrappers import Response as WebResponse
 
-from shopkeep.catalog_diff import CATALOG_PARTS, diff_catalogs
+from shopkeep.catalog_diff import diff_catalogs
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
 from ..runtime import with_connection
@@ -116,9 +116,7 @@ def reset_draft() -> WebResponse:
     found = with_connection(lambda conn: live(conn, game))
     if found is None:
         return show_catalog(409, errors=["Nothing is published yet: there is no live version."])
-    content = {
-        part: found[part] for part in ("currencies", "items", *CATALOG_PARTS) if part in found
-    }
+    content = catalog.content_of(found)
     return _draft_change(
         content,
         request.form.get("etag", ""),

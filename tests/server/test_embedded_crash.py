@@ -5,7 +5,6 @@ so the last server to stop still stops PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import tempfile
@@ -71,9 +70,17 @@ def _handles(pgdata: Path) -> list[int]:
 
 
 def _kill(server: LiveServer) -> None:
+    """SIGKILL the server and its workers together, as the OOM killer or a lost host does.
+
+    Killing the master alone leaves its orphaned worker to exit cleanly a moment later, and
+    that exit prunes the dead master from the list: the crash would race the test."""
     assert server.process is not None
-    os.kill(server.process.pid, signal.SIGKILL)
+    master = psutil.Process(server.process.pid)
+    workers = master.children(recursive=True)
+    for process in [master, *workers]:
+        process.send_signal(signal.SIGKILL)
     server.process.wait(10)
+    psutil.wait_procs(workers, timeout=10)
 
 
 def _wait_until_stopped(pgdata: Path) -> None:

@@ -43,6 +43,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "stock.sold_out",
     "catalog.published",
     "catalog.rolled_back",
+    "risk.limit_exceeded",
+    "risk.breaker_tripped",
+    "risk.breaker_reset",
+    "risk.player_frozen",
+    "risk.player_unfrozen",
+    "risk.tier_changed",
 )
 
 # The page size StoreClient.events asks for by default.

@@ -150,7 +150,6 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "promo_redemptions": "INSERT,SELECT,UPDATE",
         "purchases": "INSERT,SELECT,UPDATE",
         "receipts": "INSERT,SELECT,UPDATE",
-        "player_risk": "INSERT,SELECT,UPDATE",
         "risk_breakers": "INSERT,SELECT,UPDATE",
         "risk_events": "INSERT,SELECT",
         "risk_breaker_log": "INSERT,SELECT",

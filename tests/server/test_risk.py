@@ -436,7 +436,7 @@ def test_an_old_player_is_past_the_new_tier(conn: psycopg.Connection, client: An
     game = make_game(conn, _catalog(NEW_PLAYERS))
     grant(client, game, "veteran", "COINS", 1_000)
     conn.execute(
-        "UPDATE player_risk SET first_seen_at = now() - interval '2 hours'"
+        "UPDATE player_profiles SET first_seen = now() - interval '2 hours'"
         " WHERE game_id = %s AND player_id = 'veteran'",
         (game.id,),
     )

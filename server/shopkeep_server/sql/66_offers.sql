@@ -23,23 +23,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT 'purchase:' || p_id || coalesce(':offer:' || p_offer_id, '')
 $$;
 
--- The player is seen: its profile row is made the first time (first_seen), and a country from
--- its token is kept. Without a country a known player is only looked at (no row lock, so a
--- purchase never waits here); a country already right is not written again.
-CREATE OR REPLACE FUNCTION sk_player_seen(p_game text, p_player text, p_country text)
-RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_country IS NULL THEN
-        INSERT INTO player_profiles (game_id, player_id) VALUES (p_game, p_player)
-        ON CONFLICT DO NOTHING;
-    ELSE
-        INSERT INTO player_profiles AS pp (game_id, player_id, country)
-        VALUES (p_game, p_player, p_country)
-        ON CONFLICT (game_id, player_id) DO UPDATE SET country = EXCLUDED.country,
-                                                      updated_at = now()
-         WHERE pp.country IS DISTINCT FROM EXCLUDED.country;
-    END IF;
-END $$;
+-- The player is seen (first_seen, its country): sk_player_seen, in 22_players.sql.
 
 -- What the segment rules can ask about a player (store/segments.py names them): first_seen,
 -- country, attr (the studio's key-values), last_purchase and spend (per currency, from the

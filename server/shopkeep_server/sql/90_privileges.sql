@@ -38,6 +38,7 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 GRANT INSERT, UPDATE ON store_accounts, receipts, player_debts TO shopkeep_app;
 -- Steam orders this server opened: written once, read when the order is redeemed.
 GRANT INSERT ON steam_orders TO shopkeep_app;
+-- A player's one row (migration 0014): first seen, country and attributes, tier and freeze.
 GRANT INSERT, UPDATE ON player_profiles, promo_code_budgets, promo_redemptions,
     player_offer_counts TO shopkeep_app;
 
@@ -76,7 +77,7 @@ GRANT INSERT, UPDATE, DELETE ON webhook_endpoints TO shopkeep_app;
 GRANT INSERT, UPDATE ON webhook_progress TO shopkeep_app;
 GRANT INSERT, DELETE ON webhook_resends TO shopkeep_app;
 GRANT INSERT ON webhook_deliveries TO shopkeep_app;
--- Risk controls (migration 0008): decisions are appended, a player's risk state and the mint
--- breakers change in place.
+-- Risk controls (migration 0008): decisions are appended, the mint breakers change in place
+-- (a player's tier and freeze are on its player_profiles row).
 GRANT INSERT ON risk_events, risk_breaker_log TO shopkeep_app;
-GRANT INSERT, UPDATE ON player_risk, risk_breakers TO shopkeep_app;
+GRANT INSERT, UPDATE ON risk_breakers TO shopkeep_app;

@@ -26,7 +26,8 @@ from psycopg.types.json import Jsonb
 from ..errors import ValidationFailed
 
 # Every event type, in the order docs/api.md describes them. The SQL writes them by name
-# (sql/70_events.sql, store/catalog.py) and a test checks every literal against this tuple.
+# (sql/70_events.sql, sql/65_risk.sql, store/catalog.py) and a test checks every literal
+# against this tuple.
 EVENT_TYPES: tuple[str, ...] = (
     "purchase.completed",
     "purchase.refunded",
@@ -36,6 +37,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "stock.sold_out",
     "catalog.published",
     "catalog.rolled_back",
+    "risk.limit_exceeded",
+    "risk.breaker_tripped",
+    "risk.breaker_reset",
+    "risk.player_frozen",
+    "risk.player_unfrozen",
+    "risk.tier_changed",
 )
 
 # Events one sequencer pass positions at most (one transaction).

@@ -328,11 +328,11 @@ def put_attributes(
     conn: psycopg.Connection, game: str, player: str, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Replaces the studio's key-values of a player (and its country, when given)."""
+    record_seen(conn, game, player, None)
     conn.execute(
-        "INSERT INTO player_profiles AS pp (game_id, player_id, country, attributes)"
-        " VALUES (%(game)s, %(player)s, %(country)s, %(attributes)s)"
-        " ON CONFLICT (game_id, player_id) DO UPDATE SET attributes = EXCLUDED.attributes,"
-        " country = coalesce(EXCLUDED.country, pp.country), updated_at = now()",
+        "UPDATE player_profiles SET attributes = %(attributes)s,"
+        " country = coalesce(%(country)s, country), updated_at = now()"
+        " WHERE game_id = %(game)s AND player_id = %(player)s",
         {
             "game": game,
             "player": player,

@@ -158,8 +158,8 @@ def unfreeze(
         frozen_at, _, _ = _locked_player(conn, game, player)
         if frozen_at is not None:
             conn.execute(
-                "UPDATE player_profiles SET frozen_at = NULL, frozen_by = NULL, frozen_reason = NULL"
-                " WHERE game_id = %s AND player_id = %s",
+                "UPDATE player_profiles SET frozen_at = NULL, frozen_by = NULL,"
+                " frozen_reason = NULL WHERE game_id = %s AND player_id = %s",
                 (game, player),
             )
             _record(

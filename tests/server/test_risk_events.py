@@ -8,11 +8,14 @@ created_at (the transaction's now()). The rollback and webhook tests commit."""
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from shopkeep.events import PLAYER_RISK_TYPES
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.config import Config
@@ -526,3 +529,20 @@ def test_a_webhook_subscribed_to_risk_events_gets_them_signed(database_url: str)
         arrived = receiver.events[event["id"]]
         assert (arrived.type, arrived.player_id) == (event["type"], event["player_id"])
         assert json.dumps(arrived.data, sort_keys=True) == json.dumps(event["data"], sort_keys=True)
+
+
+def test_the_sdk_types_the_player_decisions_the_sql_emits() -> None:
+    """shopkeep.events.PLAYER_RISK_TYPES (parsed as Event.risk) are the types sk_risk_record
+    writes, whose data is a risk event; the breaker's are the others of the risk types."""
+    sql = (
+        Path(__file__).resolve().parents[2] / "server/shopkeep_server/sql/65_risk.sql"
+    ).read_text()
+    record = sql[
+        sql.index("FUNCTION sk_risk_record(") : sql.index("FUNCTION sk_risk_breaker_log_json")
+    ]
+    written = set(re.findall(r"'(risk\.[a-z_]+)'", record))
+    assert written == PLAYER_RISK_TYPES
+    assert {t for t in events.EVENT_TYPES if t.startswith("risk.")} - written == {
+        "risk.breaker_tripped",
+        "risk.breaker_reset",
+    }

@@ -579,6 +579,42 @@ def test_a_frozen_player_can_read_but_not_write_until_unfrozen(
     ]
 
 
+def test_a_frozen_player_can_neither_redeem_codes_nor_hold_stock(
+    conn: psycopg.Connection, client: Any
+) -> None:
+    content = _catalog(None)
+    content["promo_codes"] = [
+        {"code": "WELCOME", "grant": [{"currency": "COINS", "amount": 100}], "budget": 10}
+    ]
+    game = make_game(conn, content)
+    grant(client, game, "p1", "COINS", 500)
+    frozen = post(client, "/v1/players/p1/freeze", {"reason": "bot"}, game, role="service")
+    assert frozen.status_code == 200
+    state = snapshot(conn, game.id)
+
+    redeem_key, hold_key = "frozen-redeem-0001", "frozen-hold-00001"
+    redeemed = post(client, "/v1/promo-codes/redeem", {"code": "WELCOME"}, game, key=redeem_key)
+    held = post(client, "/v1/holds", {"sku": "egg", "quantity": 2}, game, key=hold_key)
+    for answer in (redeemed, held):
+        assert (answer.status_code, _error(answer)["code"]) == (403, "account_frozen")
+    assert snapshot(conn, game.id) == state
+    assert conn.execute("SELECT count(*) FROM holds WHERE game_id = %s", (game.id,)).fetchone() == (
+        0,
+    )
+    assert _events(conn, game, "p1")[-2:] == [
+        ("refused", "redeem", "account_frozen", None),
+        ("refused", "hold", "account_frozen", None),
+    ]
+
+    # Nothing was stored with the keys: once unfrozen, the same requests run.
+    unfrozen = post(client, "/v1/players/p1/unfreeze", {"reason": "human"}, game, role="studio")
+    assert unfrozen.status_code == 200
+    redeemed = post(client, "/v1/promo-codes/redeem", {"code": "WELCOME"}, game, key=redeem_key)
+    held = post(client, "/v1/holds", {"sku": "egg", "quantity": 2}, game, key=hold_key)
+    assert (redeemed.status_code, held.status_code) == (200, 201)
+    assert balances(client, game)["COINS"] == 600
+
+
 def test_a_frozen_players_purchases_can_still_be_refunded(
     conn: psycopg.Connection, client: Any
 ) -> None:

@@ -38,3 +38,9 @@ ON CONFLICT (game_id, player_id) DO UPDATE SET
     frozen_reason = EXCLUDED.frozen_reason;
 
 DROP TABLE player_risk;
+
+-- A frozen player's code redemptions and holds are refused too (sk_risk_admit in
+-- 66_offers.sql and 31_holds.sql), and recorded as the refusals of those operations.
+ALTER TABLE risk_events DROP CONSTRAINT risk_events_operation_check,
+    ADD CONSTRAINT risk_events_operation_check
+        CHECK (operation IN ('purchase', 'grant', 'refund', 'consume', 'redeem', 'hold'));

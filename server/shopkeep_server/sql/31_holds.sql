@@ -35,6 +35,7 @@
 -- The order in which placing a hold is checked (the first that applies is the answer; 1 to 3
 -- are not stored with the key, 4 on are final 409s stored with it):
 --   0. the key, as for a purchase (60_purchase.sql);
+--  0a. account_frozen (403, not stored): the player is frozen (65_risk.sql's sk_risk_admit);
 --   1. not_found: the game has no published catalog;
 --   2. not_found: the sku is not in the live catalog;
 --   3. validation_failed (sku): the item is not limited (holds are for limited items only);
@@ -174,6 +175,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'hold', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;

@@ -223,6 +223,8 @@ $$;
 -- most once per player; the budget is counted under the code's row lock, so N concurrent
 -- redemptions of a code with budget B succeed exactly min(N, B) times. The order:
 --   0. the key (as a purchase);
+--  0a. account_frozen (403, not stored): the player is frozen (65_risk.sql's sk_risk_admit,
+--      which also notes the player as seen);
 --   1. not_found: no published catalog, no such code, outside its window or its segment (one
 --      answer for all, so a player learns nothing of codes it cannot use);
 --   2. code_already_redeemed: this player redeemed it before (a final 409);
@@ -244,6 +246,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'redeem', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;
@@ -263,7 +271,6 @@ BEGIN
         THEN
             PERFORM sk_not_found('no such code');
         END IF;
-        PERFORM sk_player_seen(p_game, p_player, NULL);
         INSERT INTO promo_redemptions (game_id, player_id, code, offer_id, catalog_version)
         VALUES (p_game, p_player, v_promo.code, v_promo.offer_id, v_live.version)
         ON CONFLICT DO NOTHING;

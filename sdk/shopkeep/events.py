@@ -28,6 +28,7 @@ from .risk import RiskEvent
 
 __all__ = [
     "EVENT_TYPES",
+    "PLAYER_RISK_TYPES",
     "Event",
     "EventPage",
     "ItemLedgerEntry",

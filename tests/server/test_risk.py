@@ -31,6 +31,7 @@ from support import (
     post,
     snapshot,
 )
+from support.events import event_mismatches
 
 HOUR = 3600
 
@@ -126,6 +127,7 @@ def test_card_testing_a_thousand_tiny_purchases_against_an_hourly_count(
         _events(conn, game, "carder")
         == [("refused", "purchase", "limit_exceeded", "spend_limit")] * 900
     )
+    assert event_mismatches(conn, game.id) == []  # 100 purchases and 900 refusals, once each
     assert audit(conn) == []
 
 
@@ -231,6 +233,12 @@ def test_fifty_concurrent_purchases_take_exactly_what_the_limit_leaves(
             "SELECT count(*) FROM risk_events WHERE game_id = %s AND rule = 'spend_limit'",
             (game.id,),
         ).fetchone() == (43,)
+        # Each refusal is one event, as each purchase is: the events agree with the tables.
+        assert conn.execute(
+            "SELECT count(*) FROM events WHERE game_id = %s AND type = 'risk.limit_exceeded'",
+            (game.id,),
+        ).fetchone() == (43,)
+        assert event_mismatches(conn, game.id) == []
         assert [v for v in audit(conn) if game.id in v] == []
 
 
@@ -344,6 +352,18 @@ def test_the_mint_breaker_trips_at_its_threshold_for_every_player_until_reset(
             (game.id,),
         ).fetchall()
         assert log == [("tripped", None, None), ("reset", "lead", "fixed the dupe")]
+        # The trip and the reset are events once each, beside every refused grant's.
+        risk_events = conn.execute(
+            "SELECT type, count(*) FROM events WHERE game_id = %s AND type LIKE 'risk.%%'"
+            " GROUP BY type ORDER BY type",
+            (game.id,),
+        ).fetchall()
+        assert risk_events == [
+            ("risk.breaker_reset", 1),
+            ("risk.breaker_tripped", 1),
+            ("risk.limit_exceeded", 11),
+        ]
+        assert event_mismatches(conn, game.id) == []
         assert [v for v in audit(conn) if game.id in v] == []
 
 

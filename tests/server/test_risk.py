@@ -10,13 +10,16 @@ server."""
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from shopkeep_server.store import risk
 from shopkeep_server.store.audit import audit
@@ -750,3 +753,27 @@ def test_refusals_and_freezes_are_counted_in_metrics(conn: psycopg.Connection, c
     assert 'shopkeep_risk_events_total{kind="refused",rule="spend_limit"} 1.0' in text
     assert 'shopkeep_risk_events_total{kind="refused",rule="account_frozen"} 1.0' in text
     assert 'shopkeep_risk_events_total{kind="frozen",rule=""} 1.0' in text
+
+
+def test_the_readmes_policy_is_a_policy_the_store_takes(
+    conn: psycopg.Connection, client: Any
+) -> None:
+    """The README's catalog-file example (its studio section) is put as a draft: accepted, and
+    read back as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```yaml\n(risk:\n.*?)```", readme, flags=re.S)
+    assert block is not None, "the README shows no risk policy"
+    policy = yaml.safe_load(block.group(1))["risk"]
+    game = make_game(conn, _catalog(None))
+    put = client.put(
+        "/v1/admin/catalog/draft",
+        json=_catalog(policy),
+        headers={**game.headers("studio", "lead"), "If-Match": "*"},
+    )
+    assert put.status_code == 200, put.get_json()
+    stored = put.get_json()["risk"]
+    for name, limits in policy.items():
+        assert [
+            {k: v for k, v in e.items() if k in limit}
+            for e, limit in zip(stored[name], limits, strict=True)
+        ] == limits

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 import psycopg
 
 from ..config import Config
-from ..errors import IdempotencyKeyReused, ReceiptInvalid
+from ..errors import IdempotencyKeyReused, ReceiptAlreadyUsed, ReceiptInvalid
 from . import app_store, google_play, steam
-from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_operation
+from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_once, run_operation
 from .store_accounts import StoreAccount, load_account
 
 T = TypeVar("T")
@@ -110,6 +110,27 @@ def product_of(conn: psycopg.Connection, game: str, store: str, store_product_id
     return product
 
 
+def refuse_used(
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    key: IdempotencyKey,
+    *,
+    store: str,
+    transaction_id: str | None,
+) -> Outcome:
+    """receipt_already_used, stored with the key like sk_redeem_receipt's (a replay answers the
+    same), for a proof the server knows is another player's before asking the store."""
+
+    def refuse(_: psycopg.Connection) -> tuple[int, Any]:
+        raise ReceiptAlreadyUsed(
+            "this store transaction belongs to another player",
+            details={"store": store, "transaction_id": transaction_id},
+        )
+
+    return run_once(conn, game, player, key, refuse)
+
+
 _REDEEM = "SELECT status, body, replayed FROM sk_redeem_receipt(" + KEY_ARGS + ", %s, %s, %s)"
 
 
@@ -150,7 +171,16 @@ def redeem(
         return stored
     account: StoreAccount = run(lambda conn: load_account(conn, game, proof["store"]))
     if proof["store"] == "steam":
-        steam.check_order_owner(run, game, player, proof["order_id"])
+        owner, trans_id = steam.order_owner(run, game, proof["order_id"])
+        if owner != player:
+            # Another player's order is another player's purchase: refused as any cross-player
+            # reuse is (a final 409 stored with the key), before Steam is asked or finalizes.
+            refused: Outcome = run(
+                lambda conn: refuse_used(
+                    conn, game, player, key, store="steam", transaction_id=trans_id
+                )
+            )
+            return refused
     purchase = verify(account, proof, config)
     run(lambda conn: product_of(conn, game, purchase.store, purchase.store_product_id))
     if purchase.confirm is not None:

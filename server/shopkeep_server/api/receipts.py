@@ -53,6 +53,13 @@ class ReceiptRequestSchema(Schema):
         metadata={"description": "steam: the order id POST /v1/receipts/steam/orders gave"},
     )
 
+    hold_id = fields.UUID(
+        metadata={
+            "description": "the player's hold (POST /v1/holds) this payment buys: the product"
+            " must grant the held item in the held quantity"
+        }
+    )
+
     @validates_schema
     def _proof_of_its_store(self, data: dict[str, Any], **_: Any) -> None:
         needed = PROOF_FIELDS[data["store"]]
@@ -104,6 +111,7 @@ class ReceiptResultSchema(Schema):
     "not_found",
     "receipt_invalid",
     "receipt_already_used",
+    "hold_expired",
     "purchase_limit_reached",
     "balance_cap_exceeded",
     "store_unavailable",

@@ -29,7 +29,15 @@ import psycopg
 from ..config import Config
 from ..errors import IdempotencyKeyReused, ReceiptAlreadyUsed, ReceiptInvalid
 from . import app_store, google_play, steam
-from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_once, run_operation
+from .idempotency import (
+    KEY_ARGS,
+    IdempotencyKey,
+    Outcome,
+    domain_errors,
+    key_params,
+    run_once,
+    run_operation,
+)
 from .store_accounts import StoreAccount, load_account
 
 T = TypeVar("T")
@@ -93,14 +101,27 @@ def stored_outcome(
     return None if status is None else Outcome(status=status, body=body, replayed=True)
 
 
-def product_of(conn: psycopg.Connection, game: str, store: str, store_product_id: str) -> str:
-    """The live catalog's product sold on ``store`` as ``store_product_id``."""
-    row = conn.execute(
-        "SELECT p.product_id FROM games g JOIN catalog_products p"
-        " ON p.version_id = g.live_version_id WHERE g.id = %s AND p.store = %s"
-        " AND p.store_product_id = %s",
-        (game, store, store_product_id),
-    ).fetchone()
+def product_of(
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    store: str,
+    store_product_id: str,
+    *,
+    hold_id: str | None = None,
+) -> str:
+    """The live catalog's product sold on ``store`` as ``store_product_id``; with ``hold_id``,
+    the player's hold must be one that product converts (sk_receipt_hold: 404, or 422 on
+    ``hold_id``), so a proof that cannot be credited is left unconfirmed at the store."""
+    with domain_errors():
+        row = conn.execute(
+            "SELECT p.product_id, CASE WHEN %s::uuid IS NOT NULL"
+            " THEN (sk_receipt_hold(g.id, %s, %s::uuid, p.product_id, p.grants)).id END"
+            " FROM games g JOIN catalog_products p"
+            " ON p.version_id = g.live_version_id WHERE g.id = %s AND p.store = %s"
+            " AND p.store_product_id = %s",
+            (hold_id, player, hold_id, game, store, store_product_id),
+        ).fetchone()
     if row is None:
         raise ReceiptInvalid(
             f"no product of the live catalog is {store_product_id} on {store}",
@@ -131,7 +152,11 @@ def refuse_used(
     return run_once(conn, game, player, key, refuse)
 
 
-_REDEEM = "SELECT status, body, replayed FROM sk_redeem_receipt(" + KEY_ARGS + ", %s, %s, %s)"
+_REDEEM = (
+    "SELECT status, body, replayed FROM sk_redeem_receipt("
+    + KEY_ARGS
+    + ", %s, %s, %s, %s::uuid)"
+)
 
 
 def credit(
@@ -141,8 +166,10 @@ def credit(
     purchase: VerifiedPurchase,
     *,
     key: IdempotencyKey,
+    hold_id: str | None = None,
 ) -> Outcome:
-    """Credits a verified purchase, exactly once (sk_redeem_receipt lists its checks)."""
+    """Credits a verified purchase, exactly once (sk_redeem_receipt lists its checks); with
+    ``hold_id`` it is the purchase of that hold's units (the hold is consumed)."""
     return run_operation(
         conn,
         _REDEEM,
@@ -151,6 +178,7 @@ def credit(
             purchase.store,
             purchase.transaction_id,
             purchase.store_product_id,
+            hold_id,
         ),
     )
 
@@ -182,8 +210,15 @@ def redeem(
             )
             return refused
     purchase = verify(account, proof, config)
-    run(lambda conn: product_of(conn, game, purchase.store, purchase.store_product_id))
+    hold_id = str(proof["hold_id"]) if proof.get("hold_id") is not None else None
+    run(
+        lambda conn: product_of(
+            conn, game, player, purchase.store, purchase.store_product_id, hold_id=hold_id
+        )
+    )
     if purchase.confirm is not None:
         purchase.confirm()
-    outcome: Outcome = run(lambda conn: credit(conn, game, player, purchase, key=key))
+    outcome: Outcome = run(
+        lambda conn: credit(conn, game, player, purchase, key=key, hold_id=hold_id)
+    )
     return outcome

@@ -43,6 +43,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "stock.sold_out",
     "catalog.published",
     "catalog.rolled_back",
+    "receipt.redeemed",
+    "receipt.charged_back",
 )
 
 # The page size StoreClient.events asks for by default.

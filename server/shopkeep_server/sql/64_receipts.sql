@@ -1,7 +1,9 @@
 -- Real money in: a store transaction, verified by the server (store/receipts.py) before this
 -- runs, credits what its product grants, exactly once per (game, store, transaction) forever;
 -- a store's refund or chargeback takes it back (sk_chargeback). Ledger kinds `topup` and
--- `chargeback`.
+-- `chargeback`. Each writes its event (receipt.redeemed, receipt.charged_back) in its own
+-- transaction; a refusal rolls back before it, so it writes none. A top-up's repayment of a
+-- debt is part of the top-up, and of its event (`repaid`, the `repay:` ledger rows).
 
 -- A proof the store does not vouch for, or one naming no product of the live catalog: 422,
 -- never stored (the same request may verify later, e.g. once a pending payment completes).
@@ -43,6 +45,37 @@ BEGIN
             jsonb_build_object('debts', v_debts));
     END IF;
 END $$;
+
+-- The ledger rows of a receipt's event (sql/70_events.sql's shape): the rows written under any
+-- of p_references, oldest first, reading back at most p_currency_rows / p_item_rows of the
+-- player's newest rows (as sk_event_ledger does).
+CREATE OR REPLACE FUNCTION sk_receipt_event_ledgers(
+    p_game text, p_player text, p_references text[], p_currency_rows integer,
+    p_item_rows integer
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'ledger', (SELECT coalesce(jsonb_agg(sk_ledger_entry_json(e) ORDER BY e.id), '[]')
+                     FROM (SELECT * FROM ledger_entries
+                            WHERE game_id = p_game AND player_id = p_player
+                              AND reference = ANY(p_references)
+                            ORDER BY id DESC LIMIT p_currency_rows) e),
+        'item_ledger', (SELECT coalesce(jsonb_agg(sk_item_ledger_entry_json(e) ORDER BY e.id),
+                                        '[]')
+                          FROM (SELECT * FROM item_ledger
+                                 WHERE game_id = p_game AND player_id = p_player
+                                   AND reference = ANY(p_references)
+                                 ORDER BY id DESC LIMIT p_item_rows) e))
+$$;
+
+-- A chargeback as events show it: what a store took back, from which receipt, and why.
+CREATE OR REPLACE FUNCTION sk_chargeback_json(c chargebacks, r receipts) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'receipt_id', c.receipt_id, 'player_id', c.player_id, 'store', r.store,
+        'transaction_id', r.transaction_id, 'source', c.source, 'reason', c.reason,
+        'policy', c.policy, 'taken', c.taken, 'owed', c.owed,
+        'created_at', sk_ts(c.created_at))
+$$;
 
 -- The hold a receipt names (p_hold_id, of p_player), checked against the product it is for:
 -- not_found (404) when the player has no such hold (another player's included), and
@@ -220,10 +253,6 @@ BEGIN
             END IF;
         END LOOP;
 
-        IF p_hold_id IS NOT NULL THEN
-            -- The hold's units were maybe the item's last ones out.
-            PERFORM sk_check_sold_out(p_game, v_hold.sku, p_player);
-        END IF;
         status := 201;
         body := jsonb_build_object(
             'receipt', sk_receipt_json(v_receipt) || jsonb_build_object('granted', v_granted),
@@ -233,6 +262,19 @@ BEGIN
             'debts', sk_debts_json(p_game, p_player))::text;
         UPDATE receipts SET granted = v_granted, outcome = body
          WHERE game_id = p_game AND player_id = p_player AND id = v_id;
+        -- receipt.redeemed: the answer (less the balances, which are the player's, not the
+        -- receipt's) and the ledger rows of the top-up and of the debt it repaid.
+        PERFORM sk_emit_event(p_game, 'receipt.redeemed', p_player,
+            ((body::jsonb) - 'balances')
+            || sk_receipt_event_ledgers(p_game, p_player,
+                   ARRAY[v_reference, 'repay:' || v_id],
+                   2 * sk_granted_rows(v_granted, 'currency'),
+                   sk_granted_rows(v_granted, 'sku')));
+        IF p_hold_id IS NOT NULL THEN
+            -- The hold's units were maybe the item's last ones out (after the sale's event,
+            -- as a purchase's).
+            PERFORM sk_check_sold_out(p_game, v_hold.sku, p_player);
+        END IF;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN
         GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_message = PG_EXCEPTION_HINT,
                                 v_details = PG_EXCEPTION_DETAIL;
@@ -309,6 +351,16 @@ BEGIN
             v_owed)
     RETURNING * INTO v_row;
     UPDATE receipts SET status = 'charged_back', charged_back_at = now()
-     WHERE game_id = p_game AND player_id = v_receipt.player_id AND id = v_receipt.id;
+     WHERE game_id = p_game AND player_id = v_receipt.player_id AND id = v_receipt.id
+    RETURNING * INTO v_receipt;
+    -- receipt.charged_back: the chargeback, the receipt as it stands now, what the player
+    -- still owes, and the ledger rows it wrote.
+    PERFORM sk_emit_event(p_game, 'receipt.charged_back', v_receipt.player_id,
+        jsonb_build_object(
+            'chargeback', sk_chargeback_json(v_row, v_receipt),
+            'receipt', sk_receipt_json(v_receipt),
+            'debts', sk_debts_json(p_game, v_receipt.player_id))
+        || sk_receipt_event_ledgers(p_game, v_receipt.player_id, ARRAY[v_reference],
+               sk_granted_rows(v_taken, 'currency'), sk_granted_rows(v_taken, 'sku')));
     RETURN to_jsonb(v_row);
 END $$;

@@ -36,6 +36,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "stock.sold_out",
     "catalog.published",
     "catalog.rolled_back",
+    "receipt.redeemed",
+    "receipt.charged_back",
 )
 
 # Events one sequencer pass positions at most (one transaction).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -244,3 +244,39 @@ def app_store_notification(body: dict[str, Any], game_id: str) -> dict[str, Any]
     if GAME_ID.fullmatch(game_id) is None:
         raise NotFound("no such game")
     return chargebacks.app_store_notification(with_connection, game_id, body["signedPayload"])
+
+
+class PubSubMessageSchema(Schema):
+    data = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    messageId = fields.String()
+    message_id = fields.String()
+    publishTime = fields.String()
+    publish_time = fields.String()
+    attributes = fields.Dict()
+    orderingKey = fields.String()
+
+
+class PubSubPushSchema(Schema):
+    message = fields.Nested(PubSubMessageSchema, required=True)
+    subscription = fields.String()
+    deliveryAttempt = fields.Integer()
+
+
+@blp.route("/stores/google_play/notifications/<string:game_id>", methods=["POST"])
+@blp.arguments(PubSubPushSchema())
+@blp.response(200, NotificationResultSchema)
+@schemas.fails_with(blp, "unauthenticated", "not_found", "receipt_invalid")
+@blp.doc(**PUBLIC)
+def google_play_notification(body: dict[str, Any], game_id: str) -> dict[str, Any]:
+    """Google Play real-time developer notifications, pushed by a Cloud Pub/Sub subscription
+    with authentication (its OIDC token in Authorization: Bearer, checked against the game's
+    pubsub_audience and pubsub_service_account); a voided purchase is taken back."""
+    if GAME_ID.fullmatch(game_id) is None:
+        raise NotFound("no such game")
+    return chargebacks.google_play_notification(
+        with_connection,
+        services().config,
+        game_id,
+        request.headers.get("Authorization"),
+        body,
+    )

@@ -153,9 +153,7 @@ def refuse_used(
 
 
 _REDEEM = (
-    "SELECT status, body, replayed FROM sk_redeem_receipt("
-    + KEY_ARGS
-    + ", %s, %s, %s, %s::uuid)"
+    "SELECT status, body, replayed FROM sk_redeem_receipt(" + KEY_ARGS + ", %s, %s, %s, %s::uuid)"
 )
 
 

@@ -176,6 +176,28 @@ def test_a_receipt_converts_the_hold_into_the_purchase_of_its_units(
     _books_balance(conn, shop)
 
 
+def test_the_audit_checks_what_consumed_a_hold_by_receipt(
+    client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
+) -> None:
+    hold_id = _hold(client, shop)
+    receipt_id = _pay(client, shop, apple, hold_id).get_json()["receipt"]["id"]
+    _books_balance(conn, shop)
+    with conn.transaction(force_rollback=True):
+        conn.execute("UPDATE holds SET quantity = 2 WHERE id = %s", (hold_id,))
+        conn.execute(
+            "UPDATE stock_buckets SET remaining = remaining - 1"
+            " WHERE game_id = %s AND bucket = (SELECT min(bucket) FROM stock_buckets"
+            " WHERE game_id = %s AND remaining > 0)",
+            (shop.id, shop.id),
+        )
+        found = [line for line in audit(conn) if shop.id in line]
+    assert found == [
+        "a hold consumed by a receipt was consumed by that player's receipt granting its units:"
+        f" hold {hold_id} ({shop.id}/p1, 2 x drop) consumed by receipt:{receipt_id}, which"
+        ' granted [{"sku": "drop", "quantity": 1}, {"amount": 5, "currency": "COINS"}]'
+    ]
+
+
 def test_the_hold_must_be_the_products_item_in_its_quantity(
     client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
 ) -> None:

@@ -251,6 +251,12 @@ def test_test_and_product_notifications_are_acknowledged(
             "transaction_id": None,
             "taken_back": False,
         }
+    # Fields Pub/Sub may add to its envelope are ignored, not refused.
+    extended = envelope({"testNotification": {"version": "1.0"}})
+    extended["deliveryAttempt"] = 3
+    extended["message"]["orderingKey"] = ""
+    extended["message"]["someFutureField"] = {"x": 1}
+    assert push(client, shop, extended, pubsub.token()).status_code == 200
     # A void of a purchase this game never credited is acknowledged and changes nothing.
     unknown = {"voidedPurchaseNotification": {"purchaseToken": "t-1", "orderId": "GPA.1"}}
     answer = push(client, shop, envelope(unknown), pubsub.token()).get_json()

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from ..errors import NotFound, ValidationFailed
 from ..runtime import json_body, services, with_connection
@@ -247,6 +247,11 @@ def app_store_notification(body: dict[str, Any], game_id: str) -> dict[str, Any]
 
 
 class PubSubMessageSchema(Schema):
+    # Pub/Sub may add fields to its envelope: they are ignored, not refused (a refusal would be
+    # redelivered for days).
+    class Meta:
+        unknown = EXCLUDE
+
     data = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
     messageId = fields.String()
     message_id = fields.String()
@@ -257,6 +262,9 @@ class PubSubMessageSchema(Schema):
 
 
 class PubSubPushSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
     message = fields.Nested(PubSubMessageSchema, required=True)
     subscription = fields.String()
     deliveryAttempt = fields.Integer()

@@ -6,12 +6,15 @@ A redemption is four short steps, never one long transaction around a call to a 
    store again;
 2. the store checks the proof (App Store offline, Google Play and Steam over HTTP). A store that
    does not answer is ``store_unavailable`` (503, Retry-After) and nothing has changed;
-3. the product must be one of the live catalog's, and only then does the store hear that the
-   purchase is taken (Google's acknowledge, Steam's FinalizeTxn): a proof for an unknown
-   product is left unacknowledged;
+3. the product must be one of the live catalog's (and a hold the request names one that
+   product converts), and only then does the store hear that the purchase is taken (Google's
+   acknowledge, Steam's FinalizeTxn): a proof that cannot be credited is left unacknowledged;
 4. ``sk_redeem_receipt`` (sql/64_receipts.sql) credits it with its ledger rows and stores the
    outcome with the key, in one statement; the unique (game, store, transaction) makes a
    second credit impossible whoever sends it, and whenever.
+
+A Steam order another player opened is refused before step 2 (receipt_already_used, stored
+with the key, as sk_redeem_receipt stores any cross-player reuse).
 
 A crash between 3 and 4 loses nothing: the client re-sends the same request with the same key
 (the SDK's journal does), the store says the purchase is already acknowledged or finalized, and

@@ -53,6 +53,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "risk.player_frozen",
     "risk.player_unfrozen",
     "risk.tier_changed",
+    "receipt.redeemed",
+    "receipt.charged_back",
 )
 
 # The types whose data is a risk event of the player, as StoreClient.player_risk lists them.

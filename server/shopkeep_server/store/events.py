@@ -43,6 +43,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "risk.player_frozen",
     "risk.player_unfrozen",
     "risk.tier_changed",
+    "receipt.redeemed",
+    "receipt.charged_back",
 )
 
 # Events one sequencer pass positions at most (one transaction).

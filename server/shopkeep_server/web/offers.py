@@ -139,7 +139,7 @@ def _preview(game: str, player: str, *, actor: str) -> tuple[dict[str, Any] | No
         return None, catalog_errors(exc.details, None)
 
     def read(conn: psycopg.Connection) -> dict[str, Any]:
-        draft, prices = offers.preview_prices(conn, game, player, actor=actor)
+        draft, view = offers.preview_view(conn, game, player, actor=actor)
         return {
             "attributes": offers.get_attributes(conn, game, player),
             "rows": [
@@ -148,11 +148,16 @@ def _preview(game: str, player: str, *, actor: str) -> tuple[dict[str, Any] | No
                     "name": item["name"],
                     "currency": price["currency"],
                     "list": price["amount"],
-                    "yours": prices.get((item["sku"], price["currency"]), (price["amount"], None)),
+                    "yours": view.prices.get(
+                        (item["sku"], price["currency"]), (price["amount"], None)
+                    ),
                 }
                 for item in draft["items"]
+                if item["sku"] not in view.hidden
                 for price in item["prices"]
             ],
+            # Items only a segment sees that this player is not in: not in its catalog.
+            "hidden": sorted(view.hidden),
         }
 
     try:

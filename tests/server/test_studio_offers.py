@@ -189,3 +189,43 @@ def test_edit_offers_preview_a_player_create_a_code_and_see_the_sales(
     player = client.get("/studio/players?id=vet")
     assert '<tr data-attribute="level"><th><code>level</code></th><td>12</td></tr>' in player.text
     assert "offer <code>vet-potion</code>" in player.text
+
+
+def test_the_item_form_chooses_its_segment_and_keeps_its_localized_text(
+    client: Any, conn: psycopg.Connection
+) -> None:
+    potion = coins_item("potion", 100, localized={"pt-BR": {"name": "Poção"}})
+    game = make_game(
+        conn,
+        {
+            **coins_catalog(potion, coins_item("sword", 300)),
+            "segments": [{"id": "vets", "rule": "attr.level >= 10"}],
+        },
+    )
+    csrf = _sign_in(client, game)
+    form = client.get("/studio/items/potion")
+    assert '<option value="vets" >segment vets only</option>' in form.text
+    fields = {
+        "csrf_token": csrf,
+        "etag": _value(form, "etag"),
+        "sku": "potion",
+        "name": "Potion",
+        "kind": "consumable",
+        "prices-0-currency": "COINS",
+        "prices-0-amount": "100",
+        "segment": "vets",
+    }
+    saved = client.post("/studio/items/potion", data=fields)
+    assert saved.status_code == 303, _alerts(saved)
+    draft = client.get(
+        "/v1/admin/catalog/draft", headers=game.headers("studio", "alice")
+    ).get_json()
+    assert draft["items"][0]["segment"] == "vets"
+    assert draft["items"][0]["localized"] == {"pt-BR": {"name": "Poção"}}
+    # A segment the catalog does not hold is refused at the field.
+    refused = client.post(
+        "/studio/items/potion",
+        data={**fields, "etag": _value(client.get("/studio/items/potion"), "etag"), "segment": "x"},
+    )
+    assert refused.status_code == 422
+    assert _alerts(refused) == ["items.0.segment: not a segment of this catalog"]

@@ -34,9 +34,9 @@ The order (the HTTP edge, then the purchase function in the SQL):
     durable it holds is already owned), then balance_cap_exceeded
 
 Placing a hold (POST /v1/holds, sql/31_holds.sql) after the same HTTP edge: not_found (no
-catalog, no such sku), validation_failed (not a limited item), item_unavailable, sold_out (a
-look), purchase_limit_reached (units bought and held, then a durable), hold_limit_reached, and
-sold_out under lock (not tested here).
+catalog, no such sku, an item of a segment the player is not in), validation_failed (not a
+limited item), item_unavailable, sold_out (a look), purchase_limit_reached (units bought and
+held, then a durable), hold_limit_reached, and sold_out under lock (not tested here).
 """
 
 from __future__ import annotations

@@ -187,3 +187,37 @@ def test_an_items_segment_must_be_one_of_the_catalogs(
     )
     assert response.status_code == 422
     assert list(response.get_json()["error"]["details"]) == ["items.1.segment"]
+
+
+def test_an_outsider_cannot_hold_the_items_stock(client: Any, conn: psycopg.Connection) -> None:
+    """A hold sets stock aside for a purchase: for an item only a segment sees, an outsider's
+    hold is not_found too, and no unit leaves the stock."""
+    game = make_game(
+        conn,
+        {
+            **coins_catalog(coins_item("vip_egg", 50, stock=3, segment="vips")),
+            "segments": [{"id": "vips", "rule": "attr.vip = true"}],
+        },
+    )
+    response = client.put(
+        "/v1/players/vip/attributes",
+        json={"attributes": {"vip": True}},
+        headers=game.headers("service", "backend"),
+    )
+    assert response.status_code == 200
+
+    def hold(player: str) -> Any:
+        return client.post(
+            "/v1/holds",
+            json={"sku": "vip_egg", "quantity": 2},
+            headers=game.headers("player", player, **{"Idempotency-Key": new_key()}),
+        )
+
+    before = snapshot(conn, game.id)
+    refused = hold("outsider")
+    assert refused.status_code == 404
+    assert refused.get_json()["error"]["message"] == "no item vip_egg in the live catalog"
+    assert snapshot(conn, game.id) == before
+    assert hold("vip").status_code == 201
+    stock = client.get("/v1/stock", headers=game.headers("service", "backend")).get_json()
+    assert stock == {"stock": [{"sku": "vip_egg", "remaining": 1}]}

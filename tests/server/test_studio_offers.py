@@ -222,6 +222,11 @@ def test_the_item_form_chooses_its_segment_and_keeps_its_localized_text(
     ).get_json()
     assert draft["items"][0]["segment"] == "vets"
     assert draft["items"][0]["localized"] == {"pt-BR": {"name": "Poção"}}
+    # The preview leaves the item out for a player outside the segment, and says so.
+    preview = client.get("/studio/offers?player=rookie").text
+    assert 'data-sku="potion"' not in preview and 'data-sku="sword"' in preview
+    hidden = re.search(r'<p class="small muted" id="preview-hidden">(.*?)</p>', preview, re.S)
+    assert hidden is not None and "<code>potion</code>" in hidden.group(1)
     # A segment the catalog does not hold is refused at the field.
     refused = client.post(
         "/studio/items/potion",

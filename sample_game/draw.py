@@ -338,6 +338,13 @@ def draw_item_icon(
         pygame.draw.rect(target, (170, 110, 60), box, border_radius=3)
         pygame.draw.rect(target, (240, 200, 90), (box.centerx - 3, box.top, 6, box.height))
         pygame.draw.rect(target, (240, 200, 90), (box.left, box.centery - 3, box.width, 6))
+    elif sku == "welcome_chest":  # only new players see it (its segment)
+        box = pygame.Rect(0, 0, r * 1.5, r * 1.1)
+        box.center = (cx, cy + 4)
+        pygame.draw.rect(target, (120, 80, 160), box, border_radius=4)
+        lid = pygame.Rect(box.left, box.top - r * 0.35, box.width, r * 0.45)
+        pygame.draw.rect(target, (150, 105, 195), lid, border_radius=6)
+        pygame.draw.rect(target, (240, 200, 90), (cx - 4, box.top - 2, 8, 10))
     elif sku == "gem_pouch":
         pygame.draw.circle(target, (150, 100, 60), (cx, cy + r * 0.2), r * 0.65)
         currency_icon(target, "GEMS", (cx, cy - r * 0.25), r * 0.45)

@@ -37,6 +37,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "tags",
     "metadata",
     "localized",
+    "segment",
 )
 PRODUCT_FIELDS: tuple[str, ...] = ("id", "store_ids", "grants")
 # A price or a bundle's entry: sku and quantity, or currency and amount (a price's order too).
@@ -53,6 +54,7 @@ ITEM_DEFAULTS: Mapping[str, Any] = {
     "tags": [],
     "metadata": {},
     "localized": {},
+    "segment": None,
 }
 TIMESTAMP_FIELDS: tuple[str, ...] = ("available_from", "available_until")
 # The catalog's other lists (personalized offers): each entry's key field. Their optional

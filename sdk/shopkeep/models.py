@@ -172,6 +172,8 @@ class Item:
     # Name and description per locale as the catalog holds them ({"pt-BR": {"name": ...}});
     # ``name`` and ``description`` are already in the locale the catalog was asked in.
     localized: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    # The segment that alone sees the item (a player only gets it in its catalog when in it).
+    segment: str | None = None
 
     def my_price(self, currency: str | None = None) -> OfferPrice:
         """The player's own unit price in ``currency`` (as :meth:`price` picks it), with the
@@ -285,6 +287,7 @@ class Catalog:
                         for p in i.get("price_for_you") or ()
                     ),
                     localized=dict(i.get("localized") or {}),
+                    segment=i.get("segment"),
                 )
             )
         products = tuple(

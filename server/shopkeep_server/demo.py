@@ -33,8 +33,9 @@ def weekend_of(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 def demo_catalog(now: dt.datetime | None = None, *, offers: bool = True) -> dict[str, Any]:
     """A dozen items covering every kind; the limited drops' windows are set from ``now``.
-    With ``offers``: a starter price for new players, a weekend sale, the Brazilian text of
-    a few items and a promo code (personalized offers, docs/api.md)."""
+    With ``offers``: a starter price for new players and a bundle only they see, a weekend
+    sale, the Brazilian text of a few items and a promo code (personalized offers,
+    docs/api.md)."""
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
 
     def at(delta: dt.timedelta) -> str:
@@ -184,6 +185,21 @@ def demo_catalog(now: dt.datetime | None = None, *, offers: bool = True) -> dict
         {"id": "new_players", "rule": "first_seen within 7d"},
         {"id": "lapsed", "rule": "last_purchase older_than 30d"},
     ]
+    # A bundle only new players see (and can buy): gone from a player's catalog after its
+    # first week.
+    content["items"].append(
+        item(
+            "welcome_chest",
+            "Welcome chest",
+            "bundle",
+            {"COINS": 100},
+            per_player_limit=1,
+            contents=[{"sku": "potion", "quantity": 2}, {"currency": "GEMS", "amount": 3}],
+            description="For your first week only.",
+            tags=["bundle", "offer"],
+            segment="new_players",
+        )
+    )
     content["offers"] = [
         {
             "id": "starter",

@@ -1,6 +1,6 @@
-"""A catalog file with segments, offers, promo codes and locales (issue 15): pushed, published
-and pulled back to the same bytes, diffed per offer, and a rule that does not parse refused at
-its line with its column."""
+"""A catalog file with segments, offers, promo codes, locales and an item only a segment sees
+(issue 15): pushed, published and pulled back to the same bytes, diffed per offer, and a rule
+that does not parse (or a segment the catalog does not hold) refused at its line."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ items:
       pt-BR:
         name: Poção de vida
         description: Restaura uma vida.
+  - sku: starter_chest
+    name: Starter chest
+    kind: bundle
+    prices:
+      - {currency: COINS, amount: 30}
+    contents:
+      - {sku: potion, quantity: 2}
+    segment: new_players
 segments:
   - {id: new_players, rule: first_seen within 7d}
   - {id: lapsed, rule: last_purchase older_than 30d and not attr.vip = true}
@@ -82,6 +90,10 @@ def test_a_file_with_offers_round_trips_and_diffs_per_offer(
         _cli(url, token, "catalog", "diff", str(path), "--against", "live").stdout.splitlines()[-1]
         == "no differences"
     )
+    path.write_text(OFFERS_YAML.replace("    segment: new_players\nsegments:", "segments:"))
+    opened = _cli(url, token, "catalog", "diff", str(path), "--against", "live")
+    assert opened.exit_code == Exit.OK, opened.output
+    assert '      segment: "new_players" -> none' in opened.stdout.splitlines()
     path.write_text(
         OFFERS_YAML.replace("discount_percent: 20", "discount_percent: 25").replace(
             "    budget: 500\n",
@@ -102,15 +114,32 @@ def test_a_rule_that_does_not_parse_is_refused_at_its_line(
     path = tmp_path / "catalog.yaml"
     lines = OFFERS_YAML.splitlines(keepends=True)
     assert (
-        lines[18]
+        lines[26]
         == "  - {id: lapsed, rule: last_purchase older_than 30d and not attr.vip = true}\n"
     )
-    lines[18] = "  - {id: lapsed, rule: last_purchase older_than 30 and attr.vip = true}\n"
+    lines[26] = "  - {id: lapsed, rule: last_purchase older_than 30 and attr.vip = true}\n"
     path.write_text("".join(lines))
     refused = _cli(url, token, "catalog", "push", str(path))
     assert refused.exit_code == Exit.REFUSED
     assert refused.stderr.splitlines() == [
-        f"{path}:19: segments[1] (lapsed) rule: column 26: expected a duration such as 7d,"
+        f"{path}:27: segments[1] (lapsed) rule: column 26: expected a duration such as 7d,"
         " 12h, 30m",
+        "error: the request is not valid",
+    ]
+
+
+def test_an_items_unknown_segment_is_refused_at_its_line(
+    studio: tuple[str, str], tmp_path: Path
+) -> None:
+    url, token = studio
+    path = tmp_path / "catalog.yaml"
+    lines = OFFERS_YAML.splitlines(keepends=True)
+    assert lines[23] == "    segment: new_players\n"
+    lines[23] = "    segment: old_players\n"
+    path.write_text("".join(lines))
+    refused = _cli(url, token, "catalog", "push", str(path))
+    assert refused.exit_code == Exit.REFUSED
+    assert refused.stderr.splitlines() == [
+        f"{path}:24: items[1] (starter_chest) segment: not a segment of this catalog",
         "error: the request is not valid",
     ]

@@ -200,6 +200,20 @@ def test_the_demo_ships_a_starter_offer_and_a_weekend_sale(client, conn) -> None
     # The demo player is new: the starter pack at 2 gems instead of 5, once.
     assert starter["prices"] == [{"currency": "GEMS", "amount": 5}]
     assert starter["price_for_you"] == [{"currency": "GEMS", "amount": 2, "offer_id": "starter"}]
+    # ... and a bundle only new players see: gone from its catalog after its first week.
+    chest = next(i for i in view["items"] if i["sku"] == "welcome_chest")
+    assert (chest["segment"], chest["prices"]) == (
+        "new_players",
+        [{"currency": "COINS", "amount": 100}],
+    )
+    conn.execute(
+        "UPDATE player_profiles SET first_seen = first_seen - interval '8 days'"
+        " WHERE game_id = %s AND player_id = %s",
+        (DEMO_GAME, DEMO_PLAYER),
+    )
+    later = client.get("/v1/catalog", headers=token).get_json()
+    assert "welcome_chest" not in [i["sku"] for i in later["items"]]
+    assert len(later["items"]) == len(view["items"]) - 1
     ship = next(i for i in view["items"] if i["sku"] == "ship_gold")
     on_sale = weekend_of(now)[0] <= now
     assert [p["offer_id"] for p in ship["price_for_you"]] == (

@@ -126,6 +126,7 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
     ).fetchall()
     assert dict(rows) == {
         "catalog_currencies": "INSERT,SELECT",
+        "catalog_item_segments": "INSERT,SELECT",
         "catalog_items": "INSERT,SELECT",
         "catalog_products": "INSERT,SELECT",
         "chargebacks": "INSERT,SELECT",

@@ -13,7 +13,8 @@ The order (the HTTP edge, then the purchase function in the SQL):
  6. validation_failed (the body's fields)
  7. the key: idempotency_key_in_use / idempotency_key_reused, or the stored outcome replayed
 7a. account_frozen: the player is frozen (before the key is claimed, so not stored)
- 8. not_found (no published catalog, no such item in the live catalog)
+ 8. not_found (no published catalog, no such item in the live catalog, or an item only a
+    segment sees that the player is not in: the same answer)
  9. validation_failed (no currency for an item with several prices, a currency it is not sold in)
  9a. with hold_id: not_found (no such hold of this player), then validation_failed (hold_id: the
     hold is for another sku or quantity)
@@ -33,10 +34,10 @@ The order (the HTTP edge, then the purchase function in the SQL):
     durable it holds is already owned), then balance_cap_exceeded
 
 Placing a hold (POST /v1/holds, sql/31_holds.sql) after the same HTTP edge: account_frozen
-(as a purchase, and as a code's redemption), not_found (no catalog, no such sku),
-validation_failed (not a limited item), item_unavailable, sold_out (a look),
-purchase_limit_reached (units bought and held, then a durable), hold_limit_reached, and
-sold_out under lock (not tested here).
+(as a purchase, and as a code's redemption), not_found (no catalog, no such sku, an item of a
+segment the player is not in), validation_failed (not a limited item), item_unavailable,
+sold_out (a look), purchase_limit_reached (units bought and held, then a durable),
+hold_limit_reached, and sold_out under lock (not tested here).
 """
 
 from __future__ import annotations
@@ -216,6 +217,29 @@ def test_no_catalog_before_anything_else(client, conn: psycopg.Connection) -> No
 def test_not_found_before_the_currency(client, shop: Game) -> None:
     assert _buy(client, shop, "p1", sku="no_such_item", currency="GEMS") == "not_found"
     assert _buy(client, shop, "p1", sku="potion", currency="GEMS") == "validation_failed"
+
+
+def test_an_item_of_another_segment_is_not_found_before_the_currency(
+    client, conn: psycopg.Connection
+) -> None:
+    """Step 2a of 60_purchase.sql: an item only a segment sees is, to a player outside it, an
+    sku the catalog does not hold, so the answer comes before the currency's."""
+    game = make_game(
+        conn,
+        {
+            **coins_catalog(coins_item("potion", 50), coins_item("vip_potion", 40, segment="vip")),
+            "segments": [{"id": "vip", "rule": "attr.vip = true"}],
+        },
+    )
+    assert _buy(client, game, "p1", sku="vip_potion", currency="GEMS") == "not_found"
+    response = client.put(
+        "/v1/players/p1/attributes",
+        json={"attributes": {"vip": True}},
+        headers=game.headers("service", "backend"),
+    )
+    assert response.status_code == 200
+    assert _buy(client, game, "p1", sku="vip_potion", currency="GEMS") == "validation_failed"
+    assert _buy(client, game, "p1", sku="vip_potion") == "insufficient_funds"
 
 
 def test_the_currency_before_the_price(client, shop: Game) -> None:

@@ -45,15 +45,16 @@ def get_catalog() -> Response:
     body, etag = offers.catalog_view(
         live,
         locale=offers.choose_locale(request.headers.get("Accept-Language"), set(live.locales)),
-        # Only a player has prices of its own; a service or studio reader sees list prices.
-        prices=(
+        # Only a player has a view of its own; a service or studio reader sees every item at
+        # its list prices.
+        view=(
             with_connection(
-                lambda conn: offers.prices_for(
+                lambda conn: offers.view_for(
                     conn, who.game, who.subject, country=who.country, version_id=live.version_id
                 )
             )
             if live.personal and who.role == "player"
-            else {}
+            else offers.SHARED_VIEW
         ),
     )
     if request.if_none_match.contains(etag):

@@ -44,7 +44,8 @@
 --   0. the key, as for a purchase (60_purchase.sql);
 --  0a. account_frozen (403, not stored): the player is frozen (65_risk.sql's sk_risk_admit);
 --   1. not_found: the game has no published catalog;
---   2. not_found: the sku is not in the live catalog;
+--   2. not_found: the sku is not in the live catalog, or is an item only a segment sees that the
+--      player is not in (sk_item_hidden_from, 66_offers.sql: as for a purchase);
 --   3. validation_failed (sku): the item is not limited (holds are for limited items only);
 --   4. item_unavailable: outside the item's sale window;
 --   5. sold_out: fewer units available than asked for (a look without locks);
@@ -204,7 +205,8 @@ BEGIN
         SELECT * INTO v_live FROM sk_live_version(p_game);                                 -- 1
         SELECT * INTO v_item FROM catalog_items
          WHERE version_id = v_live.version_id AND sku = p_sku;
-        IF NOT FOUND THEN                                                                 -- 2
+        IF NOT FOUND                                                                      -- 2
+           OR sk_item_hidden_from(p_game, p_player, v_live.version_id, v_item.sku) THEN
             PERFORM sk_not_found(format('no item %s in the live catalog', p_sku));
         END IF;
         IF v_item.stock IS NULL THEN                                                      -- 3

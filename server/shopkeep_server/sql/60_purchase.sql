@@ -13,6 +13,8 @@
 --      the player as seen (sk_player_seen, 22_players.sql): the offers' segments read it;
 --   1. not_found: the game has no published catalog;
 --   2. not_found: the sku is not in the live catalog;
+--  2a. not_found, the same answer: the item is one only a segment sees and the player is not in
+--      it now (sk_item_hidden_from in 66_offers.sql, which the catalog view hides it by too);
 --   3. validation_failed (currency): no currency given and the item has several prices;
 --   4. validation_failed (currency): the item is not sold for that currency;
 --  4a. with hold_id: not_found when the player has no such hold, validation_failed (hold_id)
@@ -90,7 +92,8 @@ BEGIN
         SELECT * INTO v_live FROM sk_live_version(p_game);                                 -- 1
         SELECT * INTO v_item FROM catalog_items
          WHERE version_id = v_live.version_id AND sku = p_sku;
-        IF NOT FOUND THEN                                                                 -- 2
+        IF NOT FOUND                                                                      -- 2
+           OR sk_item_hidden_from(p_game, p_player, v_live.version_id, v_item.sku) THEN   -- 2a
             PERFORM sk_not_found(format('no item %s in the live catalog', p_sku));
         END IF;
         IF v_currency IS NULL THEN                                                        -- 3

@@ -56,11 +56,14 @@ CREATE OR REPLACE FUNCTION sk_player_facts(
       LEFT JOIN player_profiles pp ON pp.game_id = p_game AND pp.player_id = p_player
 $$;
 
--- Whether any offer rule of a version asks about purchases (a compiled rule's path names
--- spend or last_purchase: store/segments.py).
+-- Whether any offer rule or segment-only item's rule of a version asks about purchases (a
+-- compiled rule's path names spend or last_purchase: store/segments.py).
 CREATE OR REPLACE FUNCTION sk_rules_read_purchases(p_version_id bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM catalog_offers
+                    WHERE version_id = p_version_id
+                      AND rule::text ~ '"(spend|last_purchase)"')
+        OR EXISTS (SELECT 1 FROM catalog_item_segments
                     WHERE version_id = p_version_id
                       AND rule::text ~ '"(spend|last_purchase)"')
 $$;
@@ -180,6 +183,45 @@ BEGIN
        AND i.sku IN (SELECT c.sku FROM catalog_offers c WHERE c.version_id = p_version_id)
        AND p.offer_id IS NOT NULL
      ORDER BY 1, 2;
+END $$;
+
+-- Items only a segment sees (an item's `segment`): the skus of a version's segment-only items
+-- that p_player is not in at p_at, by the rule evaluator the offers price with. This one
+-- function decides both what the player's catalog view leaves out (store/offers.py) and what
+-- its purchase answers not_found for (sk_item_hidden_from). p_facts may be NULL: they are read
+-- only when the version has such items.
+CREATE OR REPLACE FUNCTION sk_hidden_items(
+    p_game text, p_player text, p_version_id bigint, p_at timestamptz, p_facts jsonb DEFAULT NULL
+) RETURNS SETOF text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_facts jsonb := p_facts;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM catalog_item_segments WHERE version_id = p_version_id) THEN
+        RETURN;
+    END IF;
+    IF v_facts IS NULL THEN
+        v_facts := sk_player_facts(p_game, p_player, sk_rules_read_purchases(p_version_id));
+    END IF;
+    RETURN QUERY
+    SELECT s.sku FROM catalog_item_segments s
+     WHERE s.version_id = p_version_id AND NOT sk_rule_matches(s.rule, v_facts, p_at)
+     ORDER BY s.sku;
+END $$;
+
+-- Step 2a of a purchase (60_purchase.sql): whether p_sku is an item only a segment sees that
+-- p_player is not in now, so the purchase answers as for an sku the catalog does not hold.
+-- The player is seen first, as the pricing is, so a rule on first_seen holds for a player
+-- whose first call is a purchase. Other items cost one primary-key look.
+CREATE OR REPLACE FUNCTION sk_item_hidden_from(
+    p_game text, p_player text, p_version_id bigint, p_sku text
+) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM catalog_item_segments
+                    WHERE version_id = p_version_id AND sku = p_sku) THEN
+        RETURN false;
+    END IF;
+    PERFORM sk_player_seen(p_game, p_player, NULL);
+    RETURN p_sku IN (SELECT h FROM sk_hidden_items(p_game, p_player, p_version_id, now()) h);
 END $$;
 
 -- A purchase at a limited offer counts against the player's limit for it: the count row is

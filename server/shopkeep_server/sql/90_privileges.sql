@@ -30,6 +30,7 @@ GRANT INSERT ON ledger_entries, item_ledger, catalog_versions, catalog_currencie
 GRANT INSERT ON catalog_products, chargebacks TO shopkeep_app;
 -- Personalized offers (issue 15): a version's offers and codes are catalog rows like its items.
 GRANT INSERT ON catalog_offers, catalog_promo_codes TO shopkeep_app;
+GRANT INSERT ON catalog_item_segments TO shopkeep_app;
 
 -- Current state the money path and the studio change in place (SELECT ... FOR UPDATE needs
 -- UPDATE too).

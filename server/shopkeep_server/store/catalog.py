@@ -512,7 +512,7 @@ def live_catalog(conn: psycopg.Connection, game: str, *, cache: CatalogCache) ->
             body,
             f"v{version_id}",
             served=served,
-            personal=offers.has_offers(row[0]),
+            personal=offers.is_personal(row[0]),
             locales=frozenset(offers.locales_of(row[0])),
         )
         cache.put(entry)

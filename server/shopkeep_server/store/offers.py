@@ -10,6 +10,7 @@ player's prices on the shared, cached catalog body.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -46,6 +47,9 @@ def catalog_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
             segments.parse(segment["rule"])
         except segments.RuleError as exc:
             fail(f"segments.{index}.rule", str(exc))
+    for index, item in enumerate(data["items"]):
+        if item.get("segment") is not None and item["segment"] not in segment_ids:
+            fail(f"items.{index}.segment", "not a segment of this catalog")
     prices = {item["sku"]: {p["currency"] for p in item["prices"]} for item in data["items"]}
     offer_ids: set[str] = set()
     for index, offer in enumerate(data.get("offers", [])):
@@ -111,8 +115,21 @@ def publish_parts(
     conn: psycopg.Connection, game: str, version_id: int, content: Mapping[str, Any]
 ) -> None:
     """Writes the published version's offers (one row per offer, its segment's rule compiled
-    in) and promo codes, and makes the live budget of each code first published."""
+    in), segment-only items (likewise) and promo codes, and makes the live budget of each code
+    first published."""
     compiled = _compiled_rules(content)
+    item_rows = [
+        {"sku": item["sku"], "segment_id": item["segment"], "rule": compiled[item["segment"]]}
+        for item in content["items"]
+        if item.get("segment")
+    ]
+    if item_rows:
+        conn.execute(
+            "INSERT INTO catalog_item_segments (version_id, sku, segment_id, rule)"
+            " SELECT %s, i.sku, i.segment_id, i.rule"
+            " FROM jsonb_to_recordset(%s) AS i(sku text, segment_id text, rule jsonb)",
+            (version_id, Jsonb(item_rows)),
+        )
     unlocked_by_code = {p["offer"] for p in content.get("promo_codes", []) if p["offer"]}
     offer_rows = []
     for offer in content.get("offers", []):
@@ -199,8 +216,10 @@ def served_content(content: Mapping[str, Any], version: int) -> dict[str, Any]:
     }
 
 
-def has_offers(content: Mapping[str, Any]) -> bool:
-    return bool(content.get("offers"))
+def is_personal(content: Mapping[str, Any]) -> bool:
+    """Whether players of this catalog may each see it differently: it has offers or items
+    only a segment sees."""
+    return bool(content.get("offers")) or any(item.get("segment") for item in content["items"])
 
 
 def choose_locale(accept_language: str | None, available: set[str]) -> str | None:
@@ -251,34 +270,60 @@ def localized_content(served: Mapping[str, Any], locale: str | None) -> dict[str
     return {**served, "locale": locale, "items": items}
 
 
-def personal_prices(
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayerView:
+    """What of a catalog is one player's own: ``prices``, (sku, currency) -> (unit price, offer
+    id) wherever an offer prices it, and ``hidden``, the items only a segment sees that the
+    player is not in (left out of its view). Empty: the shared view."""
+
+    prices: Mapping[tuple[str, str], tuple[int, str]] = dataclasses.field(default_factory=dict)
+    hidden: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.prices or self.hidden)
+
+
+# What a reader without prices of its own (a service, a studio member) sees: every item, at
+# its list prices.
+SHARED_VIEW = PlayerView()
+
+
+def personal_view(
     conn: psycopg.Connection,
     game: str,
     player: str,
     version_id: int,
     *,
     at: dt.datetime | None = None,
-) -> dict[tuple[str, str], tuple[int, str]]:
-    """(sku, currency) -> (unit price, offer id) wherever an offer prices this player's view."""
-    rows = conn.execute(
-        "SELECT sku, currency, amount, offer_id FROM sk_catalog_prices(%s, %s, %s,"
-        " coalesce(%s::timestamptz, now()))",
-        (game, player, version_id, at),
-    ).fetchall()
-    return {(sku, currency): (amount, offer) for sku, currency, amount, offer in rows}
+) -> PlayerView:
+    """A player's own prices and hidden items of a version, in one statement, from the SQL
+    functions the purchase decides by (sk_catalog_prices, sk_hidden_items)."""
+    row = conn.execute(
+        "WITH moment AS (SELECT coalesce(%(at)s::timestamptz, now()) AS at)"
+        " SELECT (SELECT coalesce(jsonb_agg(jsonb_build_array(p.sku, p.currency, p.amount,"
+        "   p.offer_id)), '[]') FROM moment,"
+        "   sk_catalog_prices(%(game)s, %(player)s, %(version)s, moment.at) p),"
+        " (SELECT coalesce(array_agg(h), '{}') FROM moment,"
+        "   sk_hidden_items(%(game)s, %(player)s, %(version)s, moment.at) h)",
+        {"game": game, "player": player, "version": version_id, "at": at},
+    ).fetchone()
+    assert row is not None
+    prices = {(sku, currency): (amount, offer) for sku, currency, amount, offer in row[0]}
+    return PlayerView(prices, frozenset(row[1]))
 
 
-def apply_prices(
-    served: Mapping[str, Any], prices: Mapping[tuple[str, str], tuple[int, str]]
-) -> dict[str, Any]:
-    """The served catalog with the player's own prices in each item's ``price_for_you``."""
-    if not prices:
+def apply_view(served: Mapping[str, Any], view: PlayerView) -> dict[str, Any]:
+    """The served catalog as one player sees it: without the items hidden from it, and with its
+    own prices in each item's ``price_for_you``."""
+    if not view:
         return dict(served)
     items = []
     for item in served["items"]:
+        if item["sku"] in view.hidden:
+            continue
         mine = [
             {"currency": p["currency"], "amount": found[0], "offer_id": found[1]}
-            if (found := prices.get((item["sku"], p["currency"]))) is not None
+            if (found := view.prices.get((item["sku"], p["currency"]))) is not None
             else p
             for p in item["price_for_you"]
         ]
@@ -286,11 +331,13 @@ def apply_prices(
     return {**served, "items": items}
 
 
-def prices_tag(prices: Mapping[tuple[str, str], tuple[int, str]]) -> str:
-    """A short digest of a player's own prices, for the ETag of its view."""
-    if not prices:
+def view_tag(view: PlayerView) -> str:
+    """A short digest of a player's own view (prices and hidden items), for its ETag."""
+    if not view:
         return ""
-    text = json.dumps(sorted((k[0], k[1], v[0], v[1]) for k, v in prices.items()))
+    text = json.dumps(
+        [sorted((k[0], k[1], v[0], v[1]) for k, v in view.prices.items()), sorted(view.hidden)]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -414,23 +461,21 @@ def require_game(conn: psycopg.Connection, game: str) -> None:
         raise NotFound("no such game")
 
 
-def prices_for(
+def view_for(
     conn: psycopg.Connection, game: str, player: str, *, country: str | None, version_id: int
-) -> dict[tuple[str, str], tuple[int, str]]:
-    """A player's own prices of a version with offers. The player is seen first (its token's
+) -> PlayerView:
+    """A player's own view of a personal version. The player is seen first (its token's
     country kept), so rules on first_seen and country hold for it from its first view."""
     with conn.transaction():
         record_seen(conn, game, player, country)
-        return personal_prices(conn, game, player, version_id)
+        return personal_view(conn, game, player, version_id)
 
 
-def catalog_view(
-    live: Any, *, locale: str | None, prices: Mapping[tuple[str, str], tuple[int, str]]
-) -> tuple[bytes, str]:
+def catalog_view(live: Any, *, locale: str | None, view: PlayerView) -> tuple[bytes, str]:
     """The body and ETag of a reader's view of the live catalog. The shared view of each locale
-    is rendered once per version and kept with it; only a view an offer prices is rendered
-    per request (its ETag adds a digest of those prices)."""
-    if locale is None and not prices:
+    is rendered once per version and kept with it; only a view an offer prices or a segment
+    narrows is rendered per request (its ETag adds a digest of that view)."""
+    if locale is None and not view:
         return live.body, live.etag
     rendered = live.by_locale.get(locale or "")
     if rendered is None:
@@ -438,20 +483,20 @@ def catalog_view(
         rendered = (served, _dumps(served))
         live.by_locale[locale or ""] = rendered
     etag = live.etag + (f"-{locale}" if locale else "")
-    if not prices:
+    if not view:
         return rendered[1], etag
-    return _dumps(apply_prices(rendered[0], prices)), f"{etag}-p{prices_tag(prices)}"
+    return _dumps(apply_view(rendered[0], view)), f"{etag}-p{view_tag(view)}"
 
 
 def _dumps(content: Mapping[str, Any]) -> bytes:
     return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def preview_prices(
+def preview_view(
     conn: psycopg.Connection, game: str, player: str, *, actor: str
-) -> tuple[dict[str, Any], dict[tuple[str, str], tuple[int, str]]]:
+) -> tuple[dict[str, Any], PlayerView]:
     """What ``player`` would see of the draft if it were published now: the draft (checked as
-    a publish checks it) and the player's own prices, from the same SQL as the live view. The
+    a publish checks it) and the player's own view, from the same SQL as the live view. The
     draft is published inside a transaction that is always rolled back, so nothing stays (no
     version, no notification); the player's row is not made either."""
     from . import catalog  # publishing imports this module: imported when first needed
@@ -461,4 +506,4 @@ def preview_prices(
         row = conn.execute("SELECT live_version_id, draft FROM games WHERE id = %s", (game,))
         found = row.fetchone()
         assert found is not None
-        return found[1], personal_prices(conn, game, player, found[0])
+        return found[1], personal_view(conn, game, player, found[0])

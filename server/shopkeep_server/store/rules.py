@@ -316,6 +316,11 @@ class ItemSchema(Schema):
         load_default=dict,
         validate=validate.Length(max=30),
     )
+    # The segment that alone sees the item (issue 15): players outside it neither see it in
+    # their catalog nor can buy it. None: everyone.
+    segment = fields.String(
+        allow_none=True, load_default=None, validate=_must_match(OFFER_ID_PATTERN)
+    )
 
     @pre_load
     def _drop_rendered(self, data: Any, **_: Any) -> Any:

@@ -34,7 +34,8 @@ def edit_item(sku: str | None = None) -> WebResponse:
     if index is None:
         items.append(item)
     else:
-        items[index] = item
+        # What the form does not show (an item's localized text) stays as it was.
+        items[index] = {**draft["items"][index], **item}
     content = {**draft, "items": items}
     try:
         put_draft(content, sent_etag)
@@ -67,6 +68,7 @@ def _item_page(
         sku=sku,
         codes=codes,
         skus=skus,
+        segments=[s["id"] for s in draft.get("segments", [])],
         errors=errors or {},
         conflict=conflict,
         scales=scales(draft),

@@ -79,6 +79,7 @@ class ItemForm:
     available_until: str = ""
     tags: str = ""
     metadata: str = ""
+    segment: str = ""  # the segment that alone sees the item; blank: everyone
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ItemForm:
@@ -109,6 +110,7 @@ class ItemForm:
             available_until=_timestamp_text(item.get("available_until")),
             tags=", ".join(str(t) for t in item.get("tags") or []),
             metadata=json.dumps(metadata, indent=2, ensure_ascii=False) if metadata else "",
+            segment=str(item.get("segment") or ""),
         )
 
     @classmethod
@@ -145,6 +147,7 @@ class ItemForm:
             available_until=form.get("available_until", "").strip(),
             tags=form.get("tags", ""),
             metadata=form.get("metadata", "").strip(),
+            segment=form.get("segment", "").strip(),
         )
 
     def to_item(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -187,6 +190,7 @@ class ItemForm:
             "available_until": self.available_until or None,
             "tags": [tag.strip() for tag in self.tags.split(",") if tag.strip()],
             "metadata": metadata,
+            "segment": self.segment or None,
         }
         return item, own_errors
 

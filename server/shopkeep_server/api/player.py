@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, request
 from flask_smorest import Blueprint
 
+from ..auth import Principal
 from ..runtime import services, with_connection
 from ..store import catalog, offers, players
 from . import schemas
@@ -46,15 +47,7 @@ def get_catalog() -> Response:
         live,
         locale=offers.choose_locale(request.headers.get("Accept-Language"), set(live.locales)),
         # Only a player has prices of its own; a service or studio reader sees list prices.
-        prices=(
-            with_connection(
-                lambda conn: offers.prices_for(
-                    conn, who.game, who.subject, country=who.country, version_id=live.version_id
-                )
-            )
-            if live.personal and who.role == "player"
-            else {}
-        ),
+        prices=_own_prices(who, live, cache) if live.personal and who.role == "player" else {},
     )
     if request.if_none_match.contains(etag):
         response = Response(status=304)
@@ -64,6 +57,23 @@ def get_catalog() -> Response:
     if live.locales:
         response.vary.add("Accept-Language")
     return response
+
+
+def _own_prices(
+    who: Principal, live: catalog.LiveCatalog, cache: catalog.CatalogCache
+) -> dict[tuple[str, str], tuple[int, str]]:
+    prices = with_connection(
+        lambda conn: offers.prices_for(
+            conn,
+            who.game,
+            who.subject,
+            country=who.country,
+            version_id=live.version_id,
+            known=cache.seen(who.game, who.subject),
+        )
+    )
+    cache.saw(who.game, who.subject)
+    return prices
 
 
 @blp.route("/stock", methods=["GET"])

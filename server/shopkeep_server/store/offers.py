@@ -415,23 +415,39 @@ def require_game(conn: psycopg.Connection, game: str) -> None:
 
 
 def prices_for(
-    conn: psycopg.Connection, game: str, player: str, *, country: str | None, version_id: int
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    *,
+    country: str | None,
+    version_id: int,
+    known: bool = False,
 ) -> dict[tuple[str, str], tuple[int, str]]:
     """A player's own prices of a version with offers. The player is seen first (its token's
-    country kept), so rules on first_seen and country hold for it from its first view."""
-    with conn.transaction():
+    country kept), so rules on first_seen and country hold for it from its first view.
+
+    ``known``: this process saw the player's profile row already (CatalogCache.seen). The
+    store never deletes one, so without a country to keep there is nothing to write, and the
+    view is one statement. Otherwise it is two, each in a transaction of its own: the seen row
+    committed before the prices read it (both are idempotent, so a rerun is safe)."""
+    if country is not None or not known:
         record_seen(conn, game, player, country)
-        return personal_prices(conn, game, player, version_id)
+    return personal_prices(conn, game, player, version_id)
 
 
 def catalog_view(
     live: Any, *, locale: str | None, prices: Mapping[tuple[str, str], tuple[int, str]]
 ) -> tuple[bytes, str]:
     """The body and ETag of a reader's view of the live catalog. The shared view of each locale
-    is rendered once per version and kept with it; only a view an offer prices is rendered
-    per request (its ETag adds a digest of those prices)."""
+    is rendered once per version and kept with it, and so is each view offers price (its ETag
+    adds a digest of those prices): players of the same segments get the same prices, so a
+    handful of views serve them all, and a request only looks its view up."""
     if locale is None and not prices:
         return live.body, live.etag
+    key = (locale or "", tuple(sorted(prices.items())))
+    view: tuple[bytes, str] | None = live.views.get(key)
+    if view is not None:
+        return view
     rendered = live.by_locale.get(locale or "")
     if rendered is None:
         served = localized_content(live.served, locale)
@@ -439,8 +455,17 @@ def catalog_view(
         live.by_locale[locale or ""] = rendered
     etag = live.etag + (f"-{locale}" if locale else "")
     if not prices:
-        return rendered[1], etag
-    return _dumps(apply_prices(rendered[0], prices)), f"{etag}-p{prices_tag(prices)}"
+        view = (rendered[1], etag)
+    else:
+        view = (_dumps(apply_prices(rendered[0], prices)), f"{etag}-p{prices_tag(prices)}")
+    if len(live.views) >= VIEWS_PER_VERSION:
+        live.views.clear()  # a bound on memory, not a policy: the views in use come back
+    live.views[key] = view
+    return view
+
+
+# Distinct price sets kept rendered per live version (each a whole catalog body).
+VIEWS_PER_VERSION = 256
 
 
 def _dumps(content: Mapping[str, Any]) -> bytes:

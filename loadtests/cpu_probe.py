@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from .bench import BENCH_DROP, bench_catalog, bench_offers_catalog
 from .common import COMMON_ITEMS, CURRENCY
@@ -114,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--players", type=int, default=50)
     parser.add_argument("--profile", type=Path, help="py-spy's collapsed stacks go here")
     parser.add_argument("--only", help="run only the cases whose name contains this")
+    parser.add_argument(
+        "--functions",
+        action="store_true",
+        help="a pass more per case with track_functions = all: the SQL functions' time",
+    )
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if args.profile and not Path(py_spy).exists():
@@ -234,7 +240,37 @@ def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
             print("\n".join(_top(out)), flush=True)
+        if args.functions:
+            print("\n".join(_functions(store.database_url, host, int(port), requests, args)))
     return 0
+
+
+def _functions(
+    url: str, host: str, port: int, requests: Callable[[int], Request], args: argparse.Namespace
+) -> list[str]:
+    """The case again with PostgreSQL timing every function call (track_functions = all, a
+    cost of its own, so not during the measured pass): microseconds per request, by function,
+    its own statements (self) and with the functions it calls (total)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET track_functions = 'all'")
+        conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        conn.execute("SELECT pg_stat_reset()")
+        _run(host, port, requests, args.requests)
+        conn.execute("ALTER SYSTEM RESET track_functions")
+        conn.execute("SELECT pg_reload_conf()")
+        time.sleep(11)  # an idle backend reports its counts after 10 s (PGSTAT_IDLE_INTERVAL)
+        rows = conn.execute(
+            "SELECT funcname, calls, self_time, total_time FROM pg_stat_user_functions"
+            " ORDER BY total_time DESC LIMIT 15"
+        ).fetchall()
+    per = 1000 / args.requests  # ms -> µs per request
+    lines = [f"  {'SQL function':34} {'calls/req':>9} {'self µs':>8} {'total µs':>9}"]
+    lines += [
+        f"  {name:34} {calls / args.requests:9.2f} {own * per:8.0f} {total * per:9.0f}"
+        for name, calls, own, total in rows
+    ]
+    return lines
 
 
 def _personal_304(

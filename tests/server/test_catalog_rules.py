@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from shopkeep import catalog_diff, catalog_file
-from shopkeep_server.store import rules
+from shopkeep_server.store import catalog, rules
 from support import Game, coins_catalog, coins_item
 
 
@@ -42,6 +42,10 @@ def test_the_sdk_mirror_of_the_catalog_fields_is_the_schemas() -> None:
         "promo_codes": rules.PromoCodeSchema(),
     }
     assert tuple(catalog_diff.CATALOG_PARTS) == tuple(part_schemas)
+    # The server's list of a catalog's parts is the schema's; the SDK names the same parts
+    # (products with their own field list, the rest keyed as CATALOG_PARTS says).
+    assert set(catalog.CONTENT_KEYS) == set(rules.CatalogSchema().fields)
+    assert set(catalog.CATALOG_PARTS) == {"products", *catalog_diff.CATALOG_PARTS}
     for part, schema in part_schemas.items():
         assert catalog_diff.PART_FIELDS[part] == tuple(schema.fields)
         assert catalog_diff.CATALOG_PARTS[part] == next(iter(schema.fields))

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from shopkeep_server import db
 from shopkeep_server.store import events
-from support import Game, app_database_url, create_database, make_game
+from support import Game, app_database_url, create_database, lock_held, make_game
 
 DAY = dt.timedelta(days=1)
 # Every column of an event, in a stable order.
@@ -191,8 +191,7 @@ def test_retention_drops_whole_days_and_keeps_an_unpositioned_event(fresh_url: s
         events.position_all(conn)
         # ... and one event of four days ago still waits for its position: no sequencer may
         # run (another connection holds its lock), not even the feed's own pass.
-        with db.connect(fresh_url) as holder:
-            holder.execute("SELECT pg_advisory_lock(%s)", (events.SEQUENCER_LOCK,))
+        with db.connect(fresh_url) as holder, lock_held(holder, events.SEQUENCER_LOCK):
             waiting = emit_at(conn, game, utc_midnight(conn, 4) + noon, "d4")
             # In the order written: today's publish, d3, d3, d2, d1, d10.
             assert feed_ids(conn, game, "0") == [1, 2, 3, 4, 5, 6]
@@ -207,7 +206,6 @@ def test_retention_drops_whole_days_and_keeps_an_unpositioned_event(fresh_url: s
             # The feed goes on from any cursor, the purged ones simply gone.
             assert feed_ids(conn, game, "0") == [1, 4, 5]
             assert feed_ids(conn, game, "2") == [4, 5]
-            holder.execute("SELECT pg_advisory_unlock(%s)", (events.SEQUENCER_LOCK,))
 
         # Positioned now: the next purge drops its day as well.
         events.position_all(conn)

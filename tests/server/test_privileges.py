@@ -134,7 +134,7 @@ def test_the_app_role_has_exactly_the_dml_the_api_needs(app_conn: psycopg.Connec
         "catalog_promo_codes": "INSERT,SELECT",
         "catalog_versions": "INSERT,SELECT",
         "event_positions": "INSERT,SELECT,UPDATE",
-        "events": "DELETE,INSERT,SELECT,UPDATE",
+        "events": "INSERT,SELECT,UPDATE",
         "game_keys": "INSERT,SELECT,UPDATE",
         "games": "INSERT,SELECT,UPDATE",
         "grants": "INSERT,SELECT",

@@ -35,6 +35,15 @@ CHROMIUM_ARGS = [
 PRICE_RANGE = "Must be greater than or equal to 0 and less than or equal to 9007199254740991."
 
 
+def shows_badge(badge: Any, shown: str) -> None:
+    """A badge reads ``shown`` as a person sees it: upper case, which the stylesheet makes of
+    its lower-case text. Read the way the browser renders it (innerText), retried until the
+    stylesheet applies: right after a navigation on a loaded machine it may not have yet."""
+    from playwright.sync_api import expect
+
+    expect(badge).to_have_text(shown, use_inner_text=True)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium from Debian's package. A developer without it is told and the browser
@@ -146,7 +155,7 @@ def test_sign_in_change_a_price_publish_and_the_api_serves_it(
     page.get_by_label("Price 1 amount").fill("65")
     page.get_by_role("button", name="Save to draft").click()
     assert flash(page) == "Saved potion in the draft."
-    assert item_card(page, "draft", "potion").locator(".badge").inner_text() == "CHANGED"
+    shows_badge(item_card(page, "draft", "potion").locator(".badge"), "CHANGED")
     assert "65 COINS" in item_card(page, "draft", "potion").inner_text()
     assert "50 COINS" in item_card(page, "live", "potion").inner_text()
     shot(page, "catalog")
@@ -449,13 +458,13 @@ def test_a_players_risk_view_freezes_and_unfreezes_with_a_reason(
     page.get_by_label("Player id").fill("p-9")
     page.get_by_role("button", name="Look up").click()
     page.get_by_role("link", name="Risk: tier, freeze and refusals").click()
-    assert page.locator("#frozen-state").inner_text() == "NOT FROZEN"  # a badge: upper case
+    shows_badge(page.locator("#frozen-state"), "NOT FROZEN")
     assert page.locator("#tier-now").inner_text() == "none"  # the demo catalog has no policy
 
     page.get_by_label("Freeze reason").fill("chargeback on the card")
     page.get_by_role("button", name="Freeze").click()
     assert flash(page) == "Frozen p-9: chargeback on the card"
-    assert page.locator("#frozen-state").inner_text() == "FROZEN"
+    shows_badge(page.locator("#frozen-state"), "FROZEN")
     with pytest.raises(AccountFrozenError):
         player.purchase("sword")
     page.reload()
@@ -479,6 +488,6 @@ def test_a_players_risk_view_freezes_and_unfreezes_with_a_reason(
     page.get_by_label("Unfreeze reason").fill("card owner confirmed")
     page.get_by_role("button", name="Unfreeze").click()
     assert flash(page) == "Unfrozen p-9: card owner confirmed"
-    assert page.locator("#frozen-state").inner_text() == "NOT FROZEN"
+    shows_badge(page.locator("#frozen-state"), "NOT FROZEN")
     with player:
         assert player.purchase("sword").purchase.sku == "sword"

@@ -1,4 +1,6 @@
-"""Fixtures on a real PostgreSQL: the embedded one by default, or SHOPKEEP_TEST_DATABASE_URL.
+"""Fixtures on a real PostgreSQL: the embedded one by default, or SHOPKEEP_TEST_DATABASE_URL;
+with SHOPKEEP_TEST_PGBOUNCER=1, every test reaches it through PgBouncer in transaction mode
+(tests/support/pgbouncer.py).
 
 - ``conn`` / ``app`` / ``client`` / ``game``: fast tests inside one transaction, rolled back.
 - ``committed_url`` / ``committed_game``: tests that commit (threads, processes); each gets a
@@ -23,26 +25,43 @@ from shopkeep_server import db, roles
 from shopkeep_server.app import create_app
 from shopkeep_server.launcher import PrivateDatabase
 from support import (
+    APP_LOGIN,
+    APP_PASSWORD,
     Game,
     LiveServer,
     audit_failure,
     create_database,
     make_config,
     make_game,
+    pgbouncer,
     start_server,
     stop_server,
+    with_database,
 )
 
 # tests/test_session_audit.py runs a pytest of its own; the wire contract (tests/contract)
 # checks every answer the suite gets against the OpenAPI document and the SDK's parsers, so a
 # drift fails the test that produced it.
 pytest_plugins = ["pytester", "contract.plugin"]
+if pgbouncer.enabled():
+    # No connection of this process prepares a statement (PgBouncer < 1.21 cannot keep them).
+    pytest_plugins.append("support.pooled")
+    # The live servers this session starts inherit the settings of a store behind the pooler.
+    os.environ.update(pgbouncer.POOLED_ENV)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if pgbouncer.enabled():
+        terminalreporter.write_line(
+            "database: every test's connections through PgBouncer in transaction mode"
+            f" ({pgbouncer.SWITCH})"
+        )
 
 
 @pytest.fixture(scope="session")
-def database_server() -> Iterator[str]:
-    """A URL of the PostgreSQL server the session's database is made on: the
-    SHOPKEEP_TEST_DATABASE_URL one, or a private embedded server stopped when the session ends."""
+def direct_database_server() -> Iterator[str]:
+    """A URL of the PostgreSQL server itself: the SHOPKEEP_TEST_DATABASE_URL one, or a private
+    embedded server stopped when the session ends."""
     url = os.environ.get("SHOPKEEP_TEST_DATABASE_URL")
     if url:
         yield url
@@ -52,9 +71,24 @@ def database_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(database_server: str) -> str:
-    """A freshly created and migrated database for this test session."""
-    return create_database(database_server, f"shopkeep_test_{os.getpid()}")
+def database_server(direct_database_server: str) -> Iterator[str]:
+    """A URL of the PostgreSQL server the session's database is made on: the server itself, or
+    PgBouncer in front of it with SHOPKEEP_TEST_PGBOUNCER."""
+    if not pgbouncer.enabled():
+        yield direct_database_server
+        return
+    with pgbouncer.pooled_server(direct_database_server, {APP_LOGIN: APP_PASSWORD}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(direct_database_server: str, database_server: str) -> str:
+    """A freshly created and migrated database for this test session (migrated on the server
+    itself, as the owner's SHOPKEEP_MIGRATE_DATABASE_URL does; reached through
+    database_server)."""
+    name = f"shopkeep_test_{os.getpid()}"
+    create_database(direct_database_server, name)
+    return with_database(database_server, name)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -295,14 +295,18 @@ RECEIPT_PROOFS: dict[str, tuple[str, ...]] = {
 RECEIPTS_PATH = "/v1/receipts"
 
 
-def receipt_body(store: str, proof: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON body of ``POST /v1/receipts``; the journal stores exactly this."""
+def receipt_body(
+    store: str, proof: Mapping[str, Any], hold_id: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/receipts``; the journal stores exactly this. ``hold_id``
+    names the player's hold the payment buys (the product must grant the held item)."""
     fields = RECEIPT_PROOFS.get(store)
     if fields is None:
         raise ValueError(f"store must be one of {', '.join(RECEIPT_PROOFS)}, not {store!r}")
     if set(proof) != set(fields):
         raise ValueError(f"a {store} receipt is {', '.join(fields)}, got {sorted(proof)}")
-    return {"store": store, **{name: str(proof[name]) for name in fields}}
+    body = {"store": store, **{name: str(proof[name]) for name in fields}}
+    return body if hold_id is None else {**body, "hold_id": str(hold_id)}
 
 
 def parse_receipt_result(response: httpx.Response, key: str) -> ReceiptResult:

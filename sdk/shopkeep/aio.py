@@ -208,11 +208,16 @@ class AsyncStoreClient:
         return await self._run(op_purchase_body(body, key))
 
     async def redeem_receipt(
-        self, store: str, proof: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        store: str,
+        proof: Mapping[str, Any],
+        *,
+        hold_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> ReceiptResult:
         """Credit an app-store purchase exactly once; see :meth:`StoreClient.redeem_receipt`."""
         key = check_idempotency_key(idempotency_key)
-        return await self._run(op_receipt_body(receipt_body(store, proof), key))
+        return await self._run(op_receipt_body(receipt_body(store, proof, hold_id), key))
 
     async def open_steam_order(
         self, product_id: str, *, steam_id: str, language: str = "en"
@@ -363,7 +368,8 @@ class AsyncStoreClient:
     async def freeze_player(
         self, player_id: str, *, reason: str, idempotency_key: str | None = None
     ) -> PlayerRisk:
-        """Freeze a player: its purchases, consumes and grants are refused (service)."""
+        """Freeze a player: its purchases, consumes, grants, code redemptions and holds are
+        refused (service)."""
         key = check_idempotency_key(idempotency_key)
         return await self._run(op_freeze(player_id, frozen=True, reason=reason, key=key))
 

@@ -243,7 +243,12 @@ class StoreClient:
         return self._run(op_purchase_body(body, key))
 
     def redeem_receipt(
-        self, store: str, proof: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        store: str,
+        proof: Mapping[str, Any],
+        *,
+        hold_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> ReceiptResult:
         """Credit an app-store purchase: what its product grants, exactly once per store
         transaction however often this is sent (and by whoever).
@@ -255,10 +260,12 @@ class StoreClient:
         after a crash or an outage, :meth:`resume_pending` sends it again with the same key and
         the player is credited once. :class:`~shopkeep.errors.StoreUnavailable` (the app store
         did not answer) leaves it pending too; :class:`~shopkeep.errors.ReceiptInvalid` and
-        :class:`~shopkeep.errors.ReceiptAlreadyUsed` are final.
+        :class:`~shopkeep.errors.ReceiptAlreadyUsed` are final. ``hold_id`` names the
+        player's hold (:meth:`place_hold`) the payment buys: the product must grant the held
+        item in the held quantity; an ended hold raises :class:`~shopkeep.errors.HoldExpired`.
         """
         key = check_idempotency_key(idempotency_key)
-        return self._run(op_receipt_body(receipt_body(store, proof), key))
+        return self._run(op_receipt_body(receipt_body(store, proof, hold_id), key))
 
     def open_steam_order(
         self, product_id: str, *, steam_id: str, language: str = "en"
@@ -410,7 +417,8 @@ class StoreClient:
     def freeze_player(
         self, player_id: str, *, reason: str, idempotency_key: str | None = None
     ) -> PlayerRisk:
-        """Freeze a player: its purchases, consumes and grants are refused (service)."""
+        """Freeze a player: its purchases, consumes, grants, code redemptions and holds are
+        refused (service)."""
         key = check_idempotency_key(idempotency_key)
         return self._run(op_freeze(player_id, frozen=True, reason=reason, key=key))
 

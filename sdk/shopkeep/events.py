@@ -3,7 +3,9 @@
 An :class:`Event` is the wire's event object, ``{id, type, player_id, created_at, data}``,
 with typed views of what ``data`` holds for its type: :attr:`Event.purchase` for
 ``purchase.completed`` and ``purchase.refunded``, :attr:`Event.grant` for ``grant.created``,
-:attr:`Event.ledger` and :attr:`Event.item_ledger` for every event that moved money or items.
+:attr:`Event.ledger` and :attr:`Event.item_ledger` for every event that moved money or items,
+:attr:`Event.risk` for a decision about a player (``risk.limit_exceeded``,
+``risk.player_frozen``, ``risk.player_unfrozen``, ``risk.tier_changed``).
 ``data`` itself is kept as sent, so a type this SDK does not know yet still arrives whole.
 
 ``id`` is the event's position in its game's feed: unique and increasing per game. A feed's
@@ -22,9 +24,11 @@ import httpx
 
 from ._core import Operation, Request
 from .models import Grant, LedgerEntry, Purchase, parse_time
+from .risk import RiskEvent
 
 __all__ = [
     "EVENT_TYPES",
+    "PLAYER_RISK_TYPES",
     "Event",
     "EventPage",
     "ItemLedgerEntry",
@@ -43,6 +47,19 @@ EVENT_TYPES: tuple[str, ...] = (
     "stock.sold_out",
     "catalog.published",
     "catalog.rolled_back",
+    "risk.limit_exceeded",
+    "risk.breaker_tripped",
+    "risk.breaker_reset",
+    "risk.player_frozen",
+    "risk.player_unfrozen",
+    "risk.tier_changed",
+    "receipt.redeemed",
+    "receipt.charged_back",
+)
+
+# The types whose data is a risk event of the player, as StoreClient.player_risk lists them.
+PLAYER_RISK_TYPES: frozenset[str] = frozenset(
+    {"risk.limit_exceeded", "risk.player_frozen", "risk.player_unfrozen", "risk.tier_changed"}
 )
 
 # The page size StoreClient.events asks for by default.
@@ -98,6 +115,7 @@ class Event:
     grant: Grant | None = dataclasses.field(default=None, compare=False)
     ledger: tuple[LedgerEntry, ...] = dataclasses.field(default=(), compare=False)
     item_ledger: tuple[ItemLedgerEntry, ...] = dataclasses.field(default=(), compare=False)
+    risk: RiskEvent | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Event:
@@ -109,9 +127,10 @@ class Event:
         if not isinstance(body, Mapping):
             raise TypeError(f"event data: expected an object, got {body!r}")
         player = data.get("player_id")
+        kind = str(data["type"])
         return cls(
             id=_int(data["id"], "id"),
-            type=str(data["type"]),
+            type=kind,
             player_id=None if player is None else str(player),
             created_at=created,
             data=dict(body),
@@ -119,6 +138,7 @@ class Event:
             grant=Grant.from_wire(body["grant"]) if "grant" in body else None,
             ledger=tuple(LedgerEntry.from_wire(e) for e in body.get("ledger") or ()),
             item_ledger=tuple(ItemLedgerEntry.from_wire(e) for e in body.get("item_ledger") or ()),
+            risk=RiskEvent.from_wire(body) if kind in PLAYER_RISK_TYPES else None,
         )
 
     @property

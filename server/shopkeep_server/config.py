@@ -110,6 +110,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "(the service account's token_uri)",
         "where the Google service accounts get their access tokens",
     ),
+    "SHOPKEEP_GOOGLE_PUBSUB_CERTS_URL": (
+        "https://www.googleapis.com/oauth2/v1/certs",
+        "Google's certificates that Pub/Sub push tokens (Play notifications) are checked with",
+    ),
     "SHOPKEEP_STEAM_API_URL": (
         "https://partner.steam-api.com",
         "base URL of the Steam Web API (ISteamMicroTxn)",
@@ -210,6 +214,7 @@ class Config:
     webhook_give_up_seconds: int = 3 * 24 * 3600
     google_play_api_url: str = "https://androidpublisher.googleapis.com"
     google_token_url: str | None = None
+    google_pubsub_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     steam_api_url: str = "https://partner.steam-api.com"
     store_timeout: float = 10.0
 
@@ -274,6 +279,9 @@ class Config:
                 "SHOPKEEP_GOOGLE_PLAY_API_URL", "https://androidpublisher.googleapis.com"
             ).rstrip("/"),
             google_token_url=env.get("SHOPKEEP_GOOGLE_OAUTH_TOKEN_URL") or None,
+            google_pubsub_certs_url=env.get(
+                "SHOPKEEP_GOOGLE_PUBSUB_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
+            ),
             steam_api_url=env.get("SHOPKEEP_STEAM_API_URL", "https://partner.steam-api.com").rstrip(
                 "/"
             ),

@@ -245,11 +245,14 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             )
             applied_now.append(name)
         apply_functions(conn)
-        # A fresh or upgraded database has the partitions of its idempotency keys at once; the
-        # server's purge makes the days ahead from then on (for the TTL it is configured with).
+        # A fresh or upgraded database has the partitions of its idempotency keys and events at
+        # once; the server's purges make the days ahead from then on (for the TTL it is
+        # configured with).
+        from .store import events
         from .store.idempotency import add_partitions
 
         add_partitions(conn, MIN_IDEMPOTENCY_TTL)
+        events.add_partitions(conn)
     return applied_now
 
 

@@ -65,8 +65,8 @@ _MALFORMED = (
 class Janitor(threading.Thread):
     """Expires idempotency keys every ``interval`` seconds from inside a worker (makes their
     day partitions ahead, drops the days that are over, purges the default partition), tidies
-    holds and purges events past their retention; an advisory lock per purge makes one worker
-    of the whole deployment do each."""
+    holds and expires events the same way past their retention (and the webhook delivery log);
+    an advisory lock per purge makes one worker of the whole deployment do each."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
         super().__init__(name="shopkeep-janitor", daemon=True)
@@ -74,8 +74,8 @@ class Janitor(threading.Thread):
         self.metrics = metrics
 
     def run(self) -> None:
-        # The day partitions of idempotency keys for this server's TTL, before the first key:
-        # migrate made them for the shortest TTL only.
+        # The day partitions of idempotency keys for this server's TTL, before the first key
+        # (migrate made them for the shortest TTL only), and the events' days ahead.
         self.add_partitions()
         while True:
             # Spread the workers out so they do not all wake at once.
@@ -85,17 +85,20 @@ class Janitor(threading.Thread):
             self.purge_events_once()
 
     def add_partitions(self) -> None:
-        """Makes the missing partitions of idempotency keys (several workers may at once: a
-        partition another made is skipped); a failure is logged, the next purge tries again."""
+        """Makes the missing partitions of idempotency keys and events (several workers may at
+        once: a partition another made is skipped); a failure is logged, the next purge tries
+        again."""
         from . import db
+        from .store import events
         from .store.idempotency import add_partitions
 
         assert self.config.database_url is not None
         try:
             with db.connect(self.config.database_url, self.config) as conn:
                 add_partitions(conn, self.config.idempotency_ttl)
+                events.add_partitions(conn)
         except Exception:
-            log.exception("making the partitions of idempotency keys failed")
+            log.exception("making the partitions of idempotency keys and events failed")
 
     def purge_once(self) -> int | None:
         """One purge (None when another process held the purge lock), in the metrics; a

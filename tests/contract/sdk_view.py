@@ -159,6 +159,8 @@ NOT_IN_SDK = frozenset(
         "ops.metrics",
         # The App Store calls it (App Store Server Notifications v2), never a game.
         "receipts.app_store_notification",
+        # Google's Pub/Sub pushes it (Play's real-time developer notifications), never a game.
+        "receipts.google_play_notification",
         # A studio's game backend sets segment attributes from its own code; the SDK is the
         # game's, and has no call for them yet.
         "offers.get_attributes",

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from psycopg import sql
 from loadtests.rehearsal import PgBouncer, RehearsalError, find_tool
 from shopkeep_server import db
 from shopkeep_server.config import Config
-from support.database import APP_LOGIN, APP_PASSWORD
+from support import pgbouncer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,77 +117,55 @@ def test_prepared_statements_off_is_what_pgbouncer_before_1_21_needs(
         shutil.rmtree(work, ignore_errors=True)
 
 
-# The slice of the suite run through PgBouncer: the money path and its idempotency (replays,
-# partitions, claims across partitions, janitors, the advisory-lock purge), the shared rate
-# limit, live servers under concurrency, and migrations of fresh and 0.1.0 databases.
+# The slice of the suite CI runs through PgBouncer (the whole suite runs the same way with
+# SHOPKEEP_TEST_PGBOUNCER=1, docs/scaling.md section 2): the money path and its idempotency
+# (replays, partitions, claims across partitions, janitors, the advisory-lock purges), the
+# events outbox's partitions, the shared rate limit, live servers under concurrency, and
+# migrations of fresh, 0.1.0 and previous-migration databases.
 POOLED_SLICE = [
     "tests/server/test_idempotency.py",
     "tests/server/test_idempotency_partitions.py",
+    "tests/server/test_event_partitions.py",
     "tests/server/test_shared_rate_limit.py",
     "tests/server/test_purchases.py",
     "tests/server/test_concurrency.py",
     "tests/server/test_upgrade.py",
 ]
-# Tests that stand for "another process holds the purge lock" with a session-level advisory
-# lock of their own: through a pooler in transaction mode the lock and its unlock may reach two
-# server connections, which is exactly why the store's purge takes transaction-scoped locks.
-SESSION_LOCK_TESTS = [
-    "tests/server/test_idempotency.py::test_only_one_purger_at_a_time",
-    "tests/server/test_idempotency_partitions.py"
-    "::test_a_purge_while_another_holds_the_lock_changes_nothing",
-]
 
 
-def test_a_slice_of_the_suite_passes_through_pgbouncer(
-    database_server: str, tmp_path: Path
-) -> None:
-    """A pytest of its own whose every connection (the fixtures', the checks', the live
-    servers' pools, migrate's) goes through PgBouncer in transaction mode, as a deployment
-    behind it runs: SHOPKEEP_PREPARED_STATEMENTS=off and SHOPKEEP_CATALOG_LISTEN=off, and the
-    tests' own connections unprepared too (support/pooled.py)."""
+@pytest.mark.timeout(600)
+def test_a_slice_of_the_suite_passes_through_pgbouncer(direct_database_server: str) -> None:
+    """A pytest of its own in the suite's PgBouncer mode (tests/support/pgbouncer.py): every
+    connection of the tests (the fixtures', the checks', the live servers' pools, the
+    janitors') goes through PgBouncer in transaction mode in front of this session's
+    PostgreSQL, with the settings a deployment behind it has."""
     _require("pgbouncer")
-    work = Path(tempfile.mkdtemp(prefix="shopkeep-test-pgbouncer-"))
-    work.chmod(0o755)  # PgBouncer runs as another user when we are root
-    child: subprocess.Popen[str] | None = None
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *POOLED_SLICE],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "tests"),
+            "SHOPKEEP_TEST_DATABASE_URL": direct_database_server,
+            pgbouncer.SWITCH: "1",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        with PgBouncer(database_server, work_dir=work / "pgbouncer", pool_size=30) as bouncer:
-            # The suite's server login (support.database.APP_LOGIN) may log in through it too.
-            with (work / "pgbouncer" / "userlist.txt").open("a") as users:
-                users.write(f'"{APP_LOGIN}" "{APP_PASSWORD}"\n')
-            assert bouncer.process is not None
-            bouncer.process.send_signal(signal.SIGHUP)  # PgBouncer reads the file again
-            child = subprocess.Popen(
-                [
-                    sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "-p", "support.pooled", *POOLED_SLICE,
-                    *(f"--deselect={test}" for test in SESSION_LOCK_TESTS),
-                ],
-                cwd=ROOT,
-                env={
-                    **os.environ,
-                    "PYTHONPATH": str(ROOT / "tests"),
-                    "SHOPKEEP_TEST_DATABASE_URL": bouncer.url,
-                    "SHOPKEEP_PREPARED_STATEMENTS": "off",
-                    "SHOPKEEP_CATALOG_LISTEN": "off",
-                },
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )  # fmt: skip
-            output, _ = child.communicate(timeout=540)
+        output, _ = child.communicate(timeout=540)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if child is not None:
-            child.kill()  # if still running (a timeout)
-            # The child's session database (tests/conftest.py names it by the process id).
-            with psycopg.connect(database_server, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(f"shopkeep_test_{child.pid}")
-                    )
+        child.kill()  # if still running (a timeout)
+        # The child's session database (tests/conftest.py names it by the process id).
+        with psycopg.connect(direct_database_server, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(f"shopkeep_test_{child.pid}")
                 )
+            )
     tail = "\n".join(output.splitlines()[-30:])
     assert child.returncode == 0, tail
     summary = output.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary, tail
-    assert f"{len(SESSION_LOCK_TESTS)} deselected" in summary, tail
+    assert "through PgBouncer in transaction mode" in output, tail

@@ -89,3 +89,55 @@ def test_the_journal_credits_a_paid_receipt_exactly_once_after_a_crash(
         assert catalog.product("app_store", s.USD_5["app_store"]).id == "usd_5"
         bought = restarted.purchase("tip", expected_price=catalog.item("tip").price())
         assert bought.balance("USD") == 49_850
+
+
+def test_a_receipt_naming_a_hold_is_journaled_with_it_and_buys_the_held_unit(
+    server: Any, apple: SandboxAppStore, tmp_path: Path
+) -> None:
+    catalog = s.money_catalog()
+    catalog["items"].append(
+        {
+            "sku": "egg",
+            "name": "Egg",
+            "kind": "consumable",
+            "prices": [{"currency": "USD", "amount": 10_000}],
+            "stock": 1,
+        }
+    )
+    catalog["products"].append(
+        {
+            "id": "egg_pack",
+            "store_ids": {"app_store": "com.example.egg"},
+            "grants": {"items": [{"sku": "egg", "quantity": 1}]},
+        }
+    )
+    game = server.new_game(catalog=catalog)
+    put = httpx.put(
+        f"{server.url}/v1/admin/stores/app_store",
+        json={
+            "bundle_id": s.BUNDLE_ID,
+            "environment": "sandbox",
+            "root_certificates": [apple.root_pem()],
+        },
+        headers={"Authorization": f"Bearer {game.token('studio', 'studio-1')}"},
+    )
+    assert put.status_code == 200, put.text
+    journal = tmp_path / "pending.json"
+    token = game.token("player", "p1")
+    with StoreClient(server.url, token) as client:
+        hold = client.place_hold("egg")
+    jws = apple.transaction(bundle_id=s.BUNDLE_ID, product_id="com.example.egg")
+    doomed = StoreClient(
+        server.url, token, pending_path=journal, transport=CrashingTransport("after")
+    )
+    with pytest.raises(Crash):
+        doomed.redeem_receipt("app_store", {"signed_transaction": jws}, hold_id=hold.id)
+    [entry] = json.loads(journal.read_text())["entries"]
+    assert entry["body"] == {"store": "app_store", "signed_transaction": jws, "hold_id": hold.id}
+    with StoreClient(server.url, token, pending_path=journal) as restarted:
+        [outcome] = restarted.resume_pending()
+        assert outcome.state == "completed"
+        assert outcome.result is not None and outcome.result.replayed is True
+        assert restarted.inventory().quantity("egg") == 1
+        assert restarted.get_hold(hold.id).status == "consumed"
+        assert restarted.stock(["egg"])[0].remaining == 0

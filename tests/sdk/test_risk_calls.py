@@ -58,3 +58,34 @@ def test_a_backend_freezes_tiers_and_unfreezes_a_player(live_server: Any) -> Non
             return (await client.player_risk("p1")).tier_set.tier  # type: ignore[union-attr]
 
     assert asyncio.run(read_async()) == "trusted"
+
+
+def test_a_backend_reads_risk_decisions_from_the_feed(live_server: Any) -> None:
+    game = live_server.new_game(
+        {
+            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
+            "items": [coins_item("potion", 50)],
+            "risk": {"spend_limits": [{"currency": "COINS", "window_seconds": 60, "max_count": 1}]},
+        }
+    )
+    game.grant("p1", "COINS", 1_000)
+    with (
+        StoreClient(live_server.url, game.token("service", "backend")) as backend,
+        StoreClient(live_server.url, game.token("player", "p1")) as player,
+    ):
+        player.purchase("potion")
+        with pytest.raises(LimitExceededError) as refused:
+            player.purchase("potion")
+        backend.freeze_player("p1", reason="card testing")
+        decisions = list(backend.events(types=["risk.limit_exceeded", "risk.player_frozen"]))
+        recorded = list(reversed(backend.player_risk("p1").events))
+    assert [(e.type, e.player_id) for e in decisions] == [
+        ("risk.limit_exceeded", "p1"),
+        ("risk.player_frozen", "p1"),
+    ]
+    assert [e.risk for e in decisions] == recorded
+    limit = decisions[0].risk
+    assert limit is not None
+    assert (limit.kind, limit.operation, limit.rule) == ("refused", "purchase", "spend_limit")
+    assert limit.details["retry_at"] == refused.value.details["retry_at"]
+    assert decisions[1].risk is not None and decisions[1].risk.reason == "card testing"

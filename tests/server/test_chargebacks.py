@@ -20,6 +20,7 @@ from shopkeep_server.store.audit import audit
 from shopkeep_server.store.store_accounts import StoreAccount, load_account
 from support import Game, balances, buy, inventory, make_config, make_game, new_key, post
 from support import stores as s
+from support.events import event_mismatches, read_feed
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +327,129 @@ def test_the_audit_catches_books_that_do_not_reconcile(
         f"what players owe is what chargebacks left owed less what top-ups repaid: debt"
         f" {shop.id}/p1/USD: owed 0, repaid 0, but 5 is recorded"
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: money in (receipt.redeemed) and out (receipt.charged_back)
+# ---------------------------------------------------------------------------------------------
+
+
+def _ledger(event: dict[str, Any]) -> list[tuple[str, int, int, str, str]]:
+    return [
+        (e["currency"], e["delta"], e["balance_after"], e["kind"], e["reference"])
+        for e in event["data"]["ledger"]
+    ]
+
+
+def test_top_ups_chargebacks_and_repayments_write_their_events(
+    client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
+) -> None:
+    jws = apple.transaction(
+        bundle_id=s.BUNDLE_ID, product_id=s.USD_5["app_store"], transaction_id="3100001"
+    )
+    body = {"store": "app_store", "signed_transaction": jws}
+    key = new_key()
+    redeemed = post(client, "/v1/receipts", body, shop, key=key)
+    assert redeemed.status_code == 201
+    answer = redeemed.get_json()
+    receipt_id = answer["receipt"]["id"]
+    # A replay, a cross-player reuse and a forged notification write no event.
+    assert post(client, "/v1/receipts", body, shop, key=key).status_code == 201
+    assert post(client, "/v1/receipts", body, shop, sub="p2").status_code == 409
+    forged = SandboxAppStore.create().notification("REFUND", jws, bundle_id=s.BUNDLE_ID)
+    assert (
+        client.post(
+            f"/v1/stores/app_store/notifications/{shop.id}", json={"signedPayload": forged}
+        ).status_code
+        == 422
+    )
+    assert [e["type"] for e in read_feed(client, shop)] == [
+        "catalog.published",
+        "receipt.redeemed",
+    ]
+    top_up = read_feed(client, shop)[-1]
+    assert (top_up["type"], top_up["player_id"]) == ("receipt.redeemed", "p1")
+    assert {k: v for k, v in top_up["data"].items() if k not in ("ledger", "item_ledger")} == {
+        k: v for k, v in answer.items() if k != "balances"
+    }
+    assert _ledger(top_up) == [("USD", 50_000, 50_000, "topup", f"receipt:{receipt_id}")]
+    assert top_up["data"]["item_ledger"] == []
+
+    for _ in range(100):  # 1.5000 USD of tips
+        assert buy(client, shop, "tip").status_code == 201
+    assert notify(client, shop, apple, "REVOKE", jws).get_json()["taken_back"] is True
+    assert notify(client, shop, apple, "REVOKE", jws).get_json()["taken_back"] is False
+    charged = [e for e in read_feed(client, shop) if e["type"] == "receipt.charged_back"]
+    assert len(charged) == 1
+    [event] = charged
+    assert event["player_id"] == "p1"
+    chargeback = event["data"]["chargeback"]
+    assert {k: v for k, v in chargeback.items() if k != "created_at"} == {
+        "receipt_id": receipt_id,
+        "player_id": "p1",
+        "store": "app_store",
+        "transaction_id": "3100001",
+        "source": "app_store_notification",
+        "reason": "app_store revoke",
+        "policy": "debt",
+        "taken": [{"currency": "USD", "amount": 35_000}],
+        "owed": [{"currency": "USD", "amount": 15_000}],
+    }
+    assert event["data"]["receipt"]["status"] == "charged_back"
+    assert event["data"]["receipt"]["id"] == receipt_id
+    assert event["data"]["debts"] == [{"currency": "USD", "amount": 15_000}]
+    assert _ledger(event) == [("USD", -35_000, 0, "chargeback", f"chargeback:{receipt_id}")]
+    assert event["data"]["item_ledger"] == []
+
+    # The next top-up repays the debt first: its event carries the repayment's rows too.
+    repaid = post(
+        client,
+        "/v1/receipts",
+        {
+            "store": "app_store",
+            "signed_transaction": apple.transaction(
+                bundle_id=s.BUNDLE_ID, product_id=s.USD_5["app_store"]
+            ),
+        },
+        shop,
+    ).get_json()
+    second = read_feed(client, shop)[-1]
+    assert second["type"] == "receipt.redeemed"
+    assert second["data"]["repaid"] == [{"currency": "USD", "amount": 15_000}]
+    assert second["data"]["debts"] == []
+    second_id = repaid["receipt"]["id"]
+    assert _ledger(second) == [
+        ("USD", 50_000, 50_000, "topup", f"receipt:{second_id}"),
+        ("USD", -15_000, 35_000, "chargeback", f"repay:{second_id}"),
+    ]
+    # Every ledger row of the game is in exactly one event.
+    assert event_mismatches(conn, shop.id) == []
+
+
+def test_a_chargeback_of_items_lists_its_item_rows(
+    client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
+) -> None:
+    jws = apple.transaction(bundle_id=s.BUNDLE_ID, product_id=s.COIN_PACK["app_store"])
+    answer = post(
+        client, "/v1/receipts", {"store": "app_store", "signed_transaction": jws}, shop
+    ).get_json()
+    receipt_id = answer["receipt"]["id"]
+    top_up = read_feed(client, shop)[-1]
+    assert [
+        (e["sku"], e["delta"], e["quantity_after"], e["kind"], e["reference"])
+        for e in top_up["data"]["item_ledger"]
+    ] == [("potion", 2, 2, "topup", f"receipt:{receipt_id}")]
+    assert _ledger(top_up) == [("COINS", 1000, 1000, "topup", f"receipt:{receipt_id}")]
+    notify(client, shop, apple, "REFUND", jws)
+    event = read_feed(client, shop)[-1]
+    assert event["type"] == "receipt.charged_back"
+    assert event["data"]["chargeback"]["taken"] == [
+        {"sku": "potion", "quantity": 2},
+        {"currency": "COINS", "amount": 1000},
+    ]
+    assert event["data"]["chargeback"]["owed"] == []
+    assert [
+        (e["sku"], e["delta"], e["quantity_after"], e["kind"]) for e in event["data"]["item_ledger"]
+    ] == [("potion", -2, 0, "chargeback")]
+    assert _ledger(event) == [("COINS", -1000, 0, "chargeback", f"chargeback:{receipt_id}")]
+    assert event_mismatches(conn, shop.id) == []

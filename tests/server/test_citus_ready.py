@@ -39,7 +39,6 @@ DISTRIBUTED: dict[str, str] = {
     "player_profiles": "player_id",
     "promo_redemptions": "player_id",
     "player_offer_counts": "player_id",
-    "player_risk": "player_id",
     "risk_events": "player_id",
     "holds": "player_id",
     "idempotency_keys": "subject",

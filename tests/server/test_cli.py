@@ -204,13 +204,15 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
         with db.connect(url) as conn:
             conn.execute(
                 "INSERT INTO events (game_id, type, created_at, data)"
-                " VALUES (%s, 'stock.restocked', now() - interval '2 hours', '{}')",
+                " VALUES (%s, 'stock.restocked', now() - interval '50 hours', '{}')",
                 (game.id,),
             )
             events.position_all(conn)
-        kept = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "10800"})
+        # Two days ago: a day without a partition of its own, so the default partition's
+        # purge takes it, to the second (the day partitions go by whole days).
+        kept = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "187200"})
         assert kept.stdout.strip() == "purged 0 events past their retention"
-        purged = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "3600"})
+        purged = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "172800"})
         assert purged.stdout.strip() == "purged 1 events past their retention"
 
         with db.connect(url) as conn:

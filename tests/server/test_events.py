@@ -30,6 +30,7 @@ from support import (
     coins_item,
     create_database,
     grant,
+    lock_held,
     make_config,
     make_game,
     new_key,
@@ -452,9 +453,13 @@ def test_a_transaction_rolled_back_after_its_event_leaves_none(
         assert event_mismatches(conn, game.id) == []
 
 
-def _waiting_on_a_lock(conn: psycopg.Connection, pid: int) -> bool:
+def _waiting_on_a_lock(conn: psycopg.Connection, application_name: str) -> bool:
+    # By its application name, not its backend pid: through a pooler the client's pid is the
+    # pooler's, and the server connection serving it is whichever is free.
     row = conn.execute(
-        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+        "SELECT bool_or(wait_event_type = 'Lock') FROM pg_stat_activity"
+        " WHERE application_name = %s",
+        (application_name,),
     ).fetchone()
     return bool(row and row[0])
 
@@ -473,7 +478,8 @@ def test_an_event_committed_after_a_later_one_is_not_lost(
 
         slow = psycopg.connect(database_url)
         fast = psycopg.connect(database_url)
-        waiter = psycopg.connect(database_url, autocommit=True)
+        waiter_name = f"waiter-{uuid.uuid4().hex[:8]}"
+        waiter = psycopg.connect(database_url, autocommit=True, application_name=waiter_name)
         try:
             first_a = _buy(slow, game, "a")  # open: holds a's wallet, its event has no position
             first_b = _buy(fast, game, "b")
@@ -487,7 +493,7 @@ def test_an_event_committed_after_a_later_one_is_not_lost(
                 target=lambda: second.setdefault("a", _buy(waiter, game, "a")), daemon=True
             )
             blocked.start()
-            while not _waiting_on_a_lock(reader, waiter.info.backend_pid):
+            while not _waiting_on_a_lock(reader, waiter_name):
                 assert blocked.is_alive(), "the second purchase did not wait for the first"
                 threading.Event().wait(0.01)
             slow.commit()
@@ -710,8 +716,7 @@ def test_the_purge_deletes_old_positioned_events_only(
         recent = _old_event(conn, game, 29)
         events.position_all(conn, wait_ms=5_000)
         # No sequencer may run now: this old event stays without a position.
-        holder.execute("SELECT pg_advisory_lock(%s)", (events.SEQUENCER_LOCK,))
-        try:
+        with lock_held(holder, events.SEQUENCER_LOCK):
             waiting = _old_event(conn, game, 40)
             assert events.position_pending(conn) is None  # the lock is taken
             purged = janitor.purge_events_once()
@@ -722,8 +727,6 @@ def test_the_purge_deletes_old_positioned_events_only(
                     (game.id,),
                 ).fetchall()
             ]
-        finally:
-            holder.execute("SELECT pg_advisory_unlock(%s)", (events.SEQUENCER_LOCK,))
         assert purged is not None and purged >= 3  # and any older event of other tests
         assert sorted(left) == sorted([recent, waiting])
         assert not set(old) & set(left)
@@ -743,12 +746,8 @@ def test_the_purge_deletes_old_positioned_events_only(
 def test_another_purger_makes_this_one_skip(database_url: str) -> None:
     metrics = Metrics()
     janitor = Janitor(make_config(app_database_url(database_url)), metrics)
-    with db.connect(database_url) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (events.EVENT_PURGE_LOCK,))
-        try:
-            assert janitor.purge_events_once() is None
-        finally:
-            holder.execute("SELECT pg_advisory_unlock(%s)", (events.EVENT_PURGE_LOCK,))
+    with db.connect(database_url) as holder, lock_held(holder, events.EVENT_PURGE_LOCK):
+        assert janitor.purge_events_once() is None
     registry: Any = metrics.registry
     assert registry.get_sample_value("shopkeep_event_purges_total", {"result": "skipped"}) == 1
 

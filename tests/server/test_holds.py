@@ -647,17 +647,6 @@ def test_two_hundred_players_hold_and_pay_for_fifty_units(committed_url: str) ->
         assert row is not None
         return int(row[0]), int(row[1])
 
-    def again_on_conflict(call: Any) -> Any:
-        # The server runs every operation through db.run_with_retry, which starts it again
-        # after a deadlock (a statement that failed claimed nothing: its key is still free);
-        # these calls go to the store directly, so they do the same.
-        for _ in range(db.MAX_ATTEMPTS - 1):
-            try:
-                return call()
-            except db.RETRYABLE:
-                time.sleep(0.01)
-        return call()
-
     def play(fan: str) -> tuple[str, str | None]:
         """(how the fan's drop ended, the hold the fan placed)."""
         walker = fan in walks_away
@@ -669,30 +658,28 @@ def test_two_hundred_players_hold_and_pay_for_fifty_units(committed_url: str) ->
                 if sold >= stock:
                     return "too late", None
                 if available > 0:
-                    held = again_on_conflict(
-                        lambda: holds.place_hold(
-                            conn,
-                            game.id,
-                            fan,
-                            sku="drop",
-                            seconds=1 if walker else 600,
-                            key=_key("hold", fan=fan, sku="drop"),
-                        )
+                    # No retry: holds and takes lock in one order (31_holds.sql), so no
+                    # deadlock can come of them (the server would retry one; this must not).
+                    held = holds.place_hold(
+                        conn,
+                        game.id,
+                        fan,
+                        sku="drop",
+                        seconds=1 if walker else 600,
+                        key=_key("hold", fan=fan, sku="drop"),
                     )
                     body = json.loads(held.body)
                     if held.status == 201:
                         hold_id = body["hold"]["id"]
                         if walker:
                             return "walked away", hold_id
-                        paid = again_on_conflict(
-                            lambda hold_id=hold_id: players.purchase(
-                                conn,
-                                game.id,
-                                fan,
-                                sku="drop",
-                                hold_id=hold_id,
-                                key=_key("purchase", fan=fan, hold_id=hold_id),
-                            )
+                        paid = players.purchase(
+                            conn,
+                            game.id,
+                            fan,
+                            sku="drop",
+                            hold_id=hold_id,
+                            key=_key("purchase", fan=fan, hold_id=hold_id),
                         )
                         assert paid.status == 201, paid.body
                         return "bought", hold_id

@@ -9,7 +9,18 @@ import time
 import httpx
 import psycopg
 
-from support import Game, LiveServer, balances, buy, grant, make_game, new_key, post, snapshot
+from support import (
+    Game,
+    LiveServer,
+    balances,
+    buy,
+    grant,
+    lock_held,
+    make_game,
+    new_key,
+    post,
+    snapshot,
+)
 
 
 def test_replay_is_identical_and_marked(client, game: Game) -> None:
@@ -177,10 +188,8 @@ def test_only_one_purger_at_a_time(
 ) -> None:
     from shopkeep_server.store.idempotency import PURGE_LOCK, purge_if_free
 
-    with psycopg.connect(database_url, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (PURGE_LOCK,))
+    with psycopg.connect(database_url, autocommit=True) as other, lock_held(other, PURGE_LOCK):
         assert purge_if_free(conn) is None  # someone else is purging
-        other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
     assert purge_if_free(conn) == 0
 
 

@@ -23,7 +23,7 @@ from shopkeep_server.store.idempotency import (
     purge_expired,
     purge_if_free,
 )
-from support import Game, app_database_url, balances, buy, grant, make_config, new_key
+from support import Game, app_database_url, balances, buy, grant, lock_held, make_config, new_key
 
 DAY = dt.timedelta(days=1)
 
@@ -318,12 +318,8 @@ def test_a_purge_while_another_holds_the_lock_changes_nothing(
     conn: psycopg.Connection, database_url: str
 ) -> None:
     before = day_partitions(conn)
-    with psycopg.connect(database_url, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (PURGE_LOCK,))
-        try:
-            assert purge_if_free(conn, ttl_seconds=30 * 86400) is None
-        finally:
-            other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
+    with psycopg.connect(database_url, autocommit=True) as other, lock_held(other, PURGE_LOCK):
+        assert purge_if_free(conn, ttl_seconds=30 * 86400) is None
     assert day_partitions(conn) == before
 
 

@@ -116,11 +116,27 @@ def test_a_cancelled_order_and_another_player_s_order(
     before = s.money_state(conn, shop.id)
     refused = redeem(client, shop, cancelled)
     assert refused.get_json()["error"]["details"] == {"reason": "cancelled"}
-    stolen = redeem(client, shop, mine, sub="p2")
-    assert stolen.status_code == 422
-    assert stolen.get_json()["error"]["details"] == {"reason": "another_player"}
+    key = new_key()
+    stolen = redeem(client, shop, mine, sub="p2", key=key)
+    # Another player's order is refused as any cross-player reuse is: a final 409.
+    assert stolen.status_code == 409
+    assert stolen.get_json()["error"]["code"] == "receipt_already_used"
+    assert stolen.get_json()["error"]["details"] == {
+        "store": "steam",
+        "transaction_id": steam.orders[mine]["transid"],
+    }
     assert steam.orders[mine]["status"] == "Approved"  # not finalized for the wrong player
+    asked = steam.server.requests  # type: ignore[union-attr]
+    assert not [r for r in asked if "QueryTxn" in r.path and r.query.get("orderid") == mine]
     assert s.money_state(conn, shop.id) == before
+    # Stored with the key: the same request replays it byte for byte.
+    again = redeem(client, shop, mine, sub="p2", key=key)
+    assert (again.status_code, again.data) == (409, stolen.data)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # The owner still redeems it, once.
+    assert redeem(client, shop, mine, sub="p1").status_code == 201
+    assert balances(client, shop, sub="p1")["USD"] == 50_000
+    assert balances(client, shop, sub="p2")["USD"] == 0
 
 
 def test_steam_down_gives_503_changes_nothing_and_the_retry_credits_once(

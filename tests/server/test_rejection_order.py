@@ -33,10 +33,11 @@ The order (the HTTP edge, then the purchase function in the SQL):
 16. while granting a bundle's contents, items before currencies: purchase_limit_reached (a
     durable it holds is already owned), then balance_cap_exceeded
 
-Placing a hold (POST /v1/holds, sql/31_holds.sql) after the same HTTP edge: not_found (no
-catalog, no such sku, an item of a segment the player is not in), validation_failed (not a
-limited item), item_unavailable, sold_out (a look), purchase_limit_reached (units bought and
-held, then a durable), hold_limit_reached, and sold_out under lock (not tested here).
+Placing a hold (POST /v1/holds, sql/31_holds.sql) after the same HTTP edge: account_frozen
+(as a purchase, and as a code's redemption), not_found (no catalog, no such sku, an item of a
+segment the player is not in), validation_failed (not a limited item), item_unavailable,
+sold_out (a look), purchase_limit_reached (units bought and held, then a durable),
+hold_limit_reached, and sold_out under lock (not tested here).
 """
 
 from __future__ import annotations
@@ -423,6 +424,31 @@ def test_a_replay_before_a_freeze_before_the_store_rules(
     with conn.transaction():
         risk.unfreeze(conn, shop.id, "p1", actor="support", reason="test")
     assert _buy(client, shop, "p1", sku="no_such_item") == "not_found"
+
+
+def test_a_freeze_before_a_holds_and_a_codes_store_rules(
+    client, conn: psycopg.Connection, shop: Game
+) -> None:
+    """Step 0a of 31_holds.sql and of sk_redeem_code (66_offers.sql): a frozen player hears
+    account_frozen before anything about the sku or the code."""
+    with conn.transaction():
+        risk.freeze(conn, shop.id, "p1", actor="support", reason="test")
+    redeem = client.post(
+        "/v1/promo-codes/redeem",
+        json={"code": "NO-SUCH-CODE"},
+        headers=shop.headers("player", "p1", **{"Idempotency-Key": new_key()}),
+    )
+    assert _code(redeem) == "account_frozen"
+    assert _hold_code(client, shop, "no_such_item") == "account_frozen"
+    with conn.transaction():
+        risk.unfreeze(conn, shop.id, "p1", actor="support", reason="test")
+    redeem = client.post(
+        "/v1/promo-codes/redeem",
+        json={"code": "NO-SUCH-CODE"},
+        headers=shop.headers("player", "p1", **{"Idempotency-Key": new_key()}),
+    )
+    assert _code(redeem) == "not_found"
+    assert _hold_code(client, shop, "no_such_item") == "not_found"
 
 
 def test_the_funds_before_the_tier_before_the_spend_limit(client, risky_shop: Game) -> None:

@@ -10,13 +10,16 @@ server."""
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from shopkeep_server.store import risk
 from shopkeep_server.store.audit import audit
@@ -31,6 +34,7 @@ from support import (
     post,
     snapshot,
 )
+from support.events import event_mismatches
 
 HOUR = 3600
 
@@ -126,6 +130,7 @@ def test_card_testing_a_thousand_tiny_purchases_against_an_hourly_count(
         _events(conn, game, "carder")
         == [("refused", "purchase", "limit_exceeded", "spend_limit")] * 900
     )
+    assert event_mismatches(conn, game.id) == []  # 100 purchases and 900 refusals, once each
     assert audit(conn) == []
 
 
@@ -231,6 +236,12 @@ def test_fifty_concurrent_purchases_take_exactly_what_the_limit_leaves(
             "SELECT count(*) FROM risk_events WHERE game_id = %s AND rule = 'spend_limit'",
             (game.id,),
         ).fetchone() == (43,)
+        # Each refusal is one event, as each purchase is: the events agree with the tables.
+        assert conn.execute(
+            "SELECT count(*) FROM events WHERE game_id = %s AND type = 'risk.limit_exceeded'",
+            (game.id,),
+        ).fetchone() == (43,)
+        assert event_mismatches(conn, game.id) == []
         assert [v for v in audit(conn) if game.id in v] == []
 
 
@@ -344,6 +355,18 @@ def test_the_mint_breaker_trips_at_its_threshold_for_every_player_until_reset(
             (game.id,),
         ).fetchall()
         assert log == [("tripped", None, None), ("reset", "lead", "fixed the dupe")]
+        # The trip and the reset are events once each, beside every refused grant's.
+        risk_events = conn.execute(
+            "SELECT type, count(*) FROM events WHERE game_id = %s AND type LIKE 'risk.%%'"
+            " GROUP BY type ORDER BY type",
+            (game.id,),
+        ).fetchall()
+        assert risk_events == [
+            ("risk.breaker_reset", 1),
+            ("risk.breaker_tripped", 1),
+            ("risk.limit_exceeded", 11),
+        ]
+        assert event_mismatches(conn, game.id) == []
         assert [v for v in audit(conn) if game.id in v] == []
 
 
@@ -436,7 +459,7 @@ def test_an_old_player_is_past_the_new_tier(conn: psycopg.Connection, client: An
     game = make_game(conn, _catalog(NEW_PLAYERS))
     grant(client, game, "veteran", "COINS", 1_000)
     conn.execute(
-        "UPDATE player_risk SET first_seen_at = now() - interval '2 hours'"
+        "UPDATE player_profiles SET first_seen = now() - interval '2 hours'"
         " WHERE game_id = %s AND player_id = 'veteran'",
         (game.id,),
     )
@@ -579,6 +602,42 @@ def test_a_frozen_player_can_read_but_not_write_until_unfrozen(
     ]
 
 
+def test_a_frozen_player_can_neither_redeem_codes_nor_hold_stock(
+    conn: psycopg.Connection, client: Any
+) -> None:
+    content = _catalog(None)
+    content["promo_codes"] = [
+        {"code": "WELCOME", "grant": [{"currency": "COINS", "amount": 100}], "budget": 10}
+    ]
+    game = make_game(conn, content)
+    grant(client, game, "p1", "COINS", 500)
+    frozen = post(client, "/v1/players/p1/freeze", {"reason": "bot"}, game, role="service")
+    assert frozen.status_code == 200
+    state = snapshot(conn, game.id)
+
+    redeem_key, hold_key = "frozen-redeem-0001", "frozen-hold-00001"
+    redeemed = post(client, "/v1/promo-codes/redeem", {"code": "WELCOME"}, game, key=redeem_key)
+    held = post(client, "/v1/holds", {"sku": "egg", "quantity": 2}, game, key=hold_key)
+    for answer in (redeemed, held):
+        assert (answer.status_code, _error(answer)["code"]) == (403, "account_frozen")
+    assert snapshot(conn, game.id) == state
+    assert conn.execute("SELECT count(*) FROM holds WHERE game_id = %s", (game.id,)).fetchone() == (
+        0,
+    )
+    assert _events(conn, game, "p1")[-2:] == [
+        ("refused", "redeem", "account_frozen", None),
+        ("refused", "hold", "account_frozen", None),
+    ]
+
+    # Nothing was stored with the keys: once unfrozen, the same requests run.
+    unfrozen = post(client, "/v1/players/p1/unfreeze", {"reason": "human"}, game, role="studio")
+    assert unfrozen.status_code == 200
+    redeemed = post(client, "/v1/promo-codes/redeem", {"code": "WELCOME"}, game, key=redeem_key)
+    held = post(client, "/v1/holds", {"sku": "egg", "quantity": 2}, game, key=hold_key)
+    assert (redeemed.status_code, held.status_code) == (200, 201)
+    assert balances(client, game)["COINS"] == 600
+
+
 def test_a_frozen_players_purchases_can_still_be_refunded(
     conn: psycopg.Connection, client: Any
 ) -> None:
@@ -694,3 +753,27 @@ def test_refusals_and_freezes_are_counted_in_metrics(conn: psycopg.Connection, c
     assert 'shopkeep_risk_events_total{kind="refused",rule="spend_limit"} 1.0' in text
     assert 'shopkeep_risk_events_total{kind="refused",rule="account_frozen"} 1.0' in text
     assert 'shopkeep_risk_events_total{kind="frozen",rule=""} 1.0' in text
+
+
+def test_the_readmes_policy_is_a_policy_the_store_takes(
+    conn: psycopg.Connection, client: Any
+) -> None:
+    """The README's catalog-file example (its studio section) is put as a draft: accepted, and
+    read back as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```yaml\n(risk:\n.*?)```", readme, flags=re.S)
+    assert block is not None, "the README shows no risk policy"
+    policy = yaml.safe_load(block.group(1))["risk"]
+    game = make_game(conn, _catalog(None))
+    put = client.put(
+        "/v1/admin/catalog/draft",
+        json=_catalog(policy),
+        headers={**game.headers("studio", "lead"), "If-Match": "*"},
+    )
+    assert put.status_code == 200, put.get_json()
+    stored = put.get_json()["risk"]
+    for name, limits in policy.items():
+        assert [
+            {k: v for k, v in e.items() if k in limit}
+            for e, limit in zip(stored[name], limits, strict=True)
+        ] == limits

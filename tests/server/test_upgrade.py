@@ -25,10 +25,10 @@ from psycopg.types.json import Jsonb
 from shopkeep_server import db
 from shopkeep_server.app import create_app
 from shopkeep_server.demo import demo_catalog
-from shopkeep_server.store import events
+from shopkeep_server.store import catalog, events, games, rules
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import purge_expired
-from support import ROOT, Game, make_config, make_game
+from support import ROOT, Game, make_config, make_game, new_key
 
 pytestmark = pytest.mark.slow
 
@@ -312,6 +312,22 @@ def test_a_release_0_1_0_store_upgrades_and_keeps_its_keys_and_books(database_ur
             ("grant.created", "p2"),
             ("purchase.completed", "p2"),
         ]
+        # The old store kept no player rows: p1, seen by today's code first, counts from its
+        # first ledger entry (the old welcome grant), not from the upgrade; p2 from today.
+        first_entries = dict(
+            conn.execute(
+                "SELECT DISTINCT ON (player_id) player_id, created_at FROM ledger_entries"
+                " WHERE game_id = %s ORDER BY player_id, id",
+                (game.id,),
+            ).fetchall()
+        )
+        seen = dict(
+            conn.execute(
+                "SELECT player_id, first_seen FROM player_profiles WHERE game_id = %s", (game.id,)
+            ).fetchall()
+        )
+        assert seen == first_entries
+        assert seen["p1"] < seen["p2"]
         assert audit(conn) == []
         audited = subprocess.run(
             [CLI, "audit"],
@@ -412,3 +428,218 @@ def test_a_changed_function_file_is_applied_at_the_next_migrate(
         db.migrate(conn)
         assert "sk_consume" not in function_oids(conn)
         assert "sk_purchase" in function_oids(conn)
+
+
+def migrate_to(conn: psycopg.Connection, last: int) -> None:
+    """The store as db.migrate left it when ``last`` was the newest migration shipped: those
+    migrations applied and recorded with their checksums (the function files, which change
+    with every release, are applied by the upgrade that follows)."""
+    with conn.transaction():
+        conn.execute(
+            "CREATE TABLE schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
+        )
+        for number, name, sql_text in db.migration_files():
+            if number <= last:
+                conn.execute(sql_text)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (number, name, db.SqlFile(name, sql_text).checksum),
+                )
+
+
+# Players of a store at migration 0013, in player_risk (first_seen_at, tier, freeze) and
+# player_profiles (first_seen, country, attributes): (game, player, risk row or None, profile
+# row or None), ages in hours before now.
+PLAYERS_AT_0013: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = [
+    (
+        "g1",
+        "risk_older",
+        {
+            "age": 72,
+            "tier": "new",
+            "tier_reason": "chargeback",
+            "tier_set_by": "backend",
+            "tier_age": 48,
+            "frozen_by": "fraud",
+            "frozen_reason": "stolen card",
+            "frozen_age": 24,
+        },
+        {"age": 24, "country": "BR", "attributes": {"level": 3}},
+    ),
+    ("g1", "profile_older", {"age": 1}, {"age": 120, "country": None, "attributes": {}}),
+    (
+        "g1",
+        "risk_only",
+        {
+            "age": 2,
+            "tier": "trusted",
+            "tier_reason": "kyc",
+            "tier_set_by": "support",
+            "tier_age": 1,
+        },
+        None,
+    ),
+    ("g1", "profile_only", None, {"age": 4, "country": "DE", "attributes": {"vip": True}}),
+    # The same player id in another game is another player.
+    ("g2", "risk_older", {"age": 5}, None),
+]
+COLUMNS = (
+    "game_id, player_id, first_seen, country, attributes, updated_at, tier, tier_reason,"
+    " tier_set_by, tier_set_at, frozen_at, frozen_by, frozen_reason"
+)
+
+
+def _hours_before(base: dt.datetime, hours: int | None) -> dt.datetime | None:
+    return None if hours is None else base - dt.timedelta(hours=hours)
+
+
+def test_a_store_at_0013_keeps_its_players_in_one_row(database_url: str) -> None:
+    with scratch_database(database_url) as url, db.connect(url) as conn:
+        migrate_to(conn, 13)
+        for game_id in ("g1", "g2"):
+            conn.execute("INSERT INTO games (id, name) VALUES (%s, %s)", (game_id, game_id))
+        expected: list[tuple[Any, ...]] = []
+        now = dt.datetime.now(dt.UTC)
+        for game_id, player, risk_row, profile in PLAYERS_AT_0013:
+            r = risk_row or {}
+            if risk_row is not None:
+                conn.execute(
+                    "INSERT INTO player_risk (game_id, player_id, first_seen_at, tier,"
+                    " tier_reason, tier_set_by, tier_set_at, frozen_at, frozen_by, frozen_reason)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        game_id,
+                        player,
+                        _hours_before(now, r["age"]),
+                        r.get("tier"),
+                        r.get("tier_reason"),
+                        r.get("tier_set_by"),
+                        _hours_before(now, r.get("tier_age")),
+                        _hours_before(now, r.get("frozen_age")),
+                        r.get("frozen_by"),
+                        r.get("frozen_reason"),
+                    ),
+                )
+            if profile is not None:
+                conn.execute(
+                    "INSERT INTO player_profiles (game_id, player_id, first_seen, country,"
+                    " attributes, updated_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (
+                        game_id,
+                        player,
+                        _hours_before(now, profile["age"]),
+                        profile["country"],
+                        Jsonb(profile["attributes"]),
+                        _hours_before(now, profile["age"]),
+                    ),
+                )
+            # One row: first seen at the earlier of the two; the profile as it was (a player
+            # new to the table was last updated when first seen); the risk state as it was.
+            first_seen = _hours_before(now, max(r.get("age", 0), (profile or {}).get("age", 0)))
+            expected.append(
+                (
+                    game_id,
+                    player,
+                    first_seen,
+                    (profile or {}).get("country"),
+                    (profile or {}).get("attributes", {}),
+                    _hours_before(now, profile["age"]) if profile else first_seen,
+                    r.get("tier"),
+                    r.get("tier_reason"),
+                    r.get("tier_set_by"),
+                    _hours_before(now, r.get("tier_age")),
+                    _hours_before(now, r.get("frozen_age")),
+                    r.get("frozen_by"),
+                    r.get("frozen_reason"),
+                )
+            )
+
+        # The upgrade, with today's code.
+        assert db.migrate(conn) == [name for number, name, _ in db.migration_files() if number > 13]
+        assert "0014_one_player_row.sql" in {
+            name for (name,) in conn.execute("SELECT name FROM schema_migrations")
+        }
+        assert conn.execute("SELECT to_regclass('player_risk')").fetchone() == (None,)
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM player_profiles ORDER BY game_id, player_id"
+        ).fetchall()
+        assert rows == sorted(expected, key=lambda row: (row[0], row[1]))
+
+        # Today's API reads the one row: the freeze and tiers hold, and the trust tiers go by
+        # the first_seen the segments see.
+        key = games.add_key(conn, "g1", issuer="shopkeep")
+        content = {
+            "currencies": [{"code": "COINS", "name": "Coins", "scale": 0}],
+            "items": [
+                {
+                    "sku": "potion",
+                    "name": "Potion",
+                    "kind": "consumable",
+                    "prices": [{"currency": "COINS", "amount": 0}],
+                }
+            ],
+            "risk": {
+                "tiers": [
+                    {"name": "young", "while_younger_than_seconds": 86_400},
+                    {"name": "new", "while_younger_than_seconds": 60},
+                ]
+            },
+        }
+        with conn.transaction():
+            catalog.put_draft(conn, "g1", content, if_match="*")
+            catalog.publish(conn, "g1", actor="lead", stock_buckets=1)
+        game = Game("g1", key)
+        app = create_app(make_config(url))
+        try:
+            client = app.test_client()
+            service = game.headers("service", "backend")
+            by_player = {row[1]: row for row in rows if row[0] == "g1"}
+            tiers = {}
+            for player, row in by_player.items():
+                risk_view = client.get(f"/v1/players/{player}/risk", headers=service).get_json()
+                attributes = client.get(
+                    f"/v1/players/{player}/attributes", headers=service
+                ).get_json()
+                assert risk_view["first_seen_at"] == attributes["first_seen"]
+                assert risk_view["first_seen_at"] == rules.format_timestamp(row[2])
+                assert risk_view["frozen"] is (row[10] is not None)
+                tiers[player] = (risk_view["tier"], (risk_view["tier_set"] or {}).get("tier"))
+            # risk_older stays in the tier the service set; profile_older is five days old by
+            # its profile (an hour by its old risk row); risk_only was lifted by the service;
+            # profile_only is four hours old.
+            assert tiers == {
+                "risk_older": ("new", "new"),
+                "profile_older": (None, None),
+                "risk_only": (None, "trusted"),
+                "profile_only": ("young", None),
+            }
+            frozen = client.get("/v1/players/risk_older/risk", headers=service).get_json()
+            assert frozen["freeze"] == {
+                "reason": "stolen card",
+                "frozen_by": "fraud",
+                "frozen_at": rules.format_timestamp(by_player["risk_older"][10]),
+            }
+
+            def buy(player: str) -> Any:
+                return client.post(
+                    "/v1/purchases",
+                    json={"sku": "potion"},
+                    headers=game.headers("player", player, **{"Idempotency-Key": new_key()}),
+                )
+
+            refused = buy("risk_older")
+            assert (refused.status_code, refused.get_json()["error"]["code"]) == (
+                403,
+                "account_frozen",
+            )
+            assert buy("profile_older").status_code == 201
+            # A player new to the store gets its one row, seen now.
+            assert buy("newcomer").status_code == 201
+        finally:
+            app.extensions["shopkeep"].db.close()
+        assert conn.execute(
+            "SELECT count(*) FROM player_profiles WHERE game_id = 'g1' AND player_id = 'newcomer'"
+            " AND first_seen > now() - interval '1 minute' AND frozen_at IS NULL"
+        ).fetchone() == (1,)

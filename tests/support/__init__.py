@@ -19,9 +19,12 @@ from pathlib import Path
 
 from .api import balances, buy, grant, inventory, new_key, post
 from .database import (
+    APP_LOGIN,
+    APP_PASSWORD,
     app_database_url,
     audit_failure,
     create_database,
+    lock_held,
     snapshot,
     with_database,
 )
@@ -32,6 +35,8 @@ from .live import GameHandle, LiveServer, free_port, start_server, stop_server
 ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = [
+    "APP_LOGIN",
+    "APP_PASSWORD",
     "ROOT",
     "Game",
     "GameHandle",
@@ -46,6 +51,7 @@ __all__ = [
     "free_port",
     "grant",
     "inventory",
+    "lock_held",
     "make_config",
     "make_game",
     "new_key",

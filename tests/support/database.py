@@ -3,6 +3,8 @@ when the session ends."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -95,3 +97,15 @@ def snapshot(conn: psycopg.Connection, game_id: str) -> dict[str, Any]:
         ),
         "webhooks": rows("SELECT count(*) FROM webhook_endpoints WHERE game_id = %(g)s"),
     }
+
+
+@contextmanager
+def lock_held(conn: psycopg.Connection, key: int) -> Iterator[None]:
+    """Holds the advisory lock ``key`` on ``conn`` (an autocommit connection) for the block, as
+    another process doing that work would: transaction-scoped, in a transaction of its own, so
+    that through a pooler in transaction mode the lock and its end stay on one server
+    connection (a session lock taken by one statement could be left behind on the pooler's
+    server connection, and its unlock reach another)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        yield

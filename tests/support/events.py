@@ -1,8 +1,9 @@
 """Events as tests read them: the whole feed of a game, and the check that a game's events
-say exactly what its purchases, grants and ledgers say happened."""
+say exactly what its purchases, grants, ledgers and risk decisions say happened."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -43,8 +44,8 @@ def stored_events(conn: psycopg.Connection, game_id: str) -> list[dict[str, Any]
 
 def event_mismatches(conn: psycopg.Connection, game_id: str) -> list[str]:
     """Where the events of ``game_id`` differ from its tables: one event per purchase, refund,
-    grant and consumption, each ledger and item-ledger row in exactly one event, with the same
-    content, and nothing else. Empty when they agree."""
+    grant, consumption and risk decision, each ledger and item-ledger row in exactly one event,
+    with the same content, and nothing else. Empty when they agree."""
     problems: list[str] = []
     written = stored_events(conn, game_id)
     by_type: dict[str, list[dict[str, Any]]] = {}
@@ -104,4 +105,51 @@ def event_mismatches(conn: psycopg.Connection, game_id: str) -> list[str]:
         )
         if in_events != in_table:
             problems.append(f"{key}: events hold {in_events}, the table {in_table}")
+    problems += _risk_mismatches(conn, game_id, by_type)
+    return problems
+
+
+# The risk decisions a player's events carry, by event type and the record's kind. A frozen
+# player's refused attempts (account_frozen) are recorded and never emitted.
+PLAYER_DECISIONS = {
+    "risk.limit_exceeded": "refused",
+    "risk.player_frozen": "frozen",
+    "risk.player_unfrozen": "unfrozen",
+    "risk.tier_changed": "tier_changed",
+}
+BREAKER_DECISIONS = {"risk.breaker_tripped": "tripped", "risk.breaker_reset": "reset"}
+
+
+def _risk_mismatches(
+    conn: psycopg.Connection, game_id: str, by_type: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """Each risk decision of the game (risk_events but account_frozen, risk_breaker_log) in
+    exactly one event of its type, whose data is the record as the API shows it."""
+    problems: list[str] = []
+    emitted: list[tuple[str, str | None, dict[str, Any]]] = [
+        (e["type"], e["player_id"], e["data"])
+        for kind in (*PLAYER_DECISIONS, *BREAKER_DECISIONS)
+        for e in by_type.get(kind, [])
+    ]
+    recorded: list[tuple[str, str | None, dict[str, Any]]] = []
+    for player, kind, data in conn.execute(
+        "SELECT player_id, kind, sk_risk_event_json(r) FROM risk_events r"
+        " WHERE game_id = %s AND code IS DISTINCT FROM 'account_frozen'",
+        (game_id,),
+    ).fetchall():
+        event_type = next(t for t, k in PLAYER_DECISIONS.items() if k == kind)
+        recorded.append((event_type, player, data))
+    for kind, data in conn.execute(
+        "SELECT kind, sk_risk_breaker_log_json(l) FROM risk_breaker_log l WHERE game_id = %s",
+        (game_id,),
+    ).fetchall():
+        event_type = next(t for t, k in BREAKER_DECISIONS.items() if k == kind)
+        player = data["details"].get("player_id") if kind == "tripped" else None
+        recorded.append((event_type, player, data))
+
+    def ordered(found: list[tuple[str, str | None, dict[str, Any]]]) -> list[str]:
+        return sorted(json.dumps(entry, sort_keys=True) for entry in found)
+
+    if ordered(emitted) != ordered(recorded):
+        problems.append(f"risk decisions: events hold {emitted}, the tables {recorded}")
     return problems

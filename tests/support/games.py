@@ -16,10 +16,14 @@ from shopkeep_server.demo import demo_catalog
 from shopkeep_server.store import catalog, games
 from shopkeep_server.store.games import GameKey
 
+from . import pgbouncer
+
 
 def make_config(url: str | None = None, **changes: Any) -> Config:
-    """The configuration tests run with: no rate limit unless a test asks for one."""
-    return Config(database_url=url, rate_limit=None, key_cache_seconds=0).replace(**changes)
+    """The configuration tests run with: no rate limit unless a test asks for one (and, through
+    PgBouncer, the settings of a store behind it: support/pgbouncer.py)."""
+    pooled = Config.from_env(pgbouncer.POOLED_ENV) if pgbouncer.enabled() else Config()
+    return pooled.replace(database_url=url, rate_limit=None, key_cache_seconds=0).replace(**changes)
 
 
 @dataclasses.dataclass

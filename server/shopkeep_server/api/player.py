@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, request
 from flask_smorest import Blueprint
 
+from ..auth import Principal
 from ..runtime import services, with_connection
 from ..store import catalog, offers, players
 from . import schemas
@@ -42,20 +43,13 @@ def get_catalog() -> Response:
     live = cache.known(who.game) or with_connection(
         lambda conn: catalog.live_catalog(conn, who.game, cache=cache)
     )
+    # Only a player has a view of its own; a service or studio reader sees every item at its
+    # list prices.
+    personal = live.personal and who.role == "player"
     body, etag = offers.catalog_view(
         live,
         locale=offers.choose_locale(request.headers.get("Accept-Language"), set(live.locales)),
-        # Only a player has a view of its own; a service or studio reader sees every item at
-        # its list prices.
-        view=(
-            with_connection(
-                lambda conn: offers.view_for(
-                    conn, who.game, who.subject, country=who.country, version_id=live.version_id
-                )
-            )
-            if live.personal and who.role == "player"
-            else offers.SHARED_VIEW
-        ),
+        view=_own_view(who, live, cache) if personal else offers.SHARED_VIEW,
     )
     if request.if_none_match.contains(etag):
         response = Response(status=304)
@@ -65,6 +59,23 @@ def get_catalog() -> Response:
     if live.locales:
         response.vary.add("Accept-Language")
     return response
+
+
+def _own_view(
+    who: Principal, live: catalog.LiveCatalog, cache: catalog.CatalogCache
+) -> offers.PlayerView:
+    view = with_connection(
+        lambda conn: offers.view_for(
+            conn,
+            who.game,
+            who.subject,
+            country=who.country,
+            version_id=live.version_id,
+            known=cache.seen(who.game, who.subject),
+        )
+    )
+    cache.saw(who.game, who.subject)
+    return view
 
 
 @blp.route("/stock", methods=["GET"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from ..errors import NotFound, ValidationFailed
 from ..runtime import json_body, services, with_connection
@@ -51,6 +51,13 @@ class ReceiptRequestSchema(Schema):
         # A Steam order id is a positive 64-bit signed integer (this server makes them so).
         validate=[WholeMatch(r"^[0-9]{1,19}$"), lambda v: int(v) <= 2**63 - 1],
         metadata={"description": "steam: the order id POST /v1/receipts/steam/orders gave"},
+    )
+
+    hold_id = fields.UUID(
+        metadata={
+            "description": "the player's hold (POST /v1/holds) this payment buys: the product"
+            " must grant the held item in the held quantity"
+        }
     )
 
     @validates_schema
@@ -104,6 +111,7 @@ class ReceiptResultSchema(Schema):
     "not_found",
     "receipt_invalid",
     "receipt_already_used",
+    "hold_expired",
     "purchase_limit_reached",
     "balance_cap_exceeded",
     "store_unavailable",
@@ -236,3 +244,47 @@ def app_store_notification(body: dict[str, Any], game_id: str) -> dict[str, Any]
     if GAME_ID.fullmatch(game_id) is None:
         raise NotFound("no such game")
     return chargebacks.app_store_notification(with_connection, game_id, body["signedPayload"])
+
+
+class PubSubMessageSchema(Schema):
+    # Pub/Sub may add fields to its envelope: they are ignored, not refused (a refusal would be
+    # redelivered for days).
+    class Meta:
+        unknown = EXCLUDE
+
+    data = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    messageId = fields.String()
+    message_id = fields.String()
+    publishTime = fields.String()
+    publish_time = fields.String()
+    attributes = fields.Dict()
+    orderingKey = fields.String()
+
+
+class PubSubPushSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    message = fields.Nested(PubSubMessageSchema, required=True)
+    subscription = fields.String()
+    deliveryAttempt = fields.Integer()
+
+
+@blp.route("/stores/google_play/notifications/<string:game_id>", methods=["POST"])
+@blp.arguments(PubSubPushSchema())
+@blp.response(200, NotificationResultSchema)
+@schemas.fails_with(blp, "unauthenticated", "not_found", "receipt_invalid")
+@blp.doc(**PUBLIC)
+def google_play_notification(body: dict[str, Any], game_id: str) -> dict[str, Any]:
+    """Google Play real-time developer notifications, pushed by a Cloud Pub/Sub subscription
+    with authentication (its OIDC token in Authorization: Bearer, checked against the game's
+    pubsub_audience and pubsub_service_account); a voided purchase is taken back."""
+    if GAME_ID.fullmatch(game_id) is None:
+        raise NotFound("no such game")
+    return chargebacks.google_play_notification(
+        with_connection,
+        services().config,
+        game_id,
+        request.headers.get("Authorization"),
+        body,
+    )

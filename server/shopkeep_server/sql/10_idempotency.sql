@@ -66,112 +66,37 @@ CREATE OR REPLACE FUNCTION sk_idempotency_finish(
      WHERE game_id = p_game AND subject = p_subject AND key = p_key AND expires_at > now();
 $$;
 
--- Expiry by partition. The server's janitor (serving.Janitor, one process at a time under an
--- advisory lock) and `shopkeep-server purge-idempotency` call these three; migrate calls the
--- first, so a fresh database has its partitions at once. They run as the tables' owner
--- (SECURITY DEFINER, search_path pinned to this schema below): the server's role owns nothing
--- and may not create or drop tables, and may not read the partitions directly either. Each DDL
--- waits at most two seconds for its lock (a partition's drop or creation locks the parent
--- briefly, and purchases queue behind a waiting DDL): one that cannot have it is left for the
--- next run, with a warning.
+-- Expiry by partition (the day partitions of sql/05_partitions.sql). The server's janitor
+-- (serving.Janitor, one process at a time under an advisory lock) and `shopkeep-server
+-- purge-idempotency` call these three; migrate calls the first, so a fresh database has its
+-- partitions at once. They run as the tables' owner (SECURITY DEFINER, search_path pinned to
+-- this schema below): the server's role owns nothing and may not create or drop tables, and
+-- may not read the partitions directly either.
 
 -- The name of the partition of the UTC day starting at p_day.
 CREATE OR REPLACE FUNCTION sk_idempotency_partition_name(p_day timestamptz) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT 'idempotency_keys_' || to_char(p_day AT TIME ZONE 'UTC', 'YYYYMMDD')
+    SELECT sk_day_partition_name('idempotency_keys', p_day)
 $$;
 
 -- Makes the partitions of every UTC day from today to p_until's; returns how many it made.
--- A day whose keys already sit in the default partition (nobody made its partition in time)
--- is skipped: its keys stay there, found and purged as before, and the days after it get
--- their partitions.
 CREATE OR REPLACE FUNCTION sk_idempotency_add_partitions(p_until timestamptz) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    v_day timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-    v_name text;
-    v_made integer := 0;
-    v_lock_timeout text := current_setting('lock_timeout');
-BEGIN
-    PERFORM set_config('lock_timeout', '2s', true);
-    WHILE v_day <= p_until LOOP
-        v_name := sk_idempotency_partition_name(v_day);
-        IF to_regclass(v_name) IS NULL THEN
-            BEGIN
-                EXECUTE format(
-                    'CREATE TABLE %I PARTITION OF idempotency_keys FOR VALUES FROM (%L) TO (%L)',
-                    v_name, sk_ts(v_day), sk_ts(v_day + interval '1 day'));
-                v_made := v_made + 1;
-            EXCEPTION
-                WHEN duplicate_table OR unique_violation THEN
-                    NULL;  -- another process made it a moment ago
-                WHEN check_violation THEN
-                    RAISE WARNING 'idempotency keys of % are in the default partition: % not made',
-                        v_day, v_name;
-                WHEN lock_not_available THEN
-                    RAISE WARNING 'partition % not made: idempotency_keys was busy', v_name;
-            END;
-        END IF;
-        v_day := v_day + interval '1 day';
-    END LOOP;
-    PERFORM set_config('lock_timeout', v_lock_timeout, true);
-    RETURN v_made;
-END $$;
+LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT sk_add_day_partitions('idempotency_keys', p_until)
+$$;
 
--- Drops every partition whose day is over (all its keys expired); returns how many keys they
--- held: PostgreSQL's estimate (pg_class.reltuples, kept by autovacuum) rather than a count of
--- millions of rows, or a count when the partition was never analyzed (so it is small).
+-- Drops every partition whose day is over (all its keys expired: the table is partitioned by
+-- expiry); returns how many and how many keys they held (an estimate for large ones).
 CREATE OR REPLACE FUNCTION sk_idempotency_drop_partitions(OUT partitions integer, OUT keys bigint)
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    v_partition regclass;
-    v_estimate real;
-    v_count bigint;
-    v_lock_timeout text := current_setting('lock_timeout');
-BEGIN
-    partitions := 0;
-    keys := 0;
-    PERFORM set_config('lock_timeout', '2s', true);
-    FOR v_partition, v_estimate IN
-        SELECT c.oid::regclass, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'idempotency_keys'::regclass
-           -- a day's partition (sk_idempotency_partition_name) whose day is over
-           AND c.relname ~ '^idempotency_keys_[0-9]{8}$'
-           AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp
-               <= now() AT TIME ZONE 'UTC'
-         ORDER BY c.relname
-    LOOP
-        BEGIN
-            IF v_estimate >= 0 THEN
-                v_count := v_estimate::bigint;
-            ELSE
-                EXECUTE format('SELECT count(*) FROM %s', v_partition) INTO v_count;
-            END IF;
-            EXECUTE format('DROP TABLE %s', v_partition);
-            partitions := partitions + 1;
-            keys := keys + v_count;
-        EXCEPTION
-            WHEN undefined_table THEN
-                NULL;  -- another process dropped it a moment ago
-            WHEN lock_not_available THEN
-                RAISE WARNING 'partition % not dropped: idempotency_keys was busy', v_partition;
-        END;
-    END LOOP;
-    PERFORM set_config('lock_timeout', v_lock_timeout, true);
-END $$;
+LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT partitions, row_count FROM sk_drop_day_partitions('idempotency_keys', now())
+$$;
 
--- Deletes up to p_batch expired keys of the default partition (the only one with an index on
--- expires_at); returns how many. Called in a loop, a short transaction per batch.
+-- Deletes up to p_batch expired keys of the default partition; returns how many.
 CREATE OR REPLACE FUNCTION sk_idempotency_purge_default(p_batch integer) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    v_deleted integer;
-BEGIN
-    DELETE FROM idempotency_keys_default WHERE ctid IN (
-        SELECT ctid FROM idempotency_keys_default WHERE expires_at < now() LIMIT p_batch);
-    GET DIAGNOSTICS v_deleted = ROW_COUNT;
-    RETURN v_deleted;
-END $$;
+LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT sk_purge_default_partition('idempotency_keys', 'expires_at', now(), p_batch)
+$$;
 
 -- A SECURITY DEFINER function resolves names with the caller's search_path unless it pins its
 -- own: these see this schema only (pg_temp last, so no temporary table can stand in).

@@ -28,13 +28,21 @@
 --       limit counts besides the units bought.
 --
 -- Lock order, shared with the purchase: wallets (by currency), the player's count row of the
--- sku, holds (by player, then id), stock buckets, inventory rows. Every function here locks
--- holds before any bucket, and none waits for a hold once it holds a bucket, so a release,
--- a reclaim and a buyer's take cannot deadlock.
+-- sku, holds (by player, then id), stock buckets, inventory rows, then the item's sold-out
+-- line (sk_check_sold_out's advisory lock, 70_events.sql). Within the buckets: a transaction
+-- either takes one bucket without waiting (sk_take_stock's fast path, SKIP LOCKED) and then
+-- waits for no hold and no other bucket, or waits for buckets one at a time in bucket order
+-- (the slow path; its reclaimed units go into bucket 0, the first of that order); a release
+-- or the janitor's reclaim waits for one bucket only, last. Every function here locks holds
+-- before any bucket and none waits for a hold once it holds a bucket; sk_take_stock undoes
+-- the stray lock its fast path's look can leave before the slow path waits for anything
+-- (30_stock.sql says how it comes about). So a release, a reclaim, a consumption and a take
+-- cannot deadlock.
 --
 -- The order in which placing a hold is checked (the first that applies is the answer; 1 to 3
 -- are not stored with the key, 4 on are final 409s stored with it):
 --   0. the key, as for a purchase (60_purchase.sql);
+--  0a. account_frozen (403, not stored): the player is frozen (65_risk.sql's sk_risk_admit);
 --   1. not_found: the game has no published catalog;
 --   2. not_found: the sku is not in the live catalog, or is an item only a segment sees that the
 --      player is not in (sk_item_hidden_from, 66_offers.sql: as for a purchase);
@@ -70,25 +78,30 @@ RETURNS bigint LANGUAGE sql STABLE AS $$
        AND expires_at > now() AND id IS DISTINCT FROM p_except
 $$;
 
--- Puts p_quantity units back into one of p_sku's buckets, picked at random so returns do not
--- all queue on one row.
-CREATE OR REPLACE FUNCTION sk_return_stock(p_game text, p_sku text, p_quantity bigint)
-RETURNS void LANGUAGE plpgsql AS $$
+-- Puts p_quantity units back into p_bucket of p_sku, or (NULL) into one picked at random so
+-- returns do not all queue on one row.
+CREATE OR REPLACE FUNCTION sk_return_stock(
+    p_game text, p_sku text, p_quantity bigint, p_bucket integer DEFAULT NULL
+) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    v_bucket integer;
+    v_bucket integer := p_bucket;
 BEGIN
-    SELECT floor(random() * buckets)::integer INTO v_bucket
-      FROM stock_levels WHERE game_id = p_game AND sku = p_sku;
+    IF v_bucket IS NULL THEN
+        SELECT floor(random() * buckets)::integer INTO v_bucket
+          FROM stock_levels WHERE game_id = p_game AND sku = p_sku;
+    END IF;
     UPDATE stock_buckets SET remaining = remaining + p_quantity
      WHERE game_id = p_game AND sku = p_sku AND bucket = v_bucket;
 END $$;
 
 -- Ends every hold of p_sku that is past its expiry and still has its units, and puts the units
--- back into the stock; returns how many. All the holds are locked (in the shared order) before
--- the one bucket is, and a hold a concurrent release or consumption changed meanwhile is
--- skipped (FOR UPDATE reads it again after waiting).
-CREATE OR REPLACE FUNCTION sk_reclaim_expired_holds(p_game text, p_sku text) RETURNS bigint
-LANGUAGE plpgsql AS $$
+-- back into the stock (into p_bucket, or a random bucket when NULL); returns how many. All the
+-- holds are locked (in the shared order) before the one bucket is, and a hold a concurrent
+-- release or consumption changed meanwhile is skipped (FOR UPDATE reads it again after
+-- waiting). The caller must hold no bucket (the lock order above).
+CREATE OR REPLACE FUNCTION sk_reclaim_expired_holds(
+    p_game text, p_sku text, p_bucket integer DEFAULT NULL
+) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_units bigint := 0;
     r record;
@@ -102,7 +115,7 @@ BEGIN
         v_units := v_units + r.quantity;
     END LOOP;
     IF v_units > 0 THEN
-        PERFORM sk_return_stock(p_game, p_sku, v_units);
+        PERFORM sk_return_stock(p_game, p_sku, v_units, p_bucket);
     END IF;
     RETURN v_units;
 END $$;
@@ -175,6 +188,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'hold', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;

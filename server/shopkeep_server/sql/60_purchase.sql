@@ -9,7 +9,8 @@
 --   0. the key: a stored outcome is replayed as it is (idempotency_key_reused if the same key
 --      came with a different request, idempotency_key_in_use while its twin is in flight);
 --  0a. account_frozen (403, not stored): the player is frozen (a key that already has an
---      outcome still replays it; any other key is left unclaimed);
+--      outcome still replays it; any other key is left unclaimed). sk_risk_admit also notes
+--      the player as seen (sk_player_seen, 22_players.sql): the offers' segments read it;
 --   1. not_found: the game has no published catalog;
 --   2. not_found: the sku is not in the live catalog;
 --  2a. not_found, the same answer: the item is one only a segment sees and the player is not in
@@ -109,7 +110,6 @@ BEGIN
         IF p_hold_id IS NOT NULL THEN                                                     -- 4a
             v_hold := sk_hold_for(p_game, p_player, p_hold_id, v_item.sku, p_quantity, false);
         END IF;
-        PERFORM sk_player_seen(p_game, p_player, NULL);
         SELECT o.amount, o.offer_id INTO v_unit, v_offer_id
           FROM sk_offer_price(p_game, p_player, v_live.version_id, v_item.sku, v_currency,
                               v_unit, now(), NULL) o;

@@ -1,7 +1,9 @@
 -- Real money in: a store transaction, verified by the server (store/receipts.py) before this
 -- runs, credits what its product grants, exactly once per (game, store, transaction) forever;
 -- a store's refund or chargeback takes it back (sk_chargeback). Ledger kinds `topup` and
--- `chargeback`.
+-- `chargeback`. Each writes its event (receipt.redeemed, receipt.charged_back) in its own
+-- transaction; a refusal rolls back before it, so it writes none. A top-up's repayment of a
+-- debt is part of the top-up, and of its event (`repaid`, the `repay:` ledger rows).
 
 -- A proof the store does not vouch for, or one naming no product of the live catalog: 422,
 -- never stored (the same request may verify later, e.g. once a pending payment completes).
@@ -44,27 +46,97 @@ BEGIN
     END IF;
 END $$;
 
+-- The ledger rows of a receipt's event (sql/70_events.sql's shape): the rows written under any
+-- of p_references, oldest first, reading back at most p_currency_rows / p_item_rows of the
+-- player's newest rows (as sk_event_ledger does).
+CREATE OR REPLACE FUNCTION sk_receipt_event_ledgers(
+    p_game text, p_player text, p_references text[], p_currency_rows integer,
+    p_item_rows integer
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'ledger', (SELECT coalesce(jsonb_agg(sk_ledger_entry_json(e) ORDER BY e.id), '[]')
+                     FROM (SELECT * FROM ledger_entries
+                            WHERE game_id = p_game AND player_id = p_player
+                              AND reference = ANY(p_references)
+                            ORDER BY id DESC LIMIT p_currency_rows) e),
+        'item_ledger', (SELECT coalesce(jsonb_agg(sk_item_ledger_entry_json(e) ORDER BY e.id),
+                                        '[]')
+                          FROM (SELECT * FROM item_ledger
+                                 WHERE game_id = p_game AND player_id = p_player
+                                   AND reference = ANY(p_references)
+                                 ORDER BY id DESC LIMIT p_item_rows) e))
+$$;
+
+-- A chargeback as events show it: what a store took back, from which receipt, and why.
+CREATE OR REPLACE FUNCTION sk_chargeback_json(c chargebacks, r receipts) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'receipt_id', c.receipt_id, 'player_id', c.player_id, 'store', r.store,
+        'transaction_id', r.transaction_id, 'source', c.source, 'reason', c.reason,
+        'policy', c.policy, 'taken', c.taken, 'owed', c.owed,
+        'created_at', sk_ts(c.created_at))
+$$;
+
+-- The hold a receipt names (p_hold_id, of p_player), checked against the product it is for:
+-- not_found (404) when the player has no such hold (another player's included), and
+-- validation_failed (422, field hold_id) unless the product grants the held item in the held
+-- quantity (an entry {sku, quantity} of its grants equal to the hold's). Not locked: the
+-- credit consumes it under its lock (sk_consume_hold). store/receipts.py calls this before
+-- the store hears the purchase is taken, sk_redeem_receipt again in its transaction.
+CREATE OR REPLACE FUNCTION sk_receipt_hold(
+    p_game text, p_player text, p_hold_id uuid, p_product_id text, p_grants jsonb
+) RETURNS holds LANGUAGE plpgsql AS $$
+DECLARE
+    v_hold holds;
+BEGIN
+    SELECT * INTO v_hold FROM holds
+     WHERE game_id = p_game AND player_id = p_player AND id = p_hold_id;
+    IF NOT FOUND THEN
+        PERFORM sk_not_found(format('no hold %s', p_hold_id));
+    END IF;
+    IF NOT EXISTS (SELECT FROM jsonb_array_elements(p_grants) e
+                    WHERE e->>'sku' = v_hold.sku
+                      AND (e->>'quantity')::bigint = v_hold.quantity) THEN
+        PERFORM sk_invalid('hold_id',
+            format('the hold is for %s x %s, which product %s does not grant',
+                   v_hold.quantity, v_hold.sku, p_product_id));
+    END IF;
+    RETURN v_hold;
+END $$;
+
 -- Credits the store transaction p_transaction_id (of p_store, for the store's product
 -- p_store_product_id) to p_player, exactly once per idempotency key and once per transaction:
 --   0. the key: a stored outcome is replayed;
 --   1. not_found: the game has no published catalog;
 --   2. receipt_invalid (unknown_product): no product of the live catalog has this store id;
+--  2a. with p_hold_id: not_found / validation_failed (hold_id) from sk_receipt_hold;
 --   3. receipt_already_used: the transaction was credited before, to another player or under
 --      another key (the same player under the same key gets the first outcome again);
+--  3a. with p_hold_id: hold_expired when the hold has expired, was released or was used
+--      (sk_consume_hold, under the hold's lock);
 --   4. purchase_limit_reached: the product grants a durable the player owns;
 --   5. balance_cap_exceeded: a granted currency would pass its max_balance.
 -- The grant is items (sku order), then currencies (code order), each with ledger kind
 -- `topup`; in a currency the player owes (player_debts) the top-up repays the debt first
 -- (ledger kind `chargeback`, reference `repay:<receipt>`).
+--
+-- With p_hold_id the receipt is the purchase of the held units: the hold is consumed by
+-- 'receipt:<id>' and the product's grant of the held item is those units (no stock is taken
+-- again); they count against the item's per-player limit as bought units do (the player's
+-- count row, as a purchase keeps it), and the sale may have sold the item out
+-- (sk_check_sold_out, last, as a purchase's). Lock order as a purchase's (31_holds.sql):
+-- wallets, the count row, the hold, inventory rows, the sold-out line.
 CREATE OR REPLACE FUNCTION sk_redeem_receipt(
     p_game text, p_player text, p_key text, p_fingerprint text,
     p_ttl_seconds integer, p_wait_ms integer, p_request_id text,
-    p_store text, p_transaction_id text, p_store_product_id text,
+    p_store text, p_transaction_id text, p_store_product_id text, p_hold_id uuid DEFAULT NULL,
     OUT status integer, OUT body text, OUT replayed boolean
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_live record;
     v_product catalog_products;
+    v_hold holds;
+    v_item catalog_items;
     v_receipt receipts;
     v_id uuid := gen_random_uuid();
     v_reference text;
@@ -96,6 +168,10 @@ BEGIN
                 format('no product of the live catalog is %s on %s', p_store_product_id,
                        p_store));
         END IF;
+        IF p_hold_id IS NOT NULL THEN                                                     -- 2a
+            v_hold := sk_receipt_hold(p_game, p_player, p_hold_id, v_product.product_id,
+                                      v_product.grants);
+        END IF;
         -- The unique key claims the transaction: a concurrent twin under another key waits
         -- here for this transaction, then finds the row.
         INSERT INTO receipts (game_id, player_id, id, store, transaction_id, store_product_id,
@@ -125,6 +201,20 @@ BEGIN
         PERFORM sk_lock_wallets(p_game, p_player,
             ARRAY(SELECT e->>'currency' FROM jsonb_array_elements(v_product.grants) e
                    WHERE e ? 'currency'));
+        IF p_hold_id IS NOT NULL THEN                                                     -- 3a
+            SELECT * INTO v_item FROM catalog_items
+             WHERE version_id = v_live.version_id AND sku = v_hold.sku;
+            -- The held units become bought ones: the slot of the per-player limit the hold
+            -- kept stays taken once the hold has ended.
+            IF v_item.per_player_limit IS NOT NULL OR v_item.kind = 'durable' THEN
+                INSERT INTO player_item_counts AS c (game_id, player_id, sku, purchased)
+                VALUES (p_game, p_player, v_hold.sku, v_hold.quantity)
+                ON CONFLICT (game_id, player_id, sku)
+                DO UPDATE SET purchased = c.purchased + EXCLUDED.purchased;
+            END IF;
+            v_hold := sk_consume_hold(p_game, p_player, p_hold_id, v_hold.sku, v_hold.quantity,
+                                      v_reference);
+        END IF;
         FOR g IN SELECT e->>'sku' AS sku, (e->>'quantity')::bigint AS quantity
                    FROM jsonb_array_elements(v_product.grants) e WHERE e ? 'sku' ORDER BY 1 LOOP
             SELECT kind INTO v_kind FROM catalog_items
@@ -172,6 +262,19 @@ BEGIN
             'debts', sk_debts_json(p_game, p_player))::text;
         UPDATE receipts SET granted = v_granted, outcome = body
          WHERE game_id = p_game AND player_id = p_player AND id = v_id;
+        -- receipt.redeemed: the answer (less the balances, which are the player's, not the
+        -- receipt's) and the ledger rows of the top-up and of the debt it repaid.
+        PERFORM sk_emit_event(p_game, 'receipt.redeemed', p_player,
+            ((body::jsonb) - 'balances')
+            || sk_receipt_event_ledgers(p_game, p_player,
+                   ARRAY[v_reference, 'repay:' || v_id],
+                   2 * sk_granted_rows(v_granted, 'currency'),
+                   sk_granted_rows(v_granted, 'sku')));
+        IF p_hold_id IS NOT NULL THEN
+            -- The hold's units were maybe the item's last ones out (after the sale's event,
+            -- as a purchase's).
+            PERFORM sk_check_sold_out(p_game, v_hold.sku, p_player);
+        END IF;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN
         GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_message = PG_EXCEPTION_HINT,
                                 v_details = PG_EXCEPTION_DETAIL;
@@ -248,6 +351,16 @@ BEGIN
             v_owed)
     RETURNING * INTO v_row;
     UPDATE receipts SET status = 'charged_back', charged_back_at = now()
-     WHERE game_id = p_game AND player_id = v_receipt.player_id AND id = v_receipt.id;
+     WHERE game_id = p_game AND player_id = v_receipt.player_id AND id = v_receipt.id
+    RETURNING * INTO v_receipt;
+    -- receipt.charged_back: the chargeback, the receipt as it stands now, what the player
+    -- still owes, and the ledger rows it wrote.
+    PERFORM sk_emit_event(p_game, 'receipt.charged_back', v_receipt.player_id,
+        jsonb_build_object(
+            'chargeback', sk_chargeback_json(v_row, v_receipt),
+            'receipt', sk_receipt_json(v_receipt),
+            'debts', sk_debts_json(p_game, v_receipt.player_id))
+        || sk_receipt_event_ledgers(p_game, v_receipt.player_id, ARRAY[v_reference],
+               sk_granted_rows(v_taken, 'currency'), sk_granted_rows(v_taken, 'sku')));
     RETURN to_jsonb(v_row);
 END $$;

@@ -14,6 +14,11 @@
 -- with sk_risk_refused. A frozen player gets 403 account_frozen from sk_risk_admit before the
 -- key is claimed: nothing is stored with the key (the contract's NOT_STORED category), so the
 -- same request runs once the player is unfrozen; the refusal itself is recorded.
+--
+-- Every decision is recorded by sk_risk_record (a player's: risk_events) or sk_risk_log_breaker
+-- (a mint breaker's: risk_breaker_log), which also emit it through the events outbox in the
+-- same transaction (sk_emit_event, 70_events.sql), its data in the shape the API shows the
+-- record in. A replayed refusal runs neither, so it is recorded and emitted once.
 
 -- The policy of a published version (NULL: no limits).
 CREATE OR REPLACE FUNCTION sk_risk_policy(p_version_id bigint) RETURNS jsonb
@@ -29,20 +34,70 @@ RETURNS SETOF jsonb LANGUAGE sql IMMUTABLE AS $$
      ORDER BY n
 $$;
 
--- Records that the money path has seen a player. A player from before this release counts
--- from its first ledger or inventory entry, so adding tiers to a policy later does not make
--- every old player new.
-CREATE OR REPLACE FUNCTION sk_risk_seen(p_game text, p_player text) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO player_risk (game_id, player_id, first_seen_at)
-    SELECT p_game, p_player, least(
-        now(),
-        (SELECT created_at FROM ledger_entries
-          WHERE game_id = p_game AND player_id = p_player ORDER BY id LIMIT 1),
-        (SELECT created_at FROM item_ledger
-          WHERE game_id = p_game AND player_id = p_player ORDER BY id LIMIT 1))
-    ON CONFLICT DO NOTHING;
+-- A decision about a player as GET /v1/players/{id}/risk shows it (store/risk.py reads them
+-- through this) and as its event's data.
+CREATE OR REPLACE FUNCTION sk_risk_event_json(e risk_events) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('id', e.id, 'kind', e.kind, 'operation', e.operation,
+                              'code', e.code, 'rule', e.rule, 'details', e.details,
+                              'author', e.author, 'reason', e.reason,
+                              'created_at', sk_ts(e.created_at))
 $$;
+
+-- Records a decision about a player (kind: refused, frozen, unfrozen, tier_changed) and emits
+-- it. A frozen player's refused attempts (account_frozen) are recorded but not emitted: they
+-- are not stored with a key, so a client retrying would write an event per retry, and the
+-- decision behind them, the freeze, was emitted when it was made.
+CREATE OR REPLACE FUNCTION sk_risk_record(
+    p_game text, p_player text, p_kind text, p_operation text, p_code text, p_rule text,
+    p_details jsonb, p_author text, p_reason text
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_event risk_events;
+    v_type text;
+BEGIN
+    INSERT INTO risk_events (game_id, player_id, kind, operation, code, rule, details, author,
+                             reason)
+    VALUES (p_game, p_player, p_kind, p_operation, p_code, p_rule, coalesce(p_details, '{}'),
+            p_author, p_reason)
+    RETURNING * INTO v_event;
+    v_type := CASE
+        WHEN p_kind = 'frozen' THEN 'risk.player_frozen'
+        WHEN p_kind = 'unfrozen' THEN 'risk.player_unfrozen'
+        WHEN p_kind = 'tier_changed' THEN 'risk.tier_changed'
+        WHEN p_code = 'limit_exceeded' THEN 'risk.limit_exceeded'
+    END;
+    IF v_type IS NOT NULL THEN
+        PERFORM sk_emit_event(p_game, v_type, p_player, sk_risk_event_json(v_event));
+    END IF;
+END $$;
+
+-- A trip or reset of a mint breaker as GET /v1/admin/risk/breakers lists it, and as its
+-- event's data.
+CREATE OR REPLACE FUNCTION sk_risk_breaker_log_json(l risk_breaker_log) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('currency', l.currency, 'kind', l.kind, 'author', l.author,
+                              'reason', l.reason, 'details', l.details,
+                              'created_at', sk_ts(l.created_at))
+$$;
+
+-- Records a trip (p_player: whose grant tripped it) or a reset (by p_author, with p_reason) of
+-- a breaker, and emits it.
+CREATE OR REPLACE FUNCTION sk_risk_log_breaker(
+    p_game text, p_currency text, p_kind text, p_player text, p_author text, p_reason text,
+    p_details jsonb
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_entry risk_breaker_log;
+BEGIN
+    INSERT INTO risk_breaker_log (game_id, currency, kind, author, reason, details)
+    VALUES (p_game, p_currency, p_kind, p_author, p_reason, p_details)
+    RETURNING * INTO v_entry;
+    PERFORM sk_emit_event(p_game,
+                          CASE p_kind WHEN 'tripped' THEN 'risk.breaker_tripped'
+                                      WHEN 'reset' THEN 'risk.breaker_reset' END,
+                          p_player, sk_risk_breaker_log_json(v_entry));
+END $$;
 
 -- Before an operation claims its key: notes the player as seen and answers 403 account_frozen
 -- for a frozen one (status NULL: go on). A key that already has an outcome is left to the
@@ -54,10 +109,10 @@ CREATE OR REPLACE FUNCTION sk_risk_admit(
 DECLARE
     v_frozen_at timestamptz;
 BEGIN
-    SELECT r.frozen_at INTO v_frozen_at FROM player_risk r
-     WHERE r.game_id = p_game AND r.player_id = p_player;
+    SELECT pp.frozen_at INTO v_frozen_at FROM player_profiles pp
+     WHERE pp.game_id = p_game AND pp.player_id = p_player;
     IF NOT FOUND THEN
-        PERFORM sk_risk_seen(p_game, p_player);
+        PERFORM sk_player_seen(p_game, p_player, NULL);
         RETURN;
     END IF;
     -- A live key only, as sk_idempotency_begin looks them up (an expired key counts as new).
@@ -67,9 +122,8 @@ BEGIN
            AND k.expires_at > now()) THEN
         RETURN;
     END IF;
-    INSERT INTO risk_events (game_id, player_id, kind, operation, code, details)
-    VALUES (p_game, p_player, 'refused', p_operation, 'account_frozen',
-            jsonb_build_object('frozen_at', sk_ts(v_frozen_at)));
+    PERFORM sk_risk_record(p_game, p_player, 'refused', p_operation, 'account_frozen', NULL,
+                           jsonb_build_object('frozen_at', sk_ts(v_frozen_at)), NULL, NULL);
     status := 403;
     body := sk_error_body('account_frozen', 'this account is frozen', '{}', p_request_id);
 END $$;
@@ -95,13 +149,14 @@ CREATE OR REPLACE FUNCTION sk_risk_tier(
     p_game text, p_player text, p_policy jsonb, OUT tier jsonb, OUT until timestamptz
 ) LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_player player_risk;
+    v_player player_profiles;
     v_tier jsonb;
     v_young boolean;
     v_new boolean;
     v_purchases bigint;
 BEGIN
-    SELECT * INTO v_player FROM player_risk r WHERE r.game_id = p_game AND r.player_id = p_player;
+    SELECT * INTO v_player FROM player_profiles pp
+     WHERE pp.game_id = p_game AND pp.player_id = p_player;
     IF v_player.tier = 'trusted' THEN
         RETURN;
     END IF;
@@ -112,7 +167,7 @@ BEGIN
     END IF;
     FOR v_tier IN SELECT e FROM sk_risk_rules(p_policy, 'tiers', NULL) e LOOP
         v_young := (v_tier ->> 'while_younger_than_seconds') IS NOT NULL
-            AND coalesce(v_player.first_seen_at, now())
+            AND coalesce(v_player.first_seen, now())
                 + make_interval(secs => (v_tier ->> 'while_younger_than_seconds')::integer) > now();
         v_new := false;
         IF (v_tier ->> 'while_fewer_purchases_than') IS NOT NULL THEN
@@ -126,7 +181,7 @@ BEGIN
         IF v_young OR v_new THEN
             tier := v_tier;
             IF NOT v_new THEN
-                until := coalesce(v_player.first_seen_at, now())
+                until := coalesce(v_player.first_seen, now())
                     + make_interval(secs => (v_tier ->> 'while_younger_than_seconds')::integer);
             END IF;
             RETURN;
@@ -359,7 +414,8 @@ BEGIN
 END $$;
 
 -- Called by an operation's handler of final rejections, after its block rolled back: records
--- a limit_exceeded refusal, and trips the breaker a grant found past its threshold.
+-- (and emits) a limit_exceeded refusal, and trips the breaker a grant found past its threshold
+-- (recorded and emitted too).
 CREATE OR REPLACE FUNCTION sk_risk_refused(
     p_game text, p_player text, p_operation text, p_code text, p_details text
 ) RETURNS void LANGUAGE plpgsql AS $$
@@ -370,17 +426,21 @@ BEGIN
         RETURN;
     END IF;
     v_details := p_details::jsonb;
-    INSERT INTO risk_events (game_id, player_id, kind, operation, code, rule, details)
-    VALUES (p_game, p_player, 'refused', p_operation, p_code, v_details ->> 'rule', v_details);
+    PERFORM sk_risk_record(p_game, p_player, 'refused', p_operation, p_code,
+                           v_details ->> 'rule', v_details, NULL, NULL);
     IF v_details ->> 'rule' = 'mint_breaker' AND (v_details ->> 'trips')::boolean THEN
-        UPDATE risk_breakers SET tripped_at = now()
-         WHERE game_id = p_game AND currency = v_details ->> 'currency' AND tripped_at IS NULL;
+        -- Inserted if missing: the row sk_risk_check_grant made went with the grant's block
+        -- when this grant was the currency's first (one grant alone past the threshold).
+        INSERT INTO risk_breakers AS b (game_id, currency, tripped_at)
+        VALUES (p_game, v_details ->> 'currency', now())
+        ON CONFLICT (game_id, currency) DO UPDATE SET tripped_at = now()
+         WHERE b.tripped_at IS NULL;
         IF FOUND THEN
-            INSERT INTO risk_breaker_log (game_id, currency, kind, details)
-            VALUES (p_game, v_details ->> 'currency', 'tripped',
-                    jsonb_build_object('player_id', p_player, 'limit', v_details -> 'limit',
-                                       'used', v_details -> 'used',
-                                       'window_seconds', v_details -> 'window_seconds'));
+            PERFORM sk_risk_log_breaker(p_game, v_details ->> 'currency', 'tripped', p_player,
+                NULL, NULL,
+                jsonb_build_object('player_id', p_player, 'limit', v_details -> 'limit',
+                                   'used', v_details -> 'used',
+                                   'window_seconds', v_details -> 'window_seconds'));
         END IF;
     END IF;
 END $$;

@@ -23,23 +23,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT 'purchase:' || p_id || coalesce(':offer:' || p_offer_id, '')
 $$;
 
--- The player is seen: its profile row is made the first time (first_seen), and a country from
--- its token is kept. Without a country a known player is only looked at (no row lock, so a
--- purchase never waits here); a country already right is not written again.
-CREATE OR REPLACE FUNCTION sk_player_seen(p_game text, p_player text, p_country text)
-RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_country IS NULL THEN
-        INSERT INTO player_profiles (game_id, player_id) VALUES (p_game, p_player)
-        ON CONFLICT DO NOTHING;
-    ELSE
-        INSERT INTO player_profiles AS pp (game_id, player_id, country)
-        VALUES (p_game, p_player, p_country)
-        ON CONFLICT (game_id, player_id) DO UPDATE SET country = EXCLUDED.country,
-                                                      updated_at = now()
-         WHERE pp.country IS DISTINCT FROM EXCLUDED.country;
-    END IF;
-END $$;
+-- The player is seen (first_seen, its country): sk_player_seen, in 22_players.sql.
 
 -- What the segment rules can ask about a player (store/segments.py names them): first_seen,
 -- country, attr (the studio's key-values), last_purchase and spend (per currency, from the
@@ -281,6 +265,8 @@ $$;
 -- most once per player; the budget is counted under the code's row lock, so N concurrent
 -- redemptions of a code with budget B succeed exactly min(N, B) times. The order:
 --   0. the key (as a purchase);
+--  0a. account_frozen (403, not stored): the player is frozen (65_risk.sql's sk_risk_admit,
+--      which also notes the player as seen);
 --   1. not_found: no published catalog, no such code, outside its window or its segment (one
 --      answer for all, so a player learns nothing of codes it cannot use);
 --   2. code_already_redeemed: this player redeemed it before (a final 409);
@@ -302,6 +288,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'redeem', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;
@@ -321,7 +313,6 @@ BEGIN
         THEN
             PERFORM sk_not_found('no such code');
         END IF;
-        PERFORM sk_player_seen(p_game, p_player, NULL);
         INSERT INTO promo_redemptions (game_id, player_id, code, offer_id, catalog_version)
         VALUES (p_game, p_player, v_promo.code, v_promo.offer_id, v_live.version)
         ON CONFLICT DO NOTHING;

@@ -4,8 +4,9 @@
 -- Each operation adds one call line: sk_purchase and sk_refund call sk_purchase_event,
 -- sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py calls sk_emit_event
 -- for publish, rollback and restock. An operation that is refused raises before its call line
--- (or rolls its subtransaction back), so a refusal writes no event. The types written here are
--- the ones store/events.py lists (EVENT_TYPES), and a test checks both agree.
+-- (or rolls its subtransaction back), so a refusal writes no effect event (a limit_exceeded
+-- writes its risk decision's, 65_risk.sql). The types written here and there are the ones
+-- store/events.py lists (EVENT_TYPES), and a test checks both agree.
 
 -- Writes one event of this transaction, without a position yet. No pg_notify: it would make
 -- every commit of the money path wait in one line (sequencer.py says why and how much); the
@@ -152,9 +153,13 @@ BEGIN
     ELSIF NOT pg_try_advisory_xact_lock(x'5E0B0012'::bigint) THEN
         RETURN NULL;
     END IF;
+    -- created_at too: with it a row is found by the whole primary key of its day's partition
+    -- (the outbox is partitioned by day, migration 0017).
     WITH pending AS (
-        SELECT w.game_id, w.seq, row_number() OVER (PARTITION BY w.game_id ORDER BY w.seq) AS n
-          FROM (SELECT game_id, seq FROM events WHERE id IS NULL ORDER BY seq LIMIT p_batch) w
+        SELECT w.game_id, w.seq, w.created_at,
+               row_number() OVER (PARTITION BY w.game_id ORDER BY w.seq) AS n
+          FROM (SELECT game_id, seq, created_at FROM events WHERE id IS NULL
+                 ORDER BY seq LIMIT p_batch) w
     ), added AS (
         SELECT game_id, max(n) AS count FROM pending GROUP BY game_id
     ), counters AS (
@@ -167,7 +172,7 @@ BEGIN
           FROM pending w
           JOIN added a USING (game_id)
           JOIN counters c USING (game_id)
-         WHERE e.game_id = w.game_id AND e.seq = w.seq
+         WHERE e.game_id = w.game_id AND e.seq = w.seq AND e.created_at = w.created_at
         RETURNING e.type
     )
     SELECT coalesce(jsonb_object_agg(type, n), '{}') INTO v_positioned
@@ -181,3 +186,71 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_build_object('id', e.id, 'type', e.type, 'player_id', e.player_id,
                               'created_at', sk_ts(e.created_at), 'data', e.data)
 $$;
+
+-- Retention (SHOPKEEP_EVENT_RETENTION) by partition: the outbox is partitioned by day of the
+-- event's time (migration 0017) with the day partitions of sql/05_partitions.sql. The server's
+-- janitor (serving.Janitor, one process at a time under an advisory lock) and `shopkeep-server
+-- purge-events` call these (store/events.py); migrate calls the first. They run as the tables'
+-- owner (SECURITY DEFINER, search_path pinned below): the server's role may neither create nor
+-- drop tables nor delete events.
+
+-- Makes the outbox's partitions of every UTC day from today to p_until's; returns how many.
+CREATE OR REPLACE FUNCTION sk_events_add_partitions(p_until timestamptz) RETURNS integer
+LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT sk_add_day_partitions('events', p_until)
+$$;
+
+-- Drops every day whose end is more than the retention ago (so an event is kept at least the
+-- retention, and at most a day longer); returns how many partitions and events (an estimate
+-- for large ones). A day still holding an event without a position is kept: the feed has not
+-- shown it yet (only a sequencer stopped for the whole retention leaves one).
+CREATE OR REPLACE FUNCTION sk_events_drop_partitions(
+    p_retention_seconds integer, OUT partitions integer, OUT events bigint
+) LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT partitions, row_count
+      FROM sk_drop_day_partitions('events', now() - make_interval(secs => p_retention_seconds),
+                                  'id IS NULL')
+$$;
+
+-- Deletes up to p_batch positioned events of the default partition older than the retention;
+-- returns how many.
+CREATE OR REPLACE FUNCTION sk_events_purge_default(p_retention_seconds integer, p_batch integer)
+RETURNS integer LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT sk_purge_default_partition('events', 'created_at',
+                                      now() - make_interval(secs => p_retention_seconds), p_batch,
+                                      'id IS NOT NULL')
+$$;
+
+-- The webhook delivery log (migration 0007) keeps the attempts of the retention as well: an
+-- attempt at an event the feed no longer has tells nothing anyone can act on (the event cannot
+-- be sent again). A bounded purge rather than partitions: the log is read per endpoint, newest
+-- first by its id, and removed with its endpoint by a cascade, and it grows with deliveries
+-- (one row per attempt per endpoint), not with every purchase; a batch of up to p_batch rows
+-- by its time index (migration 0017) per call, a short transaction each. Returns how many.
+CREATE OR REPLACE FUNCTION sk_webhook_deliveries_purge(p_retention_seconds integer,
+                                                       p_batch integer)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    v_deleted integer;
+BEGIN
+    DELETE FROM webhook_deliveries WHERE ctid IN (
+        SELECT ctid FROM webhook_deliveries
+         WHERE attempted_at < now() - make_interval(secs => p_retention_seconds)
+         LIMIT p_batch);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
+END $$;
+
+-- A SECURITY DEFINER function resolves names with the caller's search_path unless it pins its
+-- own: these see this schema only (pg_temp last, so no temporary table can stand in).
+DO $$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['sk_events_add_partitions(timestamptz)',
+                             'sk_events_drop_partitions(integer)',
+                             'sk_events_purge_default(integer, integer)',
+                             'sk_webhook_deliveries_purge(integer, integer)'] LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
+    END LOOP;
+END $$;

@@ -39,6 +39,7 @@ GRANT INSERT, UPDATE ON games, game_keys, stock_levels, stock_buckets, wallets, 
 GRANT INSERT, UPDATE ON store_accounts, receipts, player_debts TO shopkeep_app;
 -- Steam orders this server opened: written once, read when the order is redeemed.
 GRANT INSERT ON steam_orders TO shopkeep_app;
+-- A player's one row (migration 0014): first seen, country and attributes, tier and freeze.
 GRANT INSERT, UPDATE ON player_profiles, promo_code_budgets, promo_redemptions,
     player_offer_counts TO shopkeep_app;
 
@@ -47,22 +48,24 @@ GRANT INSERT, UPDATE ON player_profiles, promo_code_budgets, promo_redemptions,
 GRANT INSERT, UPDATE, DELETE ON idempotency_keys, studio_sessions TO shopkeep_app;
 
 -- The events outbox: operations insert events, the sequencer sets their position (a trigger
--- refuses any other change) and counts positions per game, the purge deletes expired ones.
-GRANT INSERT, UPDATE, DELETE ON events TO shopkeep_app;
+-- refuses any other change) and counts positions per game. Retention drops whole days as the
+-- owner (sql/70_events.sql): the role deletes no event.
+GRANT INSERT, UPDATE ON events TO shopkeep_app;
 GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;
 
 -- The shared rate limit's counters: counted on every request, deleted when their window ended.
 GRANT INSERT, UPDATE, DELETE ON rate_limit_windows TO shopkeep_app;
 
--- The partitions of idempotency_keys (migration 0012) are reached through the table only, as
--- the ones the janitor makes later are: no privilege of their own, not even the SELECT given
--- to every table above. The maintenance functions of 10_idempotency.sql run as the owner.
+-- The partitions of idempotency_keys (migration 0012) and events (0017) are reached through
+-- their table only, as the ones the janitor makes later are: no privilege of their own, not
+-- even the SELECT given to every table above. The maintenance functions (05_partitions.sql's,
+-- through 10_idempotency.sql's and 70_events.sql's) run as the owner.
 DO $$
 DECLARE
     p regclass;
 BEGIN
     FOR p IN SELECT inhrelid::regclass FROM pg_inherits
-              WHERE inhparent = 'idempotency_keys'::regclass LOOP
+              WHERE inhparent IN ('idempotency_keys'::regclass, 'events'::regclass) LOOP
         EXECUTE format('REVOKE ALL ON %s FROM shopkeep_app', p);
     END LOOP;
 END $$;
@@ -71,13 +74,14 @@ END $$;
 GRANT INSERT, UPDATE, DELETE ON holds TO shopkeep_app;
 
 -- Webhooks: endpoints are added, changed and deleted by the studio; the delivery workers move
--- the progress on and take "send again" requests off their list; the delivery log only grows.
--- (Deleting an endpoint cascades to its rows with the owner's rights.)
+-- the progress on and take "send again" requests off their list; the delivery log only grows
+-- for the role (its retention, sk_webhook_deliveries_purge, runs as the owner; deleting an
+-- endpoint cascades to its rows with the owner's rights).
 GRANT INSERT, UPDATE, DELETE ON webhook_endpoints TO shopkeep_app;
 GRANT INSERT, UPDATE ON webhook_progress TO shopkeep_app;
 GRANT INSERT, DELETE ON webhook_resends TO shopkeep_app;
 GRANT INSERT ON webhook_deliveries TO shopkeep_app;
--- Risk controls (migration 0008): decisions are appended, a player's risk state and the mint
--- breakers change in place.
+-- Risk controls (migration 0008): decisions are appended, the mint breakers change in place
+-- (a player's tier and freeze are on its player_profiles row).
 GRANT INSERT ON risk_events, risk_breaker_log TO shopkeep_app;
-GRANT INSERT, UPDATE ON player_risk, risk_breakers TO shopkeep_app;
+GRANT INSERT, UPDATE ON risk_breakers TO shopkeep_app;

@@ -245,6 +245,23 @@ CHECKS += [
         needs=("receipts", "chargebacks", "player_debts"),
     ),
     Check(
+        "a hold consumed by a receipt was consumed by that player's receipt granting its units",
+        """
+        SELECT format('hold %s (%s/%s, %s x %s) consumed by %s, which %s',
+                      h.id, h.game_id, h.player_id, h.quantity, h.sku, h.consumed_by,
+                      CASE WHEN r.id IS NULL THEN 'is not a receipt of that player'
+                           ELSE format('granted %s', r.granted) END) AS line
+          FROM holds h
+          LEFT JOIN receipts r ON r.game_id = h.game_id AND r.player_id = h.player_id
+                              AND 'receipt:' || r.id = h.consumed_by
+         WHERE h.status = 'consumed' AND h.consumed_by LIKE 'receipt:%'
+           AND (r.id IS NULL OR NOT EXISTS (
+                    SELECT FROM jsonb_array_elements(r.granted) e
+                     WHERE e->>'sku' = h.sku AND (e->>'quantity')::bigint = h.quantity))
+        """,
+        needs=("holds", "receipts"),
+    ),
+    Check(
         "every top-up in the ledgers is a receipt's",
         """
         SELECT format('%s/%s: a top-up of %s %s (%s) that no receipt explains',

@@ -412,6 +412,15 @@ class LiveCatalog:
     personal: bool = False
     locales: frozenset[str] = frozenset()
     by_locale: dict[str, tuple[dict[str, Any], bytes]] = dataclasses.field(default_factory=dict)
+    # Each reader's view rendered once: (locale, the player's own prices, the items hidden from
+    # it) -> (body, ETag).
+    views: dict[tuple[str, tuple[Any, ...], tuple[str, ...]], tuple[bytes, str]] = (
+        dataclasses.field(default_factory=dict)
+    )
+
+
+# Players per process whose profile row is known to exist (a set of short tuples: a few MB).
+SEEN_PLAYERS = 100_000
 
 
 class CatalogCache:
@@ -432,6 +441,8 @@ class CatalogCache:
         # Bumped by every notification and every (re)connection: a live version read before a
         # bump may be out of date and is not remembered.
         self._generation = 0
+        # (game, player) whose profile row this process saw made (offers.view_for).
+        self._seen: set[tuple[str, str]] = set()
 
     def listen(self, url: str) -> None:
         """Starts hearing of publishes on a connection of its own (a thread, for good)."""
@@ -464,6 +475,14 @@ class CatalogCache:
             self._generation += 1
             self._listening = listening
             self._live.clear()
+
+    def seen(self, game: str, player: str) -> bool:
+        return (game, player) in self._seen
+
+    def saw(self, game: str, player: str) -> None:
+        if len(self._seen) >= SEEN_PLAYERS:
+            self._seen.clear()  # a bound on memory: a player forgotten is only written again
+        self._seen.add((game, player))
 
     def get(self, version_id: int) -> LiveCatalog | None:
         with self._lock:

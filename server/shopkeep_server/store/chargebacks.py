@@ -1,5 +1,6 @@
 """What the stores take back: App Store Server Notifications (REFUND, REVOKE), Google Play's
-voided purchases and Steam's refunded or charged-back orders. Each becomes one
+voided purchases (polled, and pushed as real-time developer notifications) and Steam's refunded
+or charged-back orders. Each becomes one
 ``sk_chargeback`` (sql/64_receipts.sql): what the receipt granted is taken back as far as the
 player still has it, the rest is recorded as debt that blocks purchases until a top-up repays
 it. Once per receipt, so a notification Apple sends twice, or a report polled twice, changes
@@ -15,7 +16,7 @@ from typing import Any
 import psycopg
 
 from ..config import Config
-from ..errors import StoreError
+from ..errors import StoreError, ValidationFailed
 from . import app_store, google_play, risk, steam
 from .receipts import Runner
 from .store_accounts import StoreAccount, accounts_on, load_account, save_poll_cursor
@@ -81,6 +82,46 @@ def app_store_notification(run: Runner[Any], game: str, signed_payload: str) -> 
         )
     return {
         "notification_type": notification.notification_type,
+        "transaction_id": notification.transaction_id,
+        "taken_back": chargeback is not None,
+    }
+
+
+def google_play_notification(
+    run: Runner[Any],
+    config: Config,
+    game: str,
+    authorization: str | None,
+    envelope: dict[str, Any],
+) -> dict[str, Any]:
+    """A Google Play real-time developer notification for ``game``, pushed by Cloud Pub/Sub:
+    the push token is verified first (unauthenticated otherwise, nothing changed), then a
+    voided purchase is taken back as the polled job takes it back (:func:`take_back`, once per
+    receipt, so a notification Pub/Sub delivers again changes nothing). A one-time product's
+    notification (purchased, pending purchase cancelled) and a test notification are
+    acknowledged: the game redeems purchases itself. Subscriptions are not sold here."""
+    account = run(lambda conn: load_account(conn, game, "google_play"))
+    google_play.verify_push(account, config, authorization)
+    notification = google_play.parse_push(envelope)
+    if notification.package_name != account.settings["package_name"]:
+        raise ValidationFailed(
+            details={"message.data": [f"not a notification of {account.settings['package_name']}"]}
+        )
+    chargeback = None
+    if notification.transaction_id is not None and notification.reason is not None:
+        transaction_id, reason = notification.transaction_id, notification.reason
+        chargeback = run(
+            lambda conn: take_back(
+                conn,
+                game,
+                "google_play",
+                transaction_id,
+                source="google_play_notification",
+                reason=reason,
+            )
+        )
+    return {
+        "notification_type": notification.kind,
         "transaction_id": notification.transaction_id,
         "taken_back": chargeback is not None,
     }

@@ -16,17 +16,22 @@ event's ``id`` are interchangeable, so a consumer that got event 42 by webhook m
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import ValidationFailed
+from .idempotency import warnings_logged
+
+log = logging.getLogger(__name__)
 
 # Every event type, in the order docs/api.md describes them. The SQL writes them by name
-# (sql/70_events.sql, store/catalog.py) and a test checks every literal against this tuple.
+# (sql/70_events.sql, sql/65_risk.sql, store/catalog.py) and a test checks every literal
+# against this tuple.
 EVENT_TYPES: tuple[str, ...] = (
     "purchase.completed",
     "purchase.refunded",
@@ -36,6 +41,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "stock.sold_out",
     "catalog.published",
     "catalog.rolled_back",
+    "risk.limit_exceeded",
+    "risk.breaker_tripped",
+    "risk.breaker_reset",
+    "risk.player_frozen",
+    "risk.player_unfrozen",
+    "risk.tier_changed",
+    "receipt.redeemed",
+    "receipt.charged_back",
 )
 
 # Events one sequencer pass positions at most (one transaction).
@@ -170,41 +183,88 @@ def feed(
 
 
 EVENT_PURGE_LOCK = 0x5E0B_0013
+# The outbox is partitioned by UTC day of the event's time (migration 0017): partitions are
+# made through this many days ahead. An event is written at its transaction's time, so today's
+# and tomorrow's would do; two more leave the hourly purge two days to be noticed stopped before
+# new events land in the default partition (where they still work, purged in batches).
+PARTITION_DAYS_AHEAD = 2
+PURGE_BATCH = 10_000
 
 
-def purge_expired(conn: psycopg.Connection, *, retention_seconds: int, batch: int = 10_000) -> int:
-    """Deletes positioned events older than the retention, in batches; returns how many."""
+def add_partitions(conn: psycopg.Connection) -> int:
+    """Makes the missing day partitions of the outbox up to PARTITION_DAYS_AHEAD; returns how
+    many. Safe from several processes at once: a partition made by another is skipped."""
+    with warnings_logged(conn):
+        row = conn.execute(
+            "SELECT sk_events_add_partitions(now() + make_interval(days => %s))",
+            (PARTITION_DAYS_AHEAD,),
+            prepare=False,
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def purge_expired(
+    conn: psycopg.Connection, *, retention_seconds: int, batch: int = PURGE_BATCH
+) -> int:
+    """Expires events: makes the days ahead, drops every day that ended more than the retention
+    ago (a day still holding an unpositioned event is kept), and purges the default partition
+    and the webhook delivery log past the retention in batches. Returns how many events went
+    (the dropped days' by PostgreSQL's estimate)."""
     return _purge(conn, retention_seconds=retention_seconds, batch=batch, exclusive=False) or 0
 
 
 def purge_if_free(conn: psycopg.Connection, *, retention_seconds: int) -> int | None:
     """Purges unless another process is purging events right now (then None)."""
-    return _purge(conn, retention_seconds=retention_seconds, batch=10_000, exclusive=True)
+    return _purge(conn, retention_seconds=retention_seconds, batch=PURGE_BATCH, exclusive=True)
 
 
 def _purge(
     conn: psycopg.Connection, *, retention_seconds: int, batch: int, exclusive: bool
 ) -> int | None:
-    # As the idempotency keys' purge: one short transaction per batch, the exclusive purge's
-    # lock taken inside each (transaction-scoped, so safe behind a transaction-mode pooler).
-    # Only positioned rows go: an event still waiting for its position is newer than any
-    # retention, and the feed has not shown it yet.
-    total = 0
-    while True:
-        with conn.transaction():
-            if exclusive:
-                row = conn.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s)", (EVENT_PURGE_LOCK,), prepare=False
-                ).fetchone()
-                if not row or not row[0]:
-                    return None if total == 0 else total
-            cur = conn.execute(
-                "DELETE FROM events WHERE ctid IN ("
-                " SELECT ctid FROM events WHERE id IS NOT NULL"
-                " AND created_at < now() - make_interval(secs => %s) LIMIT %s)",
-                (retention_seconds, batch),
+    # As the idempotency keys' purge: each step and each batch one short transaction, the
+    # exclusive purge's lock taken inside each (transaction-scoped, so safe behind a pooler in
+    # transaction mode); a purger that finds it taken stops, the holder goes on.
+    def locked() -> bool:
+        if not exclusive:
+            return True
+        row = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", (EVENT_PURGE_LOCK,), prepare=False
+        ).fetchone()
+        return bool(row and row[0])
+
+    with conn.transaction():
+        if not locked():
+            return None
+        add_partitions(conn)
+    with conn.transaction():
+        if not locked():
+            return None
+        with warnings_logged(conn):
+            row = conn.execute(
+                "SELECT events FROM sk_events_drop_partitions(%s)",
+                (retention_seconds,),
                 prepare=False,
-            )
-        total += cur.rowcount
-        if cur.rowcount < batch:
-            return total
+            ).fetchone()
+    total = int(row[0]) if row else 0
+
+    def in_batches(query: LiteralString) -> int | None:
+        """Runs ``query`` (retention, batch) until a batch is short; None if the lock went."""
+        done = 0
+        while True:
+            with conn.transaction():
+                if not locked():
+                    return None
+                row = conn.execute(query, (retention_seconds, batch), prepare=False).fetchone()
+            deleted = int(row[0]) if row else 0
+            done += deleted
+            if deleted < batch:
+                return done
+
+    defaulted = in_batches("SELECT sk_events_purge_default(%s, %s)")
+    if defaulted is None:
+        return total
+    total += defaulted
+    attempts = in_batches("SELECT sk_webhook_deliveries_purge(%s, %s)")
+    if attempts:
+        log.info("purged %d webhook delivery attempts past the retention", attempts)
+    return total

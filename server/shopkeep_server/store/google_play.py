@@ -1,12 +1,17 @@
 """Google Play: one-time products checked with the Google Play Developer API
 (``purchases.products.get``), acknowledged (``purchases.products.acknowledge``), and taken
-back when they show up in ``purchases.voidedpurchases``. Calls are made as the game's service
-account (``google-auth``, scope androidpublisher); the API's and the token endpoint's base URLs
-come from the configuration, so a test can stand up a local Google."""
+back when they show up in ``purchases.voidedpurchases`` (polled) or in a real-time developer
+notification (Cloud Pub/Sub push: :func:`verify_push`, :func:`parse_push`). Calls are made as
+the game's service account (``google-auth``, scope androidpublisher); the API's, the token
+endpoint's and the push certificates' URLs come from the configuration, so a test can stand up
+a local Google."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -14,10 +19,16 @@ from urllib.parse import quote
 import google.auth.exceptions
 import google.auth.transport.requests
 import httpx
-from google.oauth2 import service_account
+from google.oauth2 import id_token, service_account
 
 from ..config import Config
-from ..errors import ReceiptInvalid, StoreError, StoreUnavailable
+from ..errors import (
+    ReceiptInvalid,
+    StoreError,
+    StoreUnavailable,
+    Unauthenticated,
+    ValidationFailed,
+)
 from .store_accounts import StoreAccount
 
 log = logging.getLogger(__name__)
@@ -108,7 +119,7 @@ def check_purchase(
         raise ReceiptInvalid("the purchase was cancelled", details={"reason": "cancelled"})
     return PlayPurchase(
         # Test purchases of licence testers carry no orderId; their token is unique too.
-        order_id=str(body.get("orderId") or f"token:{token}"),
+        order_id=transaction_id_of(body.get("orderId"), token),
         product_id=product_id,
         token=token,
         acknowledged=body.get("acknowledgementState") == 1,
@@ -153,7 +164,7 @@ def voided_purchases(
         for entry in body.get("voidedPurchases") or ():
             found.append(
                 VoidedPurchase(
-                    order_id=str(entry.get("orderId") or f"token:{entry['purchaseToken']}"),
+                    order_id=transaction_id_of(entry.get("orderId"), entry["purchaseToken"]),
                     voided_at_ms=int(entry["voidedTimeMillis"]),
                     reason=f"google_play voided ({entry.get('voidedReason', 'unknown')})",
                 )
@@ -161,3 +172,101 @@ def voided_purchases(
         page = (body.get("tokenPagination") or {}).get("nextPageToken")
         if not page:
             return found
+
+
+def transaction_id_of(order_id: str | None, token: str) -> str:
+    """The transaction id a Google purchase is credited under: its order id, or for a licence
+    tester's purchase (no order id) its token. Receipts, voided purchases and notifications all
+    name a purchase by this."""
+    return str(order_id) if order_id else f"token:{token}"
+
+
+# --- Real-time developer notifications (Cloud Pub/Sub push) -----------------------------------
+
+# Who signs a Pub/Sub push request's OIDC token.
+PUSH_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
+
+
+def verify_push(account: StoreAccount, config: Config, authorization: str | None) -> None:
+    """Checks that a push request comes from the game's Pub/Sub subscription: the OIDC token in
+    ``Authorization: Bearer`` is verified with google-auth against the configured certificates
+    (signature, expiry, the game's ``pubsub_audience``), then it must be Google's and name the
+    game's ``pubsub_service_account`` as a verified e-mail. Raises unauthenticated otherwise."""
+    audience = account.settings.get("pubsub_audience")
+    email = account.settings.get("pubsub_service_account")
+    if not audience or not email:
+        raise Unauthenticated("this game takes no Google Play notifications (no Pub/Sub settings)")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("a Pub/Sub push token is required")
+    try:
+        claims = id_token.verify_token(
+            token,
+            google.auth.transport.requests.Request(),
+            audience=audience,
+            certs_url=config.google_pubsub_certs_url,
+        )
+    except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
+        log.warning("google play notification for %s refused: %s", account.game, error)
+        raise Unauthenticated("the Pub/Sub push token does not verify") from error
+    if (
+        claims.get("iss") not in PUSH_ISSUERS
+        or claims.get("email") != email
+        or claims.get("email_verified") is not True
+    ):
+        log.warning("google play notification for %s from %s refused", account.game, claims)
+        raise Unauthenticated("the Pub/Sub push token is not the game's subscription's")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlayNotification:
+    """One DeveloperNotification: ``kind`` is its payload's field (``voidedPurchaseNotification``,
+    ``oneTimeProductNotification``, ``testNotification``, ``subscriptionNotification``, ...);
+    ``transaction_id`` names the purchase a voided purchase took back."""
+
+    kind: str
+    package_name: str
+    transaction_id: str | None = None
+    reason: str | None = None
+    product_notification_type: int | None = None
+
+
+NOTIFICATION_KINDS = (
+    "voidedPurchaseNotification",
+    "oneTimeProductNotification",
+    "subscriptionNotification",
+    "testNotification",
+)
+
+
+def parse_push(envelope: dict[str, Any]) -> PlayNotification:
+    """The DeveloperNotification inside a Pub/Sub push envelope
+    (``{"message": {"data": base64(JSON), "messageId", ...}, "subscription"}``); a message that
+    is not one is validation_failed."""
+    try:
+        raw = base64.b64decode(envelope["message"]["data"], validate=True)
+        payload = json.loads(raw)
+        package = payload["packageName"]
+    except (KeyError, TypeError, ValueError, binascii.Error) as error:
+        raise ValidationFailed(
+            details={"message.data": ["not a base64 DeveloperNotification"]}
+        ) from error
+    if not isinstance(payload, dict) or not isinstance(package, str):
+        raise ValidationFailed(details={"message.data": ["not a DeveloperNotification"]})
+    kind = next((name for name in NOTIFICATION_KINDS if name in payload), "unknown")
+    body = payload.get(kind) or {}
+    if kind == "voidedPurchaseNotification":
+        token = body.get("purchaseToken")
+        if not isinstance(token, str) or not token:
+            raise ValidationFailed(details={"message.data": ["a voided purchase needs its token"]})
+        return PlayNotification(
+            kind,
+            package,
+            transaction_id=transaction_id_of(body.get("orderId"), token),
+            reason=f"google_play voided (refund type {body.get('refundType', 'unknown')})",
+        )
+    if kind == "oneTimeProductNotification":
+        return PlayNotification(
+            kind, package, product_notification_type=body.get("notificationType")
+        )
+    return PlayNotification(kind, package)

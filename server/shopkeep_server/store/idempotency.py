@@ -144,7 +144,7 @@ PARTITION_MARGIN_DAYS = 1
 def add_partitions(conn: psycopg.Connection, ttl_seconds: int) -> int:
     """Makes the missing day partitions up to the TTL and the margin ahead; returns how many.
     Safe from several processes at once: a partition made by another is skipped."""
-    with _warnings_logged(conn):
+    with warnings_logged(conn):
         row = conn.execute(
             "SELECT sk_idempotency_add_partitions(now() + make_interval(days => %s, secs => %s))",
             (PARTITION_MARGIN_DAYS, ttl_seconds),
@@ -194,7 +194,7 @@ def _purge(
     with conn.transaction():
         if not locked():
             return None
-        with _warnings_logged(conn):
+        with warnings_logged(conn):
             row = conn.execute(
                 "SELECT keys FROM sk_idempotency_drop_partitions()", prepare=False
             ).fetchone()
@@ -213,7 +213,7 @@ def _purge(
 
 
 @contextmanager
-def _warnings_logged(conn: psycopg.Connection) -> Iterator[None]:
+def warnings_logged(conn: psycopg.Connection) -> Iterator[None]:
     """The maintenance functions' warnings (a partition left for the next run) in the log."""
 
     def handler(diagnostic: psycopg.errors.Diagnostic) -> None:

@@ -375,11 +375,11 @@ def put_attributes(
     conn: psycopg.Connection, game: str, player: str, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Replaces the studio's key-values of a player (and its country, when given)."""
+    record_seen(conn, game, player, None)
     conn.execute(
-        "INSERT INTO player_profiles AS pp (game_id, player_id, country, attributes)"
-        " VALUES (%(game)s, %(player)s, %(country)s, %(attributes)s)"
-        " ON CONFLICT (game_id, player_id) DO UPDATE SET attributes = EXCLUDED.attributes,"
-        " country = coalesce(EXCLUDED.country, pp.country), updated_at = now()",
+        "UPDATE player_profiles SET attributes = %(attributes)s,"
+        " country = coalesce(%(country)s, country), updated_at = now()"
+        " WHERE game_id = %(game)s AND player_id = %(player)s",
         {
             "game": game,
             "player": player,
@@ -462,21 +462,37 @@ def require_game(conn: psycopg.Connection, game: str) -> None:
 
 
 def view_for(
-    conn: psycopg.Connection, game: str, player: str, *, country: str | None, version_id: int
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    *,
+    country: str | None,
+    version_id: int,
+    known: bool = False,
 ) -> PlayerView:
     """A player's own view of a personal version. The player is seen first (its token's
-    country kept), so rules on first_seen and country hold for it from its first view."""
-    with conn.transaction():
+    country kept), so rules on first_seen and country hold for it from its first view.
+
+    ``known``: this process saw the player's profile row already (CatalogCache.seen). The
+    store never deletes one, so without a country to keep there is nothing to write, and the
+    view is one statement. Otherwise it is two, each in a transaction of its own: the seen row
+    committed before the view reads it (both are idempotent, so a rerun is safe)."""
+    if country is not None or not known:
         record_seen(conn, game, player, country)
-        return personal_view(conn, game, player, version_id)
+    return personal_view(conn, game, player, version_id)
 
 
 def catalog_view(live: Any, *, locale: str | None, view: PlayerView) -> tuple[bytes, str]:
     """The body and ETag of a reader's view of the live catalog. The shared view of each locale
-    is rendered once per version and kept with it; only a view an offer prices or a segment
-    narrows is rendered per request (its ETag adds a digest of that view)."""
+    is rendered once per version and kept with it, and so is each personal view (its ETag
+    adds a digest of the view): players of the same segments get the same prices and the same
+    hidden items, so a handful of views serve them all, and a request only looks its view up."""
     if locale is None and not view:
         return live.body, live.etag
+    key = (locale or "", tuple(sorted(view.prices.items())), tuple(sorted(view.hidden)))
+    kept: tuple[bytes, str] | None = live.views.get(key)
+    if kept is not None:
+        return kept
     rendered = live.by_locale.get(locale or "")
     if rendered is None:
         served = localized_content(live.served, locale)
@@ -484,8 +500,17 @@ def catalog_view(live: Any, *, locale: str | None, view: PlayerView) -> tuple[by
         live.by_locale[locale or ""] = rendered
     etag = live.etag + (f"-{locale}" if locale else "")
     if not view:
-        return rendered[1], etag
-    return _dumps(apply_view(rendered[0], view)), f"{etag}-p{view_tag(view)}"
+        found = (rendered[1], etag)
+    else:
+        found = (_dumps(apply_view(rendered[0], view)), f"{etag}-p{view_tag(view)}")
+    if len(live.views) >= VIEWS_PER_VERSION:
+        live.views.clear()  # a bound on memory, not a policy: the views in use come back
+    live.views[key] = found
+    return found
+
+
+# Distinct personal views kept rendered per live version (each a whole catalog body).
+VIEWS_PER_VERSION = 256
 
 
 def _dumps(content: Mapping[str, Any]) -> bytes:

@@ -6,12 +6,15 @@ A redemption is four short steps, never one long transaction around a call to a 
    store again;
 2. the store checks the proof (App Store offline, Google Play and Steam over HTTP). A store that
    does not answer is ``store_unavailable`` (503, Retry-After) and nothing has changed;
-3. the product must be one of the live catalog's, and only then does the store hear that the
-   purchase is taken (Google's acknowledge, Steam's FinalizeTxn): a proof for an unknown
-   product is left unacknowledged;
+3. the product must be one of the live catalog's (and a hold the request names one that
+   product converts), and only then does the store hear that the purchase is taken (Google's
+   acknowledge, Steam's FinalizeTxn): a proof that cannot be credited is left unacknowledged;
 4. ``sk_redeem_receipt`` (sql/64_receipts.sql) credits it with its ledger rows and stores the
    outcome with the key, in one statement; the unique (game, store, transaction) makes a
    second credit impossible whoever sends it, and whenever.
+
+A Steam order another player opened is refused before step 2 (receipt_already_used, stored
+with the key, as sk_redeem_receipt stores any cross-player reuse).
 
 A crash between 3 and 4 loses nothing: the client re-sends the same request with the same key
 (the SDK's journal does), the store says the purchase is already acknowledged or finalized, and
@@ -27,9 +30,17 @@ from typing import Any, TypeVar
 import psycopg
 
 from ..config import Config
-from ..errors import IdempotencyKeyReused, ReceiptInvalid
+from ..errors import IdempotencyKeyReused, ReceiptAlreadyUsed, ReceiptInvalid
 from . import app_store, google_play, steam
-from .idempotency import KEY_ARGS, IdempotencyKey, Outcome, key_params, run_operation
+from .idempotency import (
+    KEY_ARGS,
+    IdempotencyKey,
+    Outcome,
+    domain_errors,
+    key_params,
+    run_once,
+    run_operation,
+)
 from .store_accounts import StoreAccount, load_account
 
 T = TypeVar("T")
@@ -93,14 +104,27 @@ def stored_outcome(
     return None if status is None else Outcome(status=status, body=body, replayed=True)
 
 
-def product_of(conn: psycopg.Connection, game: str, store: str, store_product_id: str) -> str:
-    """The live catalog's product sold on ``store`` as ``store_product_id``."""
-    row = conn.execute(
-        "SELECT p.product_id FROM games g JOIN catalog_products p"
-        " ON p.version_id = g.live_version_id WHERE g.id = %s AND p.store = %s"
-        " AND p.store_product_id = %s",
-        (game, store, store_product_id),
-    ).fetchone()
+def product_of(
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    store: str,
+    store_product_id: str,
+    *,
+    hold_id: str | None = None,
+) -> str:
+    """The live catalog's product sold on ``store`` as ``store_product_id``; with ``hold_id``,
+    the player's hold must be one that product converts (sk_receipt_hold: 404, or 422 on
+    ``hold_id``), so a proof that cannot be credited is left unconfirmed at the store."""
+    with domain_errors():
+        row = conn.execute(
+            "SELECT p.product_id, CASE WHEN %s::uuid IS NOT NULL"
+            " THEN (sk_receipt_hold(g.id, %s, %s::uuid, p.product_id, p.grants)).id END"
+            " FROM games g JOIN catalog_products p"
+            " ON p.version_id = g.live_version_id WHERE g.id = %s AND p.store = %s"
+            " AND p.store_product_id = %s",
+            (hold_id, player, hold_id, game, store, store_product_id),
+        ).fetchone()
     if row is None:
         raise ReceiptInvalid(
             f"no product of the live catalog is {store_product_id} on {store}",
@@ -110,7 +134,30 @@ def product_of(conn: psycopg.Connection, game: str, store: str, store_product_id
     return product
 
 
-_REDEEM = "SELECT status, body, replayed FROM sk_redeem_receipt(" + KEY_ARGS + ", %s, %s, %s)"
+def refuse_used(
+    conn: psycopg.Connection,
+    game: str,
+    player: str,
+    key: IdempotencyKey,
+    *,
+    store: str,
+    transaction_id: str | None,
+) -> Outcome:
+    """receipt_already_used, stored with the key like sk_redeem_receipt's (a replay answers the
+    same), for a proof the server knows is another player's before asking the store."""
+
+    def refuse(_: psycopg.Connection) -> tuple[int, Any]:
+        raise ReceiptAlreadyUsed(
+            "this store transaction belongs to another player",
+            details={"store": store, "transaction_id": transaction_id},
+        )
+
+    return run_once(conn, game, player, key, refuse)
+
+
+_REDEEM = (
+    "SELECT status, body, replayed FROM sk_redeem_receipt(" + KEY_ARGS + ", %s, %s, %s, %s::uuid)"
+)
 
 
 def credit(
@@ -120,8 +167,10 @@ def credit(
     purchase: VerifiedPurchase,
     *,
     key: IdempotencyKey,
+    hold_id: str | None = None,
 ) -> Outcome:
-    """Credits a verified purchase, exactly once (sk_redeem_receipt lists its checks)."""
+    """Credits a verified purchase, exactly once (sk_redeem_receipt lists its checks); with
+    ``hold_id`` it is the purchase of that hold's units (the hold is consumed)."""
     return run_operation(
         conn,
         _REDEEM,
@@ -130,6 +179,7 @@ def credit(
             purchase.store,
             purchase.transaction_id,
             purchase.store_product_id,
+            hold_id,
         ),
     )
 
@@ -150,10 +200,26 @@ def redeem(
         return stored
     account: StoreAccount = run(lambda conn: load_account(conn, game, proof["store"]))
     if proof["store"] == "steam":
-        steam.check_order_owner(run, game, player, proof["order_id"])
+        owner, trans_id = steam.order_owner(run, game, proof["order_id"])
+        if owner != player:
+            # Another player's order is another player's purchase: refused as any cross-player
+            # reuse is (a final 409 stored with the key), before Steam is asked or finalizes.
+            refused: Outcome = run(
+                lambda conn: refuse_used(
+                    conn, game, player, key, store="steam", transaction_id=trans_id
+                )
+            )
+            return refused
     purchase = verify(account, proof, config)
-    run(lambda conn: product_of(conn, game, purchase.store, purchase.store_product_id))
+    hold_id = str(proof["hold_id"]) if proof.get("hold_id") is not None else None
+    run(
+        lambda conn: product_of(
+            conn, game, player, purchase.store, purchase.store_product_id, hold_id=hold_id
+        )
+    )
     if purchase.confirm is not None:
         purchase.confirm()
-    outcome: Outcome = run(lambda conn: credit(conn, game, player, purchase, key=key))
+    outcome: Outcome = run(
+        lambda conn: credit(conn, game, player, purchase, key=key, hold_id=hold_id)
+    )
     return outcome

@@ -4,8 +4,12 @@ game's mint breakers.
 
 The limits themselves are enforced by the money operations' own SQL (sql/65_risk.sql), under
 the wallet lock; the policy they read is the live catalog version's ``risk`` object, whose
-field rules are ``rules.RiskSchema``. Every change made here writes its ``risk_events`` row
-(or ``risk_breaker_log`` row) in the same transaction, with its author and reason.
+field rules are ``rules.RiskSchema``. A player's tier and freeze are on its one player row
+(``player_profiles``, migration 0014), beside when it was first seen. Every change made here
+writes its ``risk_events`` row (or ``risk_breaker_log`` row) in the same transaction, with its
+author and reason, through the SQL that also emits it as an event (``sk_risk_record``,
+``sk_risk_log_breaker``); the API shows those rows in the shape their events carry
+(``sk_risk_event_json``, ``sk_risk_breaker_log_json``).
 """
 
 from __future__ import annotations
@@ -49,21 +53,6 @@ def policy_reference_errors(
 # ---------------------------------------------------------------------------------------------
 
 
-def _event(row: tuple[Any, ...]) -> dict[str, Any]:
-    event_id, kind, operation, code, rule, details, author, reason, created_at = row
-    return {
-        "id": event_id,
-        "kind": kind,
-        "operation": operation,
-        "code": code,
-        "rule": rule,
-        "details": details,
-        "author": author,
-        "reason": reason,
-        "created_at": rules.format_timestamp(created_at),
-    }
-
-
 def player_risk(
     conn: psycopg.Connection, game: str, player: str, *, events: int = EVENTS_SHOWN
 ) -> dict[str, Any]:
@@ -71,9 +60,10 @@ def player_risk(
     freeze and the most recent decisions, newest first. A player the store has not seen yet
     has no tier override, no freeze and no events."""
     row = conn.execute(
-        "SELECT r.first_seen_at, r.tier, r.tier_reason, r.tier_set_by, r.tier_set_at,"
-        " r.frozen_at, r.frozen_by, r.frozen_reason, t.tier ->> 'name', t.until"
-        " FROM games g LEFT JOIN player_risk r ON r.game_id = g.id AND r.player_id = %(player)s"
+        "SELECT pp.first_seen, pp.tier, pp.tier_reason, pp.tier_set_by, pp.tier_set_at,"
+        " pp.frozen_at, pp.frozen_by, pp.frozen_reason, t.tier ->> 'name', t.until"
+        " FROM games g LEFT JOIN player_profiles pp"
+        " ON pp.game_id = g.id AND pp.player_id = %(player)s"
         " LEFT JOIN LATERAL sk_risk_tier(g.id, %(player)s, sk_risk_policy(g.live_version_id))"
         " t ON true WHERE g.id = %(game)s",
         {"game": game, "player": player},
@@ -85,8 +75,8 @@ def player_risk(
     )
     tier, tier_until = row[8], row[9]
     found = conn.execute(
-        "SELECT id, kind, operation, code, rule, details, author, reason, created_at"
-        " FROM risk_events WHERE game_id = %s AND player_id = %s ORDER BY id DESC LIMIT %s",
+        "SELECT sk_risk_event_json(e) FROM risk_events e"
+        " WHERE e.game_id = %s AND e.player_id = %s ORDER BY e.id DESC LIMIT %s",
         (game, player, events),
     ).fetchall()
     return {
@@ -110,7 +100,7 @@ def player_risk(
             "frozen_by": frozen_by,
             "frozen_at": rules.format_timestamp(frozen_at),
         },
-        "events": [_event(event) for event in found],
+        "events": [event for (event,) in found],
     }
 
 
@@ -125,18 +115,17 @@ def _record(
     details: Mapping[str, Any],
 ) -> None:
     conn.execute(
-        "INSERT INTO risk_events (game_id, player_id, kind, details, author, reason)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
+        "SELECT sk_risk_record(%s, %s, %s, NULL, NULL, NULL, %s, %s, %s)",
         (game, player, kind, Jsonb(dict(details)), author, reason),
     )
 
 
 def _locked_player(conn: psycopg.Connection, game: str, player: str) -> tuple[Any, ...]:
-    """The player's risk row, made if new (sk_risk_seen) and locked against a concurrent
+    """The player's row, made if new (the player is seen) and locked against a concurrent
     freeze or tier change."""
-    conn.execute("SELECT sk_risk_seen(%s, %s)", (game, player))
+    conn.execute("SELECT sk_player_seen(%s, %s, NULL)", (game, player))
     row = conn.execute(
-        "SELECT frozen_at, tier, tier_set_at FROM player_risk"
+        "SELECT frozen_at, tier, tier_set_at FROM player_profiles"
         " WHERE game_id = %s AND player_id = %s FOR UPDATE",
         (game, player),
     ).fetchone()
@@ -147,13 +136,14 @@ def _locked_player(conn: psycopg.Connection, game: str, player: str) -> tuple[An
 def freeze(
     conn: psycopg.Connection, game: str, player: str, *, actor: str, reason: str
 ) -> dict[str, Any]:
-    """Freezes a player: purchases, consumes and grants are refused (403 account_frozen), reads
-    and refunds still work. Freezing a frozen player changes nothing."""
+    """Freezes a player: purchases, consumes, grants, code redemptions and holds are refused
+    (403 account_frozen), reads and refunds still work. Freezing a frozen player changes
+    nothing."""
     with conn.transaction():
         frozen_at, _, _ = _locked_player(conn, game, player)
         if frozen_at is None:
             conn.execute(
-                "UPDATE player_risk SET frozen_at = now(), frozen_by = %s, frozen_reason = %s"
+                "UPDATE player_profiles SET frozen_at = now(), frozen_by = %s, frozen_reason = %s"
                 " WHERE game_id = %s AND player_id = %s",
                 (actor, reason, game, player),
             )
@@ -169,8 +159,8 @@ def unfreeze(
         frozen_at, _, _ = _locked_player(conn, game, player)
         if frozen_at is not None:
             conn.execute(
-                "UPDATE player_risk SET frozen_at = NULL, frozen_by = NULL, frozen_reason = NULL"
-                " WHERE game_id = %s AND player_id = %s",
+                "UPDATE player_profiles SET frozen_at = NULL, frozen_by = NULL,"
+                " frozen_reason = NULL WHERE game_id = %s AND player_id = %s",
                 (game, player),
             )
             _record(
@@ -217,7 +207,7 @@ def set_tier(
                 )
         _, was, was_set_at = _locked_player(conn, game, player)
         conn.execute(
-            "UPDATE player_risk SET tier = %s, tier_reason = %s, tier_set_by = %s,"
+            "UPDATE player_profiles SET tier = %s, tier_reason = %s, tier_set_by = %s,"
             " tier_set_at = now() WHERE game_id = %s AND player_id = %s",
             (tier, reason, actor, game, player),
         )
@@ -284,8 +274,7 @@ def reset_breaker(
                 (actor, game, currency),
             )
             conn.execute(
-                "INSERT INTO risk_breaker_log (game_id, currency, kind, author, reason, details)"
-                " VALUES (%s, %s, 'reset', %s, %s, %s)",
+                "SELECT sk_risk_log_breaker(%s, %s, 'reset', NULL, %s, %s, %s)",
                 (
                     game,
                     currency,
@@ -303,18 +292,8 @@ def reset_breaker(
 def breaker_log(conn: psycopg.Connection, game: str, *, limit: int = 50) -> list[dict[str, Any]]:
     """Trips and resets of the game's breakers, newest first."""
     rows = conn.execute(
-        "SELECT currency, kind, author, reason, details, created_at FROM risk_breaker_log"
-        " WHERE game_id = %s ORDER BY id DESC LIMIT %s",
+        "SELECT sk_risk_breaker_log_json(l) FROM risk_breaker_log l"
+        " WHERE l.game_id = %s ORDER BY l.id DESC LIMIT %s",
         (game, limit),
     ).fetchall()
-    return [
-        {
-            "currency": currency,
-            "kind": kind,
-            "author": author,
-            "reason": reason,
-            "details": details,
-            "created_at": rules.format_timestamp(created_at),
-        }
-        for currency, kind, author, reason, details, created_at in rows
-    ]
+    return [entry for (entry,) in rows]

@@ -146,29 +146,25 @@ def open_order(
     return {"order_id": str(order_id), "trans_id": trans_id}
 
 
-def check_order_owner(
+def order_owner(
     conn_run: Callable[[Callable[[psycopg.Connection], Any]], Any],
     game: str,
-    player: str,
     order_id: str,
-) -> None:
-    """Only the player who opened a Steam order may redeem it."""
+) -> tuple[str, str | None]:
+    """Who opened the Steam order ``order_id`` of ``game`` and Steam's transaction id for it
+    (InitTxn's): only that player may redeem it. 404 for an order this game never opened."""
 
-    def owner(conn: psycopg.Connection) -> str | None:
+    def owner(conn: psycopg.Connection) -> tuple[str, str | None] | None:
         row = conn.execute(
-            "SELECT player_id FROM steam_orders WHERE game_id = %s AND order_id = %s",
+            "SELECT player_id, trans_id FROM steam_orders WHERE game_id = %s AND order_id = %s",
             (game, int(order_id)),
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else (str(row[0]), row[1])
 
-    found = conn_run(owner)
+    found: tuple[str, str | None] | None = conn_run(owner)
     if found is None:
         raise NotFound("no Steam order of this game has this id")
-    if found != player:
-        raise ReceiptInvalid(
-            "this Steam order was opened by another player",
-            details={"reason": "another_player"},
-        )
+    return found
 
 
 def query_order(account: StoreAccount, config: Config, *, order_id: str) -> SteamOrder:

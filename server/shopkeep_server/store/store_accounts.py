@@ -66,6 +66,11 @@ class GooglePlaySettingsSchema(Schema):
     )
     # The service account's JSON key, as downloaded from Google Cloud (a secret).
     service_account = rules.Metadata(metadata={"secret": True})
+    # Real-time developer notifications: the Pub/Sub push subscription's authentication, what
+    # its OIDC tokens must say (audience, and the service account they are issued for). Left
+    # out, the game's notification endpoint refuses every request.
+    pubsub_audience = rules.text_field(min_length=1, max_length=2000)
+    pubsub_service_account = fields.Email()
     chargeback_policy = _policy_field()
 
     @validates_schema

@@ -61,6 +61,7 @@ REFERENCE: set[str] = {
     "catalog_currencies",
     "catalog_items",
     "catalog_offers",
+    "catalog_item_segments",
     "catalog_promo_codes",
     "promo_code_budgets",
     "stock_levels",

@@ -97,7 +97,9 @@ def test_serve_demo_buys_with_printed_token_and_data_survives(data_dir: Path) ->
         catalog = httpx.get(
             f"{server.url}/v1/catalog", headers={"Authorization": f"Bearer {player}"}
         ).json()
-        assert len(catalog["items"]) == 12
+        # The demo's dozen items and the welcome chest its new players alone see.
+        assert len(catalog["items"]) == 13
+        assert "welcome_chest" in [item["sku"] for item in catalog["items"]]
     finally:
         server.stop()
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()

@@ -117,7 +117,8 @@ def drive(
 
 
 def feed_ids(conn: psycopg.Connection, game: Game, after: int) -> list[int]:
-    events.position_all(conn)
+    # Waits for the sequencer's lock: a live server's sequencer may hold it, positioning them.
+    events.position_all(conn, wait_ms=5_000)
     return [
         row[0]
         for row in conn.execute(

@@ -61,5 +61,14 @@ def pooled_server(server_url: str, logins: dict[str, str]) -> Iterator[str]:
                     raise RuntimeError(f"pgbouncer did not reload in 10 s: {bouncer.log_path}")
                 time.sleep(0.05)
             yield bouncer.url
+            if bouncer.process.poll() is not None:
+                # It stopped before the session did: every later test's connection was refused.
+                # Its log (kept) says whether it was told to stop (SIGTERM, SIGINT) or failed.
+                kept = Path(tempfile.mkdtemp(prefix="shopkeep-test-pgbouncer-log-"))
+                shutil.copy(bouncer.log_path, kept)
+                raise RuntimeError(
+                    f"pgbouncer exited ({bouncer.process.returncode}) during the session;"
+                    f" its log: {kept / bouncer.log_path.name}"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -60,7 +60,7 @@ import httpx
 import psutil
 
 from .common import COMMON_ITEMS, CURRENCY, DROP_SKU, SEED_ENV, load_catalog
-from .seed import create_and_seed, plan, publish_catalog
+from .seed import SeededGame, create_and_seed, plan, publish_catalog
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
 
 COMMON_PURCHASE = "POST /v1/purchases (common)"
@@ -135,6 +135,23 @@ def bench_offers_catalog() -> dict[str, Any]:
         )
     ]
     return content
+
+
+def seed_bench_game(store: PrivateStore, *, players: int, name: str) -> tuple[str, SeededGame]:
+    """A game of its own on ``store`` (``name`` and a random suffix), its players seeded with
+    more coins than any run spends, and the bench catalog published."""
+    game = f"{name}{uuid.uuid4().hex[:10]}"
+    made = create_and_seed(
+        store.cli,
+        store.url,
+        game=game,
+        players=players,
+        stock=1,
+        start_coins=1_000_000_000,
+        ttl=3600,
+    )
+    publish_catalog(store.url, made.studio_token, bench_catalog(), notes=name)
+    return game, made
 
 
 def cases(catalog_etag: str) -> list[Case]:
@@ -655,17 +672,7 @@ def _run_cases(
     work: Path,
     info: dict[str, Any],
 ) -> list[Result]:
-    game = f"bench{uuid.uuid4().hex[:10]}"
-    made = create_and_seed(
-        store.cli,
-        store.url,
-        game=game,
-        players=args.players,
-        stock=1,
-        start_coins=1_000_000_000,
-        ttl=3600,
-    )
-    publish_catalog(store.url, made.studio_token, bench_catalog(), notes="bench")
+    game, made = seed_bench_game(store, players=args.players, name="bench")
     player_tokens = [t for _, t in made.roster]
     # The Locust generator reads tokens from a seed file like the load test's.
     plan(

@@ -37,9 +37,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from .bench import BENCH_DROP, bench_catalog, bench_offers_catalog
+from .bench import BENCH_DROP, bench_catalog, bench_offers_catalog, seed_bench_game
 from .common import COMMON_ITEMS, CURRENCY
-from .seed import create_and_seed, publish_catalog
+from .seed import publish_catalog
 from .stack import PrivateStore, process_tree
 
 Request = tuple[str, str, dict[str, str], bytes | None]
@@ -132,17 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
-    game = f"probe{uuid.uuid4().hex[:10]}"
-    made = create_and_seed(
-        store.cli,
-        store.url,
-        game=game,
-        players=args.players,
-        stock=1,
-        start_coins=1_000_000_000,
-        ttl=3600,
-    )
-    publish_catalog(store.url, made.studio_token, bench_catalog(), notes="probe")
+    _, made = seed_bench_game(store, players=args.players, name="probe")
     tokens = [token for _, token in made.roster]
     host, port = store.url.removeprefix("http://").split(":")
 

@@ -26,10 +26,11 @@ from shopkeep import catalog_cli
 from shopkeep_server import __version__, cli, db
 from shopkeep_server.config import VARIABLES
 from shopkeep_server.launcher import StoreServer
-from shopkeep_server.store import events, players
+from shopkeep_server.store import players
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import IdempotencyKey
 from support import ROOT, LiveServer, buy, free_port, grant, make_game
+from support.events import position_everything
 
 CLI = str(Path(sys.executable).parent / "shopkeep-server")
 pytestmark = pytest.mark.slow
@@ -207,7 +208,7 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
                 " VALUES (%s, 'stock.restocked', now() - interval '50 hours', '{}')",
                 (game.id,),
             )
-            events.position_all(conn)
+            position_everything(conn)
         # Two days ago: a day without a partition of its own, so the default partition's
         # purge takes it, to the second (the day partitions go by whole days).
         kept = run_cli("purge-events", env={**env, "SHOPKEEP_EVENT_RETENTION": "187200"})

@@ -1,4 +1,4 @@
-"""The events outbox partitioned by UTC day of the event's time (migration 0017, the day
+"""The events outbox partitioned by UTC day of the event's time (migration 0016, the day
 partitions of sql/05_partitions.sql): positions and the feed's cursor across partition
 boundaries, retention by dropping whole days (never one with an event still unpositioned), the
 default partition and the webhook delivery log purged in batches, and the upgrade of a
@@ -297,11 +297,11 @@ def test_an_outbox_at_the_previous_migration_upgrades_row_for_row(
 def _upgrade_and_compare(
     conn: psycopg.Connection, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The store as the previous migration left it: every migration before 0017 (the outbox
+    # The store as the previous migration left it: every migration before 0016 (the outbox
     # not partitioned), and no partitions of it to make yet.
     shipped = db.migration_files()
     with monkeypatch.context() as before:
-        before.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < 17])
+        before.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < 16])
         before.setattr(events, "add_partitions", lambda conn: 0)
         db.migrate(conn)
     kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")
@@ -336,7 +336,7 @@ def _upgrade_and_compare(
 
     # The upgrade, with today's code: the migration has the function files applied again for
     # the new table (and their privileges with them), as they already were today's.
-    assert db.migrate(conn) == ["0017_partition_events.sql"]
+    assert db.migrate(conn) == ["0016_partition_events.sql"]
 
     kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")
     assert kind.fetchone() == ("p",)

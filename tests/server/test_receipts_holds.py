@@ -226,6 +226,26 @@ def test_the_hold_must_be_the_products_item_in_its_quantity(
     _books_balance(conn, shop)
 
 
+def test_a_product_of_a_limited_item_needs_a_hold(
+    client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
+) -> None:
+    """Credited without a hold, the drop's units would leave the store untaken from the stock:
+    refused before anything is credited, and the same transaction goes through with a hold."""
+    jws = apple.transaction(bundle_id=s.BUNDLE_ID, product_id=DROP_PRODUCT)
+    before = snapshot(conn, shop.id)
+    unheld = post(client, "/v1/receipts", {"store": "app_store", "signed_transaction": jws}, shop)
+    assert (unheld.status_code, _code(unheld)) == (422, "validation_failed")
+    assert unheld.get_json()["error"]["details"] == {
+        "hold_id": [
+            "required: product drop_one grants the limited item drop, bought through a hold"
+        ]
+    }
+    assert snapshot(conn, shop.id) == before
+    assert _pay(client, shop, apple, _hold(client, shop), jws=jws).status_code == 201
+    assert inventory(client, shop) == {"drop": 1}
+    _books_balance(conn, shop)
+
+
 def test_another_players_hold_is_not_found_and_nothing_changes(
     client: Any, conn: psycopg.Connection, shop: Game, apple: SandboxAppStore
 ) -> None:

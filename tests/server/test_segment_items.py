@@ -221,3 +221,8 @@ def test_an_outsider_cannot_hold_the_items_stock(client: Any, conn: psycopg.Conn
     assert hold("vip").status_code == 201
     stock = client.get("/v1/stock", headers=game.headers("service", "backend")).get_json()
     assert stock == {"stock": [{"sku": "vip_egg", "remaining": 1}]}
+    # Its stock is shown to the players who see it, and to no one else.
+    for player, shown in (("vip", [{"sku": "vip_egg", "remaining": 1}]), ("outsider", [])):
+        for query in ("", "?sku=vip_egg"):
+            seen = client.get(f"/v1/stock{query}", headers=game.headers("player", player))
+            assert seen.status_code == 200 and seen.get_json() == {"stock": shown}

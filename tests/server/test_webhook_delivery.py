@@ -32,6 +32,7 @@ from shopkeep_server.delivery import Deliverer, backoff
 from shopkeep_server.metrics import Metrics
 from shopkeep_server.store import events, webhooks
 from support import Game, app_database_url, make_config, post
+from support.events import position_everything
 from support.receiver import Misbehaviour, Receiver
 
 PLAYERS = ("ann", "bob", "cyd", "dee")
@@ -117,8 +118,7 @@ def drive(
 
 
 def feed_ids(conn: psycopg.Connection, game: Game, after: int) -> list[int]:
-    # Waits for the sequencer's lock: a live server's sequencer may hold it, positioning them.
-    events.position_all(conn, wait_ms=5_000)
+    position_everything(conn)
     return [
         row[0]
         for row in conn.execute(
@@ -369,7 +369,7 @@ def test_the_backlog_gauge_shows_the_oldest_undelivered_event(
     trade(pooled, game, "dee", buys=1, refund=False)
     metrics = Metrics()
     with db.connect(app_database_url(committed_url)) as conn:
-        events.position_all(conn)
+        position_everything(conn)
         metrics.show_webhook_backlog(webhooks.backlog(conn))
     labels = {"game": game.id, "webhook": made["webhook"]["id"]}
     age = metrics.registry.get_sample_value("shopkeep_webhook_oldest_undelivered_seconds", labels)

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from shopkeep_server.store import events
 from support import Game, make_game, new_key, post
+from support.events import position_everything
 
 HOOKS = "/v1/admin/webhooks"
 
@@ -68,7 +68,7 @@ def test_add_shows_the_secret_once_and_list_never(client: FlaskClient, game: Gam
 def test_a_new_endpoint_starts_after_the_feed_so_far(
     client: FlaskClient, conn: psycopg.Connection, game: Game
 ) -> None:
-    events.position_all(conn)
+    position_everything(conn)
     newest = conn.execute("SELECT max(id) FROM events WHERE game_id = %s", (game.id,)).fetchone()
     assert newest is not None and newest[0] is not None  # the fixture's publish, at least
     hook = add(client, game, {"url": "https://x.example/h"}).get_json()["webhook"]
@@ -173,7 +173,7 @@ def test_redeliver_queues_delivered_events_of_its_types(
             sub="backend",
         )
         assert granted.status_code == 201
-    events.position_all(conn)
+    position_everything(conn)
     ids = [
         row[0]
         for row in conn.execute(

@@ -14,6 +14,14 @@ from shopkeep_server.store import events
 from .games import Game
 
 
+def position_everything(conn: psycopg.Connection) -> None:
+    """Every committed event has its position when this returns. The suite's session-wide
+    live server runs a sequencer on the same database, so the lock may be taken when a test
+    asks: wait for it (position_all without a wait would return having done nothing, and a
+    position read next could move on as the other sequencer finishes)."""
+    events.position_all(conn, wait_ms=30_000)
+
+
 def read_feed(client: Any, game: Game, *, limit: int = 1000, **params: Any) -> list[dict[str, Any]]:
     """Every event of ``game`` the feed shows now (through Flask's test client, as the
     service), oldest first, following ``next_cursor`` until a short page."""

@@ -85,7 +85,12 @@ def _own_view(
 def get_stock(query: dict[str, Any]) -> dict[str, Any]:
     """Remaining units of limited items (all of them without `sku`)."""
     skus = query.get("sku") or None
-    return {"stock": with_connection(lambda conn: catalog.stock(conn, principal().game, skus))}
+    who = principal()
+    # A player is not told of the stock of an item its catalog does not show it.
+    player = who.subject if who.role == "player" else None
+    return {
+        "stock": with_connection(lambda conn: catalog.stock(conn, who.game, skus, player=player))
+    }
 
 
 @blp.route("/wallet", methods=["GET"])

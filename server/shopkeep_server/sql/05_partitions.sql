@@ -1,7 +1,7 @@
 -- Day partitions: the one home of how the store's growing tables are partitioned by time and
 -- expired by dropping whole days. Two tables use it: idempotency_keys by day of expiry
 -- (migration 0012, sql/10_idempotency.sql) and the events outbox by day of its time (migration
--- 0017, sql/70_events.sql). Each table is PARTITION BY RANGE on a timestamptz column, with a
+-- 0016, sql/70_events.sql). Each table is PARTITION BY RANGE on a timestamptz column, with a
 -- partition `<table>_YYYYMMDD` per UTC day ([day, day + 1 day)) and a `<table>_default` that
 -- catches a row whose day has no partition yet (it stays empty unless nobody made the days
 -- ahead for a while).

@@ -104,12 +104,37 @@ BEGIN
     RETURN v_hold;
 END $$;
 
+-- Without a hold, a product must not grant a limited item: its units would leave the store
+-- without being taken from the stock (a drop would oversell). Such a product is bought by
+-- holding the units first (POST /v1/holds) and naming the hold; a receipt without one is
+-- refused before the store is told the purchase is taken, so the player's payment is left
+-- unconfirmed (and resent with a hold) instead of credited past the stock.
+CREATE OR REPLACE FUNCTION sk_receipt_without_hold(
+    p_version_id bigint, p_product_id text, p_grants jsonb
+) RETURNS void LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_sku text;
+BEGIN
+    SELECT i.sku INTO v_sku
+      FROM jsonb_array_elements(p_grants) e
+      JOIN catalog_items i ON i.version_id = p_version_id AND i.sku = e->>'sku'
+     WHERE i.stock IS NOT NULL
+     ORDER BY i.sku LIMIT 1;
+    IF FOUND THEN
+        PERFORM sk_invalid('hold_id', format(
+            'required: product %s grants the limited item %s, bought through a hold',
+            p_product_id, v_sku));
+    END IF;
+END $$;
+
 -- Credits the store transaction p_transaction_id (of p_store, for the store's product
 -- p_store_product_id) to p_player, exactly once per idempotency key and once per transaction:
 --   0. the key: a stored outcome is replayed;
 --   1. not_found: the game has no published catalog;
 --   2. receipt_invalid (unknown_product): no product of the live catalog has this store id;
 --  2a. with p_hold_id: not_found / validation_failed (hold_id) from sk_receipt_hold;
+--      without one: validation_failed (hold_id) for a product granting a limited item
+--      (sk_receipt_without_hold, checked with the product before the store is asked);
 --   3. receipt_already_used: the transaction was credited before, to another player or under
 --      another key (the same player under the same key gets the first outcome again);
 --  3a. with p_hold_id: hold_expired when the hold has expired, was released or was used

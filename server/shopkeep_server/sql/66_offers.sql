@@ -210,8 +210,9 @@ END $$;
 
 -- Step 2a of a purchase (60_purchase.sql): whether p_sku is an item only a segment sees that
 -- p_player is not in now, so the purchase answers as for an sku the catalog does not hold.
--- The player is seen first, as the pricing is, so a rule on first_seen holds for a player
--- whose first call is a purchase. Other items cost one primary-key look.
+-- Its callers (a purchase, a hold) noted the player as seen before the key (sk_risk_admit), so
+-- a rule on first_seen holds for a player whose first call is a purchase. Other items cost one
+-- primary-key look.
 CREATE OR REPLACE FUNCTION sk_item_hidden_from(
     p_game text, p_player text, p_version_id bigint, p_sku text
 ) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -220,7 +221,6 @@ BEGIN
                     WHERE version_id = p_version_id AND sku = p_sku) THEN
         RETURN false;
     END IF;
-    PERFORM sk_player_seen(p_game, p_player, NULL);
     RETURN p_sku IN (SELECT h FROM sk_hidden_items(p_game, p_player, p_version_id, now()) h);
 END $$;
 

@@ -154,7 +154,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- created_at too: with it a row is found by the whole primary key of its day's partition
-    -- (the outbox is partitioned by day, migration 0017).
+    -- (the outbox is partitioned by day, migration 0016).
     WITH pending AS (
         SELECT w.game_id, w.seq, w.created_at,
                row_number() OVER (PARTITION BY w.game_id ORDER BY w.seq) AS n
@@ -188,7 +188,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Retention (SHOPKEEP_EVENT_RETENTION) by partition: the outbox is partitioned by day of the
--- event's time (migration 0017) with the day partitions of sql/05_partitions.sql. The server's
+-- event's time (migration 0016) with the day partitions of sql/05_partitions.sql. The server's
 -- janitor (serving.Janitor, one process at a time under an advisory lock) and `shopkeep-server
 -- purge-events` call these (store/events.py); migrate calls the first. They run as the tables'
 -- owner (SECURITY DEFINER, search_path pinned below): the server's role may neither create nor
@@ -226,7 +226,7 @@ $$;
 -- be sent again). A bounded purge rather than partitions: the log is read per endpoint, newest
 -- first by its id, and removed with its endpoint by a cascade, and it grows with deliveries
 -- (one row per attempt per endpoint), not with every purchase; a batch of up to p_batch rows
--- by its time index (migration 0017) per call, a short transaction each. Returns how many.
+-- by its time index (migration 0016) per call, a short transaction each. Returns how many.
 CREATE OR REPLACE FUNCTION sk_webhook_deliveries_purge(p_retention_seconds integer,
                                                        p_batch integer)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER AS $$

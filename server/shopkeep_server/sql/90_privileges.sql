@@ -56,7 +56,7 @@ GRANT INSERT, UPDATE ON event_positions TO shopkeep_app;
 -- The shared rate limit's counters: counted on every request, deleted when their window ended.
 GRANT INSERT, UPDATE, DELETE ON rate_limit_windows TO shopkeep_app;
 
--- The partitions of idempotency_keys (migration 0012) and events (0017) are reached through
+-- The partitions of idempotency_keys (migration 0012) and events (0016) are reached through
 -- their table only, as the ones the janitor makes later are: no privilege of their own, not
 -- even the SELECT given to every table above. The maintenance functions (05_partitions.sql's,
 -- through 10_idempotency.sql's and 70_events.sql's) run as the owner.

@@ -570,14 +570,21 @@ class _LiveListener(threading.Thread):
 # ---------------------------------------------------------------------------------------------
 
 
-def stock(conn: psycopg.Connection, game: str, skus: list[str] | None) -> list[dict[str, Any]]:
-    """Remaining units of the live catalog's limited items (all of them when skus is None)."""
+def stock(
+    conn: psycopg.Connection, game: str, skus: list[str] | None, *, player: str | None = None
+) -> list[dict[str, Any]]:
+    """Remaining units of the live catalog's limited items (all of them when skus is None).
+    For a ``player``, without the items only a segment it is not in sees (sk_hidden_items, as
+    its catalog leaves them out)."""
     rows = conn.execute(
         "SELECT i.sku, sk_stock_remaining(g.id, i.sku) FROM games g"
         " JOIN catalog_items i ON i.version_id = g.live_version_id"
-        " WHERE g.id = %s AND i.stock IS NOT NULL AND (%s::text[] IS NULL OR i.sku = ANY(%s))"
+        " WHERE g.id = %(game)s AND i.stock IS NOT NULL"
+        " AND (%(skus)s::text[] IS NULL OR i.sku = ANY(%(skus)s))"
+        " AND (%(player)s::text IS NULL OR i.sku NOT IN"
+        "  (SELECT sk_hidden_items(g.id, %(player)s, g.live_version_id, now())))"
         " ORDER BY i.sku",
-        (game, skus, skus),
+        {"game": game, "skus": skus, "player": player},
     ).fetchall()
     return [{"sku": sku, "remaining": remaining} for sku, remaining in rows]
 

@@ -183,7 +183,7 @@ def feed(
 
 
 EVENT_PURGE_LOCK = 0x5E0B_0013
-# The outbox is partitioned by UTC day of the event's time (migration 0017): partitions are
+# The outbox is partitioned by UTC day of the event's time (migration 0016): partitions are
 # made through this many days ahead. An event is written at its transaction's time, so today's
 # and tomorrow's would do; two more leave the hourly purge two days to be noticed stopped before
 # new events land in the default partition (where they still work, purged in batches).

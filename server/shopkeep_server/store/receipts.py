@@ -115,11 +115,14 @@ def product_of(
 ) -> str:
     """The live catalog's product sold on ``store`` as ``store_product_id``; with ``hold_id``,
     the player's hold must be one that product converts (sk_receipt_hold: 404, or 422 on
-    ``hold_id``), so a proof that cannot be credited is left unconfirmed at the store."""
+    ``hold_id``), and without one the product must grant no limited item
+    (sk_receipt_without_hold: 422 on ``hold_id``), so a proof that cannot be credited is left
+    unconfirmed at the store."""
     with domain_errors():
         row = conn.execute(
             "SELECT p.product_id, CASE WHEN %s::uuid IS NOT NULL"
-            " THEN (sk_receipt_hold(g.id, %s, %s::uuid, p.product_id, p.grants)).id END"
+            " THEN (sk_receipt_hold(g.id, %s, %s::uuid, p.product_id, p.grants)).id::text"
+            " ELSE sk_receipt_without_hold(g.live_version_id, p.product_id, p.grants)::text END"
             " FROM games g JOIN catalog_products p"
             " ON p.version_id = g.live_version_id WHERE g.id = %s AND p.store = %s"
             " AND p.store_product_id = %s",

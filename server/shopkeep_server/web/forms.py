@@ -63,6 +63,36 @@ class ContentRow:
     number: str = ""
 
 
+def content_rows_of(entries: Iterable[Mapping[str, Any]]) -> list[ContentRow]:
+    """A bundle's contents or a code's grant (``{sku, quantity}`` or ``{currency, amount}``
+    each) as form rows."""
+    return [
+        ContentRow("item", _text(entry.get("sku")), _text(entry.get("quantity")))
+        if "sku" in entry
+        else ContentRow("currency", _text(entry.get("currency")), _text(entry.get("amount")))
+        for entry in entries
+    ]
+
+
+def content_rows_from(form: Mapping[str, str], prefix: str, default_type: str) -> list[ContentRow]:
+    """The rows a form sent under ``prefix`` (``contents-3-ref``...); blank rows are left out,
+    so the rows shown again are the ones the store saw."""
+    rows = []
+    for index in range(MAX_CONTENT_ROWS + 5):
+        row = ContentRow(
+            form.get(f"{prefix}-{index}-type", default_type),
+            form.get(f"{prefix}-{index}-ref", "").strip(),
+            form.get(f"{prefix}-{index}-number", "").strip(),
+        )
+        if row.ref or row.number:
+            rows.append(row)
+    return rows
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 @dataclasses.dataclass
 class ItemForm:
     """An item as the edit form shows it: every value as text."""
@@ -83,14 +113,7 @@ class ItemForm:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ItemForm:
-        contents = []
-        for entry in item.get("contents") or []:
-            if "sku" in entry:
-                contents.append(ContentRow("item", str(entry["sku"]), str(entry.get("quantity"))))
-            else:
-                contents.append(
-                    ContentRow("currency", str(entry.get("currency")), str(entry.get("amount")))
-                )
+        contents = content_rows_of(item.get("contents") or [])
         metadata = item.get("metadata") or {}
         return cls(
             sku=str(item.get("sku", "")),
@@ -125,15 +148,7 @@ class ItemForm:
             )
             if row.currency or row.amount:
                 prices.append(row)
-        contents: list[ContentRow] = []
-        for index in range(MAX_CONTENT_ROWS + 5):
-            content = ContentRow(
-                form.get(f"contents-{index}-type", "item"),
-                form.get(f"contents-{index}-ref", "").strip(),
-                form.get(f"contents-{index}-number", "").strip(),
-            )
-            if content.ref or content.number:
-                contents.append(content)
+        contents = content_rows_from(form, "contents", "item")
         return cls(
             sku=form.get("sku", "").strip(),
             name=form.get("name", "").strip(),

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 from shopkeep.catalog_diff import describe, short_timestamp
 
-from .forms import MAX_CONTENT_ROWS, ContentRow, number, optional_number
+from .forms import (
+    MAX_CONTENT_ROWS,
+    ContentRow,
+    content_rows_from,
+    content_rows_of,
+    number,
+    optional_number,
+)
 
 # The catalog's lists the page edits, and the field that keys each entry.
 PART_KEYS: Mapping[str, str] = {"segments": "id", "offers": "id", "promo_codes": "code"}
@@ -132,12 +139,7 @@ class CodeForm:
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> CodeForm:
-        rows = [
-            ContentRow("item", _text(g.get("sku")), _text(g.get("quantity")))
-            if "sku" in g
-            else ContentRow("currency", _text(g.get("currency")), _text(g.get("amount")))
-            for g in entry.get("grant") or []
-        ]
+        rows = content_rows_of(entry.get("grant") or [])
         return cls(
             code=_text(entry.get("code")),
             offer=_text(entry.get("offer")),
@@ -150,16 +152,7 @@ class CodeForm:
 
     @classmethod
     def from_request(cls, form: Mapping[str, str]) -> CodeForm:
-        """Blank grant rows are left out, so the rows shown again are the ones the store saw."""
-        rows = []
-        for index in range(MAX_CONTENT_ROWS + 5):
-            row = ContentRow(
-                form.get(f"grant-{index}-type", "currency"),
-                form.get(f"grant-{index}-ref", "").strip(),
-                form.get(f"grant-{index}-number", "").strip(),
-            )
-            if row.ref or row.number:
-                rows.append(row)
+        rows = content_rows_from(form, "grant", "currency")
         return cls(
             # What a player types is matched without regard to case: stored upper case.
             code=form.get("code", "").strip().upper(),

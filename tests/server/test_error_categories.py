@@ -195,8 +195,8 @@ def test_a_key_in_use_succeeds_later_with_the_same_key(
 @pytest.mark.skipif(
     pgbouncer.enabled(),
     reason="needs SHOPKEEP_STATEMENT_TIMEOUT_MS on the pool's connections, a session setting"
-    " PgBouncer in transaction mode does not carry (behind it the role's timeout applies:"
-    " docs/scaling.md, section 2)",
+    " that PgBouncer in transaction mode leaves on whichever server connection ran it, for"
+    " every later client (behind it the role's timeout applies: docs/scaling.md, section 2)",
 )
 def test_unavailable_succeeds_later_with_the_same_key(
     pooled_client, committed_url: str, committed_game: Game

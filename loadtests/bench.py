@@ -24,7 +24,9 @@ connection sends its next request when the answer arrives), as a ratio to ``/hea
   x 2 connections waits between an answer and its next request so that together they send
   at that rate (wrk's ``delay()``; an approximation of an open loop, since a slow answer
   still delays the next request of its connection), for the p99 a player sees when the
-  store is not saturated.
+  store is not saturated. The waits are drawn at random (exponentially distributed, so the
+  requests arrive as independent players' would): with one fixed wait, every connection
+  sent at the same moments, and the store met bursts of all of them at once.
 
 Each server worker has a listening socket of its own (SO_REUSEPORT), so the kernel spreads the
 connections over them. With one shared socket about one run in two had one worker serving
@@ -209,8 +211,10 @@ local counter = 0
 local threads = 0
 
 if pause_ms then
+  -- An exponentially distributed wait of mean pause_ms: the connections' requests arrive
+  -- independently of each other (Poisson), not in step.
   delay = function()
-    return pause_ms
+    return -math.log(1 - math.random()) * pause_ms
   end
 end
 

@@ -62,22 +62,57 @@ class StrictJSONProvider(DefaultJSONProvider):
     infinity, and nesting at most MAX_JSON_DEPTH deep (400 bad_request beyond)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        def refuse(constant: str) -> None:
-            raise ValueError(f"{constant} is not valid JSON")
-
-        def finite(text: str) -> float:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError(f"{text} is out of range")
-            return value
-
         try:
-            value = json.loads(s, parse_constant=refuse, parse_float=finite, **kwargs)
+            # One decoder for every body (json.loads with these options builds one per call).
+            value = (
+                json.loads(s, cls=_StrictDecoder, **kwargs)
+                if kwargs
+                else _STRICT_DECODER.decode(_json_text(s))
+            )
         except RecursionError as exc:  # the parser recurses per level: thousands of them
             raise BadRequest(f"the JSON may nest at most {MAX_JSON_DEPTH} levels") from exc
-        if json_depth(value, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        # A text with no more brackets than the limit cannot nest deeper: most bodies are a
+        # few brackets, counted faster than the parsed value is walked.
+        brackets = (
+            s.count("{") + s.count("[") if isinstance(s, str) else s.count(b"{") + s.count(b"[")
+        )
+        if (
+            brackets > MAX_JSON_DEPTH
+            and json_depth(value, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH
+        ):
             raise BadRequest(f"the JSON may nest at most {MAX_JSON_DEPTH} levels")
         return value
+
+
+def _refuse_constant(constant: str) -> None:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+class _StrictDecoder(json.JSONDecoder):
+    """The standard decoder, refusing NaN, Infinity and numbers that overflow to infinity."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "parse_constant": _refuse_constant, "parse_float": _finite})
+
+
+_STRICT_DECODER = _StrictDecoder()
+
+
+def _json_text(s: str | bytes) -> str:
+    """The text json.loads would decode: bytes in the encoding their first bytes show (UTF-8,
+    16 or 32), a str as it is unless it starts with a byte order mark."""
+    if isinstance(s, str):
+        if s.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", s, 0)
+        return s
+    return s.decode(json.detect_encoding(s), "surrogatepass")
 
 
 def json_depth(value: Any, *, stop_after: int) -> int:
@@ -183,11 +218,12 @@ def _count_answer(metrics: Metrics, route: str, response: Response) -> None:
             code = "unknown"
         metrics.conflicts.labels(route, code).inc()
     risk.count_refusal(metrics, response)
-    if response.headers.get("Idempotent-Replayed") == "true":
+    if "idempotency_key" not in g:
+        return  # only a request with an Idempotency-Key is stored or replayed
+    # getlist: Headers.get raises and catches a KeyError for a missing header.
+    if response.headers.getlist("Idempotent-Replayed") == ["true"]:
         metrics.idempotency_replays.labels(route).inc()
-    elif "idempotency_key" in g and (
-        200 <= response.status_code < 300 or code in STORED_REJECTIONS
-    ):
+    elif 200 <= response.status_code < 300 or code in STORED_REJECTIONS:
         metrics.idempotency_stored.labels(route).inc()
 
 
@@ -289,10 +325,11 @@ def create_app(config: Config | None = None, *, database: Database | None = None
         response.headers["X-Request-Id"] = g.get("request_id", "-")
         # One route for the metrics and the access line: the OpenAPI path of the rule.
         route = logs.route_of(request.url_rule)
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        requests, latency = metrics.request_series(request.method, route, response.status_code)
+        requests.inc()
         elapsed = time.perf_counter() - g.started if "started" in g else 0.0
         if "started" in g:
-            metrics.latency.labels(request.method, route).observe(elapsed)
+            latency.observe(elapsed)
         _count_answer(metrics, route, response)
         metrics.refresh_pool()
         caller = g.get("principal")

@@ -9,10 +9,14 @@ gunicorn's (``gunicorn.error``) and the libraries'; ``SHOPKEEP_LOG_LEVEL`` sets 
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 if TYPE_CHECKING:
     from werkzeug.routing import Rule
@@ -45,7 +49,15 @@ UNMATCHED_ROUTE = "unmatched"
 def route_of(url_rule: Rule | None) -> str:
     """The route of a request, for its access line and its metrics: the OpenAPI path of the
     rule it matched, or ``unmatched`` (a 404, a request refused before routing)."""
-    return UNMATCHED_ROUTE if url_rule is None else openapi_route(url_rule.rule)
+    if url_rule is None:
+        return UNMATCHED_ROUTE
+    route = _routes.get(url_rule.rule)
+    if route is None:  # the rules are the application's: a few dozen, each rewritten once
+        route = _routes[url_rule.rule] = openapi_route(url_rule.rule)
+    return route
+
+
+_routes: dict[str, str] = {}
 
 
 class RequestIdFilter(logging.Filter):
@@ -57,11 +69,50 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class StoreJsonFormatter(JsonFormatter):
+    """python-json-logger's JSON lines, the same fields in the same order, with less work per
+    line: the access line is written for every request, and formatted by the library's own
+    code it was a fifth of an empty request's CPU. The record's extra fields are found with
+    one set difference instead of a test of each of its two dozen standard attributes, and
+    the encoder is built once rather than for every line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        encoder = json.JSONEncoder(
+            default=self.json_encoder().default if self.json_encoder else self.json_default,
+            ensure_ascii=self.json_ensure_ascii,
+            indent=self.json_indent,
+        )
+        self._encode = encoder.encode
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        if self.defaults or self.static_fields or self.rename_fields_keep_missing:
+            super().add_fields(log_data, record, message_dict)  # options this store never sets
+            return
+        rename = self.rename_fields
+        attributes = record.__dict__
+        for field in self._required_fields:
+            log_data[rename.get(field, field)] = attributes.get(field)
+        for key, value in message_dict.items():
+            log_data[rename.get(key, key)] = value
+        extra = attributes.keys() - self._skip_fields
+        if extra:
+            for key, value in attributes.items():
+                if key in extra and not key.startswith("_"):
+                    log_data[rename.get(key, key)] = value
+        if self.timestamp:
+            key = self.timestamp if isinstance(self.timestamp, str) else "timestamp"
+            log_data[rename.get(key, key)] = datetime.fromtimestamp(record.created, tz=UTC)
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        return self._encode(log_data)
+
+
 def make_formatter(*, json_lines: bool) -> logging.Formatter:
     if json_lines:
-        from pythonjsonlogger.json import JsonFormatter
-
-        return JsonFormatter(
+        return StoreJsonFormatter(
             JSON_FIELDS, style="{", rename_fields=RENAMED_FIELDS, timestamp=TIME_FIELD
         )
     return logging.Formatter(TEXT_FORMAT)
@@ -110,7 +161,7 @@ def gunicorn_config(level: str) -> dict[str, Any]:
     json_lines = not sys.stderr.isatty()
     formatter: dict[str, Any] = (
         {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": StoreJsonFormatter,
             "fmt": JSON_FIELDS,
             "style": "{",
             "rename_fields": RENAMED_FIELDS,
@@ -154,13 +205,25 @@ def access(
     subject: str | None,
 ) -> None:
     """The one access line of a request (never its token: game and subject say who)."""
-    logging.getLogger(ACCESS_LOGGER).info(
+    if not _access_log.isEnabledFor(logging.INFO):
+        return
+    # The record is made here rather than by Logger.info, which would look through the stack
+    # for the caller's file and line on every request: the access line has one caller.
+    record = _access_log.makeRecord(
+        ACCESS_LOGGER,
+        logging.INFO,
+        __file__,
+        0,
         "%s %s %d %.1fms",
-        method,
-        # A path may hold any character a client sent: escaped, a readable line stays one line.
-        path.encode("unicode_escape").decode("ascii"),
-        status,
-        duration_ms,
+        (
+            method,
+            # A path may hold any character a client sent: escaped, a readable line stays one.
+            path.encode("unicode_escape").decode("ascii"),
+            status,
+            duration_ms,
+        ),
+        None,
+        func="access",
         extra={
             "method": method,
             "route": route,
@@ -171,3 +234,7 @@ def access(
             "subject": subject,
         },
     )
+    _access_log.handle(record)
+
+
+_access_log = logging.getLogger(ACCESS_LOGGER)

@@ -203,6 +203,23 @@ class Metrics:
         self._webhooks_shown: set[tuple[str, str]] = set()
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
+        self._pool_shown: tuple[int, int, int, int] | None = None
+        # (method, route, status) -> the request counter's and latency histogram's children:
+        # prometheus_client checks and looks the labels up under a lock on every call.
+        self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def request_series(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and the latency histogram of one method, route and status."""
+        key = (method, route, status)
+        found = self._per_request.get(key)
+        if found is None:
+            found = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            if len(self._per_request) < 10_000:  # a bound: any method a client sends is a label
+                self._per_request[key] = found
+        return found
 
     def count_events(self, positioned: Mapping[str, int]) -> None:
         """Counts events a sequencer pass positioned, by type."""
@@ -222,11 +239,22 @@ class Metrics:
         # pool's own, taken under its lock.
         stats = pool.get_stats()
         size = stats.get("pool_size", 0)
+        shown = (
+            size,
+            max(size - stats.get("pool_available", 0), 0),
+            stats.get("requests_waiting", 0),
+            stats.get("pool_max", pool.max_size),
+        )
         with self._pool_lock:
-            self.pool_size.set(size)
-            self.pool_in_use.set(max(size - stats.get("pool_available", 0), 0))
-            self.pool_waiting.set(stats.get("requests_waiting", 0))
-            self.pool_max.set(stats.get("pool_max", pool.max_size))
+            # Written only when they changed: this runs after every request, and most leave
+            # the pool as they found it (each write is a multiprocess file's).
+            if shown == self._pool_shown:
+                return
+            self._pool_shown = shown
+            self.pool_size.set(shown[0])
+            self.pool_in_use.set(shown[1])
+            self.pool_waiting.set(shown[2])
+            self.pool_max.set(shown[3])
 
     def show_webhook_backlog(self, ages: list[tuple[str, str, float]]) -> None:
         """Sets the backlog gauge to ``ages`` (game, webhook, seconds); endpoints no longer

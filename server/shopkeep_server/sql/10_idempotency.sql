@@ -33,14 +33,19 @@ CREATE OR REPLACE FUNCTION sk_idempotency_begin(
 DECLARE
     v_fingerprint text;
 BEGIN
-    BEGIN
-        PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1)::text || 'ms', true);
-        PERFORM pg_advisory_xact_lock(hashtext(p_game || '/' || p_subject), hashtext(p_key));
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION USING ERRCODE = 'SKI01', MESSAGE = 'idempotency_key_in_use',
-            HINT = 'a request with this Idempotency-Key is still being processed', DETAIL = '{}';
-    END;
-    PERFORM set_config('lock_timeout', '0', true);
+    -- Almost always no twin is in flight: the lock is taken at once, without the
+    -- subtransaction that waiting under a lock timeout needs (docs/benchmarks.md measures it).
+    IF NOT pg_try_advisory_xact_lock(hashtext(p_game || '/' || p_subject), hashtext(p_key)) THEN
+        BEGIN
+            PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1)::text || 'ms', true);
+            PERFORM pg_advisory_xact_lock(hashtext(p_game || '/' || p_subject), hashtext(p_key));
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE EXCEPTION USING ERRCODE = 'SKI01', MESSAGE = 'idempotency_key_in_use',
+                HINT = 'a request with this Idempotency-Key is still being processed',
+                DETAIL = '{}';
+        END;
+        PERFORM set_config('lock_timeout', '0', true);
+    END IF;
     SELECT k.fingerprint, k.status, k.response_body INTO v_fingerprint, status, body
       FROM idempotency_keys k
      WHERE k.game_id = p_game AND k.subject = p_subject AND k.key = p_key

@@ -5,8 +5,8 @@
 -- sk_purchase_event, sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py
 -- calls sk_emit_event for publish, rollback and restock. An operation that is refused raises
 -- before its call line (or rolls its subtransaction back), so a refusal writes no effect event
--- (a limit_exceeded writes its risk decision's, 65_risk.sql). The types written here and there are the ones
--- store/events.py lists (EVENT_TYPES), and a test checks both agree.
+-- (a limit_exceeded writes its risk decision's, 65_risk.sql). The types written here and
+-- there are the ones store/events.py lists (EVENT_TYPES), and a test checks both agree.
 
 -- Writes one event of this transaction, without a position yet. No pg_notify: it would make
 -- every commit of the money path wait in one line (sequencer.py says why and how much); the

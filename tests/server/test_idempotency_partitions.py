@@ -257,8 +257,8 @@ def test_two_claims_of_one_key_in_two_partitions_make_one_effect(
                 second.execute(begin, (committed_game.id, key, 3 * MIN_IDEMPOTENCY_TTL, 200))
             assert caught.value.diag.message_primary == "idempotency_key_in_use"
             first.execute(
-                "SELECT sk_idempotency_finish(%s, 'p1', %s, 201, '{\"done\":1}')",
-                (committed_game.id, key),
+                "SELECT sk_idempotency_finish(%s, 'p1', %s, 'fp', %s, 201, '{\"done\":1}')",
+                (committed_game.id, key, MIN_IDEMPOTENCY_TTL),
             )
         with second.transaction():
             replayed = second.execute(

@@ -74,8 +74,8 @@ def test_duplicate_waits_for_twin_and_replays_its_outcome(committed_url, committ
             time.sleep(0.5)  # let the duplicate reach the database and wait on the key
             assert not waiting.done()
             twin.execute(
-                "SELECT sk_idempotency_finish(%s, 'p1', %s, 201, %s)",
-                (committed_game.id, key, stored),
+                "SELECT sk_idempotency_finish(%s, 'p1', %s, %s, 86400, 201, %s)",
+                (committed_game.id, key, fingerprint("POST", "/v1/purchases", body), stored),
             )
             twin.commit()
             response = waiting.result(timeout=30)

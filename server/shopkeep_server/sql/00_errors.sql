@@ -7,8 +7,11 @@
 -- idempotency functions raise SKV02 (key reused) and SKI01 (key in use). MESSAGE carries the
 -- API's error code, HINT the human message, DETAIL a JSON object.
 
+-- A time as the API writes it. STABLE, as to_char is in PostgreSQL's catalog: declared
+-- IMMUTABLE, the planner would never inline it (nor a rendering function that calls it), and
+-- each of a purchase's timestamps would be a function call of its own.
 CREATE OR REPLACE FUNCTION sk_ts(ts timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 

@@ -1,11 +1,13 @@
 -- Exactly once per (game, subject, key). Each operation (60_purchase.sql ... 63_consume.sql)
 -- claims its key with sk_idempotency_begin, replays a stored outcome if there is one, runs,
--- and stores its outcome with sk_idempotency_finish: all in the caller's one statement, so the
--- outcome is committed exactly when the effects are. store/idempotency.py's run_once uses the
+-- and stores its outcome with sk_idempotency_finish (the key's row is written only then, in
+-- one INSERT): all in the caller's one statement, so the outcome is committed exactly when the
+-- effects are. store/idempotency.py's run_once uses the
 -- same two functions for the studio's non-money work.
 
 -- Claims (game, subject, key) for this transaction, or returns the stored outcome.
--- status is NULL exactly when the row is ours (inserted by this transaction).
+-- status is NULL exactly when the key is ours: no live row, and its lock held until this
+-- transaction ends, so no twin can store another outcome meanwhile.
 --
 -- idempotency_keys is partitioned by expires_at, a partition per UTC day (migration 0012), and
 -- its primary key is (game_id, subject, key, expires_at): the unique index no longer makes a
@@ -33,24 +35,25 @@ CREATE OR REPLACE FUNCTION sk_idempotency_begin(
 DECLARE
     v_fingerprint text;
 BEGIN
-    BEGIN
-        PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1)::text || 'ms', true);
-        PERFORM pg_advisory_xact_lock(hashtext(p_game || '/' || p_subject), hashtext(p_key));
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION USING ERRCODE = 'SKI01', MESSAGE = 'idempotency_key_in_use',
-            HINT = 'a request with this Idempotency-Key is still being processed', DETAIL = '{}';
-    END;
-    PERFORM set_config('lock_timeout', '0', true);
+    -- Almost always no twin is in flight: the lock is taken at once, without the
+    -- subtransaction that waiting under a lock timeout needs (docs/benchmarks.md measures it).
+    IF NOT pg_try_advisory_xact_lock(hashtext(p_game || '/' || p_subject), hashtext(p_key)) THEN
+        BEGIN
+            PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1)::text || 'ms', true);
+            PERFORM pg_advisory_xact_lock(hashtext(p_game || '/' || p_subject), hashtext(p_key));
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE EXCEPTION USING ERRCODE = 'SKI01', MESSAGE = 'idempotency_key_in_use',
+                HINT = 'a request with this Idempotency-Key is still being processed',
+                DETAIL = '{}';
+        END;
+        PERFORM set_config('lock_timeout', '0', true);
+    END IF;
     SELECT k.fingerprint, k.status, k.response_body INTO v_fingerprint, status, body
       FROM idempotency_keys k
      WHERE k.game_id = p_game AND k.subject = p_subject AND k.key = p_key
        AND k.expires_at > now();
     IF NOT FOUND THEN
-        -- A new key, so ours: nothing to replay and the fingerprint is the one given.
-        INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, expires_at)
-        VALUES (p_game, p_subject, p_key, p_fingerprint,
-                now() + make_interval(secs => p_ttl_seconds));
-        RETURN;
+        RETURN;  -- a new key, so ours: nothing to replay
     END IF;
     IF v_fingerprint <> p_fingerprint THEN
         RAISE EXCEPTION USING ERRCODE = 'SKV02', MESSAGE = 'idempotency_key_reused',
@@ -58,12 +61,17 @@ BEGIN
     END IF;
 END $$;
 
--- The live row is the one this transaction claimed (an expired twin may linger).
+-- Stores the outcome of a key this transaction claimed (sk_idempotency_begin found no live
+-- row and holds the key's lock). An expired twin may linger in its partition: its expiry, part
+-- of the primary key, tells the two rows apart.
 CREATE OR REPLACE FUNCTION sk_idempotency_finish(
-    p_game text, p_subject text, p_key text, p_status integer, p_body text
+    p_game text, p_subject text, p_key text, p_fingerprint text, p_ttl_seconds integer,
+    p_status integer, p_body text
 ) RETURNS void LANGUAGE sql AS $$
-    UPDATE idempotency_keys SET status = p_status, response_body = p_body
-     WHERE game_id = p_game AND subject = p_subject AND key = p_key AND expires_at > now();
+    INSERT INTO idempotency_keys (game_id, subject, key, fingerprint, expires_at, status,
+                                  response_body)
+    VALUES (p_game, p_subject, p_key, p_fingerprint,
+            now() + make_interval(secs => p_ttl_seconds), p_status, p_body);
 $$;
 
 -- Expiry by partition (the day partitions of sql/05_partitions.sql). The server's janitor

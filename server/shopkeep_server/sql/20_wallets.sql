@@ -18,19 +18,18 @@ RETURNS bigint LANGUAGE sql STABLE AS $$
                       WHERE game_id = p_game AND player_id = p_player AND currency = p_currency), 0)
 $$;
 
--- Applies one signed change to a locked wallet and writes its ledger row. A credit records
--- the currency's cap (p_cap) on the wallet; a debit is never blocked by a cap.
-CREATE OR REPLACE FUNCTION sk_wallet_change(
+-- Applies one signed change (never 0) to a locked wallet and writes its ledger row, which it
+-- returns: an operation's event carries the row from here rather than reading it back. A
+-- credit records the currency's cap (p_cap) on the wallet; a debit is never blocked by a cap.
+CREATE OR REPLACE FUNCTION sk_wallet_write(
     p_game text, p_player text, p_currency text, p_delta bigint, p_cap bigint,
     p_kind text, p_reference text
-) RETURNS bigint LANGUAGE plpgsql AS $$
+) RETURNS ledger_entries LANGUAGE plpgsql AS $$
 DECLARE
     v_balance bigint;
     v_before bigint;
+    v_entry ledger_entries;
 BEGIN
-    IF p_delta = 0 THEN
-        RETURN sk_balance(p_game, p_player, p_currency);
-    END IF;
     UPDATE wallets
        SET balance = balance + p_delta,
            cap = CASE WHEN p_delta > 0 THEN p_cap ELSE cap END
@@ -53,6 +52,20 @@ BEGIN
                                'max_balance', coalesce(p_cap, 9007199254740991)));
     END IF;
     INSERT INTO ledger_entries (game_id, player_id, currency, delta, balance_after, kind, reference)
-    VALUES (p_game, p_player, p_currency, p_delta, v_balance, p_kind, p_reference);
-    RETURN v_balance;
+    VALUES (p_game, p_player, p_currency, p_delta, v_balance, p_kind, p_reference)
+    RETURNING * INTO v_entry;
+    RETURN v_entry;
+END $$;
+
+-- sk_wallet_write for callers that want the balance after it (a change of 0 writes nothing).
+CREATE OR REPLACE FUNCTION sk_wallet_change(
+    p_game text, p_player text, p_currency text, p_delta bigint, p_cap bigint,
+    p_kind text, p_reference text
+) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_delta = 0 THEN
+        RETURN sk_balance(p_game, p_player, p_currency);
+    END IF;
+    RETURN (sk_wallet_write(p_game, p_player, p_currency, p_delta, p_cap, p_kind,
+                            p_reference)).balance_after;
 END $$;

@@ -1,10 +1,13 @@
 -- Inventories: changed only with an item-ledger row.
 
-CREATE OR REPLACE FUNCTION sk_inventory_change(
+-- Applies one signed change to an inventory row and writes its item-ledger row, which it
+-- returns (an operation's event carries it from here).
+CREATE OR REPLACE FUNCTION sk_inventory_write(
     p_game text, p_player text, p_sku text, p_delta bigint, p_kind text, p_reference text
-) RETURNS bigint LANGUAGE plpgsql AS $$
+) RETURNS item_ledger LANGUAGE plpgsql AS $$
 DECLARE
     v_quantity bigint;
+    v_entry item_ledger;
 BEGIN
     IF p_delta > 0 THEN
         INSERT INTO inventories AS i (game_id, player_id, sku, quantity)
@@ -24,8 +27,18 @@ BEGIN
         END IF;
     END IF;
     INSERT INTO item_ledger (game_id, player_id, sku, delta, quantity_after, kind, reference)
-    VALUES (p_game, p_player, p_sku, p_delta, v_quantity, p_kind, p_reference);
-    RETURN v_quantity;
+    VALUES (p_game, p_player, p_sku, p_delta, v_quantity, p_kind, p_reference)
+    RETURNING * INTO v_entry;
+    RETURN v_entry;
+END $$;
+
+-- sk_inventory_write for callers that want the quantity after it.
+CREATE OR REPLACE FUNCTION sk_inventory_change(
+    p_game text, p_player text, p_sku text, p_delta bigint, p_kind text, p_reference text
+) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN (sk_inventory_write(p_game, p_player, p_sku, p_delta, p_kind,
+                               p_reference)).quantity_after;
 END $$;
 
 CREATE OR REPLACE FUNCTION sk_owned(p_game text, p_player text, p_sku text) RETURNS bigint

@@ -271,7 +271,8 @@ BEGIN
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;
 
 -- Releases the player's hold: its units go back on sale at once. Idempotent: a hold that has

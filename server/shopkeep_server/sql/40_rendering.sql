@@ -45,7 +45,7 @@ $$;
 -- A grant as the API shows it (sk_grant's answer and the grant.created event).
 CREATE OR REPLACE FUNCTION sk_grant_json(
     p_id uuid, p_player text, p_reason text, p_granted jsonb, p_created_at timestamptz
-) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('id', p_id, 'player_id', p_player, 'reason', p_reason,
                               'granted', p_granted, 'created_at', sk_ts(p_created_at))
 $$;
@@ -53,14 +53,14 @@ $$;
 -- A ledger entry as the API shows it (GET .../ledger and the events' `ledger`), and an item
 -- ledger entry (the events' `item_ledger`).
 CREATE OR REPLACE FUNCTION sk_ledger_entry_json(e ledger_entries) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('id', e.id, 'currency', e.currency, 'delta', e.delta,
                               'balance_after', e.balance_after, 'kind', e.kind,
                               'reference', e.reference, 'created_at', sk_ts(e.created_at))
 $$;
 
 CREATE OR REPLACE FUNCTION sk_item_ledger_entry_json(e item_ledger) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('id', e.id, 'sku', e.sku, 'delta', e.delta,
                               'quantity_after', e.quantity_after, 'kind', e.kind,
                               'reference', e.reference, 'created_at', sk_ts(e.created_at))

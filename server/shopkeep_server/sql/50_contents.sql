@@ -8,16 +8,21 @@ LANGUAGE sql IMMUTABLE AS $$
       FROM jsonb_array_elements(p_item.contents) e WHERE e ? 'currency'
 $$;
 
--- Grants what an item (or a bundle's contents) gives, p_times over; returns what was granted.
+-- Grants what an item (or a bundle's contents) gives, p_times over: what was granted (the
+-- purchase's and the grant's `granted`) and the ledger rows written, in the API's shapes and in
+-- the order written (the event of the operation carries them).
 CREATE OR REPLACE FUNCTION sk_grant_contents(
     p_game text, p_player text, p_version_id bigint, p_item catalog_items, p_times bigint,
-    p_kind text, p_reference text
-) RETURNS jsonb LANGUAGE plpgsql AS $$
+    p_kind text, p_reference text,
+    OUT granted jsonb, OUT ledger jsonb, OUT item_ledger jsonb
+) LANGUAGE plpgsql AS $$
 DECLARE
-    v_granted jsonb := '[]';
     c record;
     v_kind text;
 BEGIN
+    granted := '[]';
+    ledger := '[]';
+    item_ledger := '[]';
     IF p_item.kind <> 'bundle' THEN
         IF p_item.kind = 'durable'
            AND (p_times > 1 OR sk_owned(p_game, p_player, p_item.sku) > 0) THEN
@@ -25,8 +30,10 @@ BEGIN
                 format('%s is durable and already owned', p_item.sku),
                 jsonb_build_object('sku', p_item.sku, 'limit', 1));
         END IF;
-        PERFORM sk_inventory_change(p_game, p_player, p_item.sku, p_times, p_kind, p_reference);
-        RETURN jsonb_build_array(jsonb_build_object('sku', p_item.sku, 'quantity', p_times));
+        item_ledger := jsonb_build_array(sk_item_ledger_entry_json(
+            sk_inventory_write(p_game, p_player, p_item.sku, p_times, p_kind, p_reference)));
+        granted := jsonb_build_array(jsonb_build_object('sku', p_item.sku, 'quantity', p_times));
+        RETURN;
     END IF;
     -- Items first in sku order, then currencies in code order: the fixed lock order.
     FOR c IN SELECT e->>'sku' AS sku, (e->>'quantity')::bigint AS quantity
@@ -38,19 +45,20 @@ BEGIN
                 format('the bundle holds %s, which is durable and already owned', c.sku),
                 jsonb_build_object('sku', c.sku, 'limit', 1));
         END IF;
-        PERFORM sk_inventory_change(p_game, p_player, c.sku, c.quantity * p_times, p_kind,
-                                    p_reference);
-        v_granted := v_granted || jsonb_build_object('sku', c.sku, 'quantity', c.quantity * p_times);
+        item_ledger := item_ledger || sk_item_ledger_entry_json(
+            sk_inventory_write(p_game, p_player, c.sku, c.quantity * p_times, p_kind,
+                               p_reference));
+        granted := granted || jsonb_build_object('sku', c.sku, 'quantity', c.quantity * p_times);
     END LOOP;
     FOR c IN SELECT e->>'currency' AS currency, (e->>'amount')::bigint AS amount, cc.max_balance
                FROM jsonb_array_elements(p_item.contents) e
                JOIN catalog_currencies cc
                  ON cc.version_id = p_version_id AND cc.code = e->>'currency'
               ORDER BY 1 LOOP
-        PERFORM sk_wallet_change(p_game, p_player, c.currency, c.amount * p_times, c.max_balance,
-                                 p_kind, p_reference);
-        v_granted := v_granted
-                     || jsonb_build_object('currency', c.currency, 'amount', c.amount * p_times);
+        ledger := ledger || sk_ledger_entry_json(
+            sk_wallet_write(p_game, p_player, c.currency, c.amount * p_times, c.max_balance,
+                            p_kind, p_reference));
+        granted := granted
+                   || jsonb_build_object('currency', c.currency, 'amount', c.amount * p_times);
     END LOOP;
-    RETURN v_granted;
 END $$;

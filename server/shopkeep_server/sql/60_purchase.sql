@@ -69,7 +69,9 @@ DECLARE
     v_purchase purchases;
     v_id uuid;
     v_reference text;
-    v_granted jsonb;
+    v_contents record;
+    v_ledger jsonb := '[]';
+    v_purchase_json jsonb;
     v_may_sell_out boolean := false;
     v_code text;
     v_message text;
@@ -198,23 +200,31 @@ BEGIN
             v_may_sell_out := sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
         IF v_total > 0 THEN
-            PERFORM sk_wallet_change(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
-                                     v_reference);
+            v_ledger := jsonb_build_array(sk_ledger_entry_json(
+                sk_wallet_write(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
+                                v_reference)));
         END IF;
-        v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,    -- 12, 13
-                                       p_quantity, 'purchase', v_reference);
+        SELECT * INTO v_contents                                                          -- 12, 13
+          FROM sk_grant_contents(p_game, p_player, v_live.version_id, v_item, p_quantity,
+                                 'purchase', v_reference);
         INSERT INTO purchases (id, game_id, player_id, sku, quantity, currency, unit_price,
                                total_price, catalog_version, status, granted, idempotency_key,
                                offer_id)
         VALUES (v_id, p_game, p_player, v_item.sku, p_quantity, v_currency, v_unit, v_total,
-                v_live.version, 'completed', v_granted, p_key, v_offer_id)
+                v_live.version, 'completed', v_contents.granted, p_key, v_offer_id)
         RETURNING * INTO v_purchase;
-        PERFORM sk_purchase_event('purchase.completed', v_purchase, v_may_sell_out);
+        -- The event carries the rows just written (the debit first: the ledger's order).
+        v_purchase_json := sk_purchase_json(v_purchase);
+        PERFORM sk_emit_purchase_event('purchase.completed', p_game, p_player, v_purchase_json,
+                                       v_ledger || v_contents.ledger, v_contents.item_ledger);
+        IF v_may_sell_out THEN
+            PERFORM sk_check_sold_out(p_game, v_item.sku, p_player);
+        END IF;
         status := 201;
         body := jsonb_build_object(
-            'purchase', sk_purchase_json(v_purchase),
+            'purchase', v_purchase_json,
             'balances', sk_balances_json(p_game, p_player, v_live.version_id),
-            'granted', v_granted)::text;
+            'granted', v_contents.granted)::text;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN
         GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_message = PG_EXCEPTION_HINT,
                                 v_details = PG_EXCEPTION_DETAIL;
@@ -222,5 +232,6 @@ BEGIN
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
         PERFORM sk_risk_refused(p_game, p_player, 'purchase', v_code, v_details);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;

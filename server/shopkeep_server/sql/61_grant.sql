@@ -17,6 +17,9 @@ DECLARE
     v_id uuid;
     v_reference text;
     v_granted jsonb;
+    v_ledger jsonb := '[]';
+    v_item_ledger jsonb := '[]';
+    v_contents record;
     v_grant jsonb;
     v_code text;
     v_message text;
@@ -47,8 +50,9 @@ BEGIN
                     format('%s is not a currency of the live catalog', p_currency));
             END IF;
             PERFORM sk_lock_wallets(p_game, p_player, ARRAY[v_currency.code]);
-            PERFORM sk_wallet_change(p_game, p_player, v_currency.code, p_amount,
-                                     v_currency.max_balance, 'grant', v_reference);
+            v_ledger := jsonb_build_array(sk_ledger_entry_json(
+                sk_wallet_write(p_game, p_player, v_currency.code, p_amount,
+                                v_currency.max_balance, 'grant', v_reference)));
             v_granted := jsonb_build_array(jsonb_build_object('currency', v_currency.code,
                                                               'amount', p_amount));
         ELSE
@@ -58,8 +62,12 @@ BEGIN
                 PERFORM sk_not_found(format('no item %s in the live catalog', p_sku));
             END IF;
             PERFORM sk_lock_wallets(p_game, p_player, sk_contents_currencies(v_item));
-            v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,
-                                           p_quantity, 'grant', v_reference);
+            SELECT * INTO v_contents
+              FROM sk_grant_contents(p_game, p_player, v_live.version_id, v_item, p_quantity,
+                                     'grant', v_reference);
+            v_granted := v_contents.granted;
+            v_ledger := v_contents.ledger;
+            v_item_ledger := v_contents.item_ledger;
         END IF;
         PERFORM sk_risk_check_grant(p_game, p_player, v_live.version_id, v_granted);
         INSERT INTO grants (id, game_id, player_id, currency, amount, sku, quantity, reason,
@@ -67,7 +75,7 @@ BEGIN
         VALUES (v_id, p_game, p_player, p_currency, p_amount, p_sku, p_quantity, p_reason,
                 p_actor);
         v_grant := sk_grant_json(v_id, p_player, p_reason, v_granted, now());
-        PERFORM sk_grant_event(p_game, v_grant);
+        PERFORM sk_grant_event(p_game, v_grant, v_ledger, v_item_ledger);
         status := 201;
         body := jsonb_build_object(
             'grant', v_grant,
@@ -80,5 +88,6 @@ BEGIN
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
         PERFORM sk_risk_refused(p_game, p_player, 'grant', v_code, v_details);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_actor, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_actor, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;

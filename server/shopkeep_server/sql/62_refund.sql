@@ -92,5 +92,6 @@ BEGIN
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
         PERFORM sk_risk_refused(p_game, v_purchase.player_id, 'refund', v_code, v_details);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_actor, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_actor, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;

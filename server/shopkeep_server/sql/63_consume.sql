@@ -11,6 +11,7 @@ DECLARE
     v_live record;
     v_kind text;
     v_left bigint;
+    v_entry item_ledger;
     v_code text;
     v_message text;
     v_details text;
@@ -39,9 +40,10 @@ BEGIN
             PERFORM sk_invalid('sku',
                 format('%s is %s; only consumable items are consumed', p_sku, v_kind));
         END IF;
-        v_left := sk_inventory_change(p_game, p_player, p_sku, -p_quantity::bigint, 'consume',
+        v_entry := sk_inventory_write(p_game, p_player, p_sku, -p_quantity::bigint, 'consume',
                                       'consume:' || p_key);
-        PERFORM sk_consume_event(p_game, p_player, p_sku, v_left, 'consume:' || p_key);
+        v_left := v_entry.quantity_after;
+        PERFORM sk_consume_event(p_game, v_entry);
         status := 200;
         body := jsonb_build_object('sku', p_sku, 'quantity', v_left)::text;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN
@@ -50,5 +52,6 @@ BEGIN
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;

@@ -214,7 +214,8 @@ BEGIN
                 status := 201;
                 body := v_receipt.outcome;
                 replayed := true;
-                PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
+                PERFORM sk_idempotency_finish(p_game, p_player, p_key, p_fingerprint,
+                                              p_ttl_seconds, status, body);
                 RETURN;
             END IF;
             PERFORM sk_fail('receipt_already_used',
@@ -306,7 +307,8 @@ BEGIN
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;
 
 -- A store refunded or charged back the transaction p_transaction_id: what its receipt granted

@@ -37,7 +37,7 @@ $$;
 -- A decision about a player as GET /v1/players/{id}/risk shows it (store/risk.py reads them
 -- through this) and as its event's data.
 CREATE OR REPLACE FUNCTION sk_risk_event_json(e risk_events) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('id', e.id, 'kind', e.kind, 'operation', e.operation,
                               'code', e.code, 'rule', e.rule, 'details', e.details,
                               'author', e.author, 'reason', e.reason,
@@ -75,7 +75,7 @@ END $$;
 -- A trip or reset of a mint breaker as GET /v1/admin/risk/breakers lists it, and as its
 -- event's data.
 CREATE OR REPLACE FUNCTION sk_risk_breaker_log_json(l risk_breaker_log) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('currency', l.currency, 'kind', l.kind, 'author', l.author,
                               'reason', l.reason, 'details', l.details,
                               'created_at', sk_ts(l.created_at))

@@ -20,7 +20,9 @@ $$;
 -- The ledger reference of a purchase: it names the offer that priced it, when one did.
 CREATE OR REPLACE FUNCTION sk_purchase_reference(p_id uuid, p_offer_id text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT 'purchase:' || p_id || coalesce(':offer:' || p_offer_id, '')
+    -- p_id::text, not uuid || text: that operator is STABLE, and this function would not be
+    -- inlined.
+    SELECT 'purchase:' || p_id::text || coalesce(':offer:' || p_offer_id, '')
 $$;
 
 -- The player is seen (first_seen, its country): sk_player_seen, in 22_players.sql.
@@ -331,8 +333,8 @@ BEGIN
             v_contents := ROW(v_live.version_id, 'promo:' || v_promo.code, 'bundle', '[]',
                               v_promo.grant_contents, NULL, NULL, NULL, NULL)::catalog_items;
             PERFORM sk_lock_wallets(p_game, p_player, sk_contents_currencies(v_contents));
-            v_granted := sk_grant_contents(p_game, p_player, v_live.version_id, v_contents, 1,
-                                           'grant', 'promo:' || v_promo.code);
+            v_granted := (sk_grant_contents(p_game, p_player, v_live.version_id, v_contents, 1,
+                                            'grant', 'promo:' || v_promo.code)).granted;
             UPDATE promo_redemptions SET granted = v_granted
              WHERE game_id = p_game AND player_id = p_player AND code = v_promo.code;
         END IF;
@@ -347,5 +349,6 @@ BEGIN
         status := 409;
         body := sk_error_body(v_code, v_message, v_details, p_request_id);
     END;
-    PERFORM sk_idempotency_finish(p_game, p_player, p_key, status, body);
+    PERFORM sk_idempotency_finish(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
+                                  status, body);
 END $$;

@@ -1,12 +1,12 @@
 -- Events: written by the transaction that makes their effect (the outbox, migration 0006), and
 -- positioned afterwards by the sequencer, so the feed (store/events.py) never skips one.
 --
--- Each operation adds one call line: sk_purchase and sk_refund call sk_purchase_event,
--- sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py calls sk_emit_event
--- for publish, rollback and restock. An operation that is refused raises before its call line
--- (or rolls its subtransaction back), so a refusal writes no effect event (a limit_exceeded
--- writes its risk decision's, 65_risk.sql). The types written here and there are the ones
--- store/events.py lists (EVENT_TYPES), and a test checks both agree.
+-- Each operation adds one call line: sk_purchase calls sk_emit_purchase_event, sk_refund
+-- sk_purchase_event, sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py
+-- calls sk_emit_event for publish, rollback and restock. An operation that is refused raises
+-- before its call line (or rolls its subtransaction back), so a refusal writes no effect event
+-- (a limit_exceeded writes its risk decision's, 65_risk.sql). The types written here and
+-- there are the ones store/events.py lists (EVENT_TYPES), and a test checks both agree.
 
 -- Writes one event of this transaction, without a position yet. No pg_notify: it would make
 -- every commit of the money path wait in one line (sequencer.py says why and how much); the
@@ -46,9 +46,21 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT count(*)::integer FROM jsonb_array_elements(p_granted) e WHERE e ? p_key
 $$;
 
--- purchase.completed (p_type) or purchase.refunded: the purchase as the API shows it and the
--- rows the operation wrote. A purchase that may have sold a limited item out (it left a bucket
--- empty, or it took a hold's units: p_may_sell_out) checks with sk_check_sold_out.
+-- purchase.completed or purchase.refunded (p_type): the purchase as the API shows it
+-- (sk_purchase_json) and the ledger rows the operation wrote, in the API's ledger shapes.
+-- sk_purchase passes the rows it has just written; a refund reads its rows back
+-- (sk_purchase_event below).
+CREATE OR REPLACE FUNCTION sk_emit_purchase_event(
+    p_type text, p_game text, p_player text, p_purchase jsonb, p_ledger jsonb,
+    p_item_ledger jsonb
+) RETURNS void LANGUAGE sql AS $$
+    SELECT sk_emit_event(p_game, p_type, p_player,
+        jsonb_build_object('purchase', p_purchase, 'ledger', p_ledger,
+                           'item_ledger', p_item_ledger))
+$$;
+
+-- purchase.refunded, with the rows the refund wrote read back. A sale that may have sold a
+-- limited item out (p_may_sell_out) checks with sk_check_sold_out.
 CREATE OR REPLACE FUNCTION sk_purchase_event(
     p_type text, p_purchase purchases, p_may_sell_out boolean DEFAULT false
 ) RETURNS void LANGUAGE plpgsql AS $$
@@ -59,45 +71,34 @@ DECLARE
     v_currency_rows integer := (p_purchase.total_price > 0)::integer
                                + sk_granted_rows(p_purchase.granted, 'currency');
 BEGIN
-    PERFORM sk_emit_event(p_purchase.game_id, p_type, p_purchase.player_id,
-        jsonb_build_object(
-            'purchase', sk_purchase_json(p_purchase),
-            'ledger', sk_event_ledger(p_purchase.game_id, p_purchase.player_id, v_reference,
-                                      v_currency_rows),
-            'item_ledger', sk_event_item_ledger(p_purchase.game_id, p_purchase.player_id,
-                                                v_reference,
-                                                sk_granted_rows(p_purchase.granted, 'sku'))));
+    PERFORM sk_emit_purchase_event(p_type, p_purchase.game_id, p_purchase.player_id,
+        sk_purchase_json(p_purchase),
+        sk_event_ledger(p_purchase.game_id, p_purchase.player_id, v_reference,
+                        v_currency_rows),
+        sk_event_item_ledger(p_purchase.game_id, p_purchase.player_id, v_reference,
+                             sk_granted_rows(p_purchase.granted, 'sku')));
     IF p_may_sell_out THEN
         PERFORM sk_check_sold_out(p_purchase.game_id, p_purchase.sku, p_purchase.player_id);
     END IF;
 END $$;
 
--- grant.created: the grant as the API shows it (sk_grant_json) and the rows it wrote.
-CREATE OR REPLACE FUNCTION sk_grant_event(p_game text, p_grant jsonb) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_player text := p_grant->>'player_id';
-    v_reference text := 'grant:' || (p_grant->>'id');
-BEGIN
-    PERFORM sk_emit_event(p_game, 'grant.created', v_player,
-        jsonb_build_object(
-            'grant', p_grant,
-            'ledger', sk_event_ledger(p_game, v_player, v_reference,
-                                      sk_granted_rows(p_grant->'granted', 'currency')),
-            'item_ledger', sk_event_item_ledger(p_game, v_player, v_reference,
-                                                sk_granted_rows(p_grant->'granted', 'sku'))));
-END $$;
+-- grant.created: the grant as the API shows it (sk_grant_json) and the rows it wrote (in the
+-- API's ledger shapes, from sk_grant).
+CREATE OR REPLACE FUNCTION sk_grant_event(
+    p_game text, p_grant jsonb, p_ledger jsonb, p_item_ledger jsonb
+) RETURNS void LANGUAGE sql AS $$
+    SELECT sk_emit_event(p_game, 'grant.created', p_grant->>'player_id',
+        jsonb_build_object('grant', p_grant, 'ledger', p_ledger, 'item_ledger', p_item_ledger))
+$$;
 
 -- item.consumed: the API's answer (the sku and how many are left) and the item ledger row.
-CREATE OR REPLACE FUNCTION sk_consume_event(
-    p_game text, p_player text, p_sku text, p_left bigint, p_reference text
-) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM sk_emit_event(p_game, 'item.consumed', p_player,
+CREATE OR REPLACE FUNCTION sk_consume_event(p_game text, p_entry item_ledger) RETURNS void
+LANGUAGE sql AS $$
+    SELECT sk_emit_event(p_game, 'item.consumed', p_entry.player_id,
         jsonb_build_object(
-            'sku', p_sku, 'quantity', p_left, 'ledger', '[]'::jsonb,
-            'item_ledger', sk_event_item_ledger(p_game, p_player, p_reference, 1)));
-END $$;
+            'sku', p_entry.sku, 'quantity', p_entry.quantity_after, 'ledger', '[]'::jsonb,
+            'item_ledger', jsonb_build_array(sk_item_ledger_entry_json(p_entry))))
+$$;
 
 -- stock.sold_out, exactly once per sell-out: when a sale leaves no unit of a limited item
 -- unsold, none in the buckets and none in a hold (an active hold's units may still come back:
@@ -182,7 +183,7 @@ END $$;
 
 -- An event as the feed shows it and a webhook delivers it (one shape for both).
 CREATE OR REPLACE FUNCTION sk_event_json(e events) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('id', e.id, 'type', e.type, 'player_id', e.player_id,
                               'created_at', sk_ts(e.created_at), 'data', e.data)
 $$;

@@ -127,8 +127,8 @@ def run_once(
             status = exc.status
             body = render(error_body(exc.code, exc.message, exc.details, key.request_id))
         conn.execute(
-            "SELECT sk_idempotency_finish(%s, %s, %s, %s, %s)",
-            (game, subject, key.value, status, body),
+            "SELECT sk_idempotency_finish(%s, %s, %s, %s, %s, %s, %s)",
+            (game, subject, key.value, key.fingerprint, key.ttl_seconds, status, body),
         )
     return Outcome(status=status, body=body, replayed=False)
 

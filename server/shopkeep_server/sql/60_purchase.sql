@@ -139,8 +139,12 @@ BEGIN
         END IF;
         -- A look at the stock without locking anything: once a drop is gone, buyers hear
         -- "sold out" (not "not enough coins") and never queue on a wallet. sk_take_stock
-        -- below is what actually guards the stock.
-        IF v_item.stock IS NOT NULL AND p_hold_id IS NULL THEN                            -- 7
+        -- below is what actually guards the stock. While one bucket alone still holds the
+        -- units the total needs no sum over every bucket and hold (most of a drop's sales).
+        IF v_item.stock IS NOT NULL AND p_hold_id IS NULL                                 -- 7
+           AND NOT EXISTS (SELECT FROM stock_buckets
+                            WHERE game_id = p_game AND sku = v_item.sku
+                              AND remaining >= p_quantity) THEN
             v_remaining := sk_stock_remaining(p_game, v_item.sku);
             IF v_remaining < p_quantity THEN
                 PERFORM sk_fail('sold_out', format('%s is sold out', v_item.sku),

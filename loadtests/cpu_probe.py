@@ -1,6 +1,7 @@
 """CPU per request, measured one request at a time: figures a busy machine does not move much.
 
-``python -m loadtests.cpu_probe [--requests 1000] [--players 50] [--profile DIR]``
+``python -m loadtests.cpu_probe [--requests 1000] [--players 50] [--profile DIR]
+[--against DIR [--rounds 6]]``
 
 Starts a private store with one server worker (``shopkeep-server serve``, as in production),
 seeds a game like :mod:`loadtests.bench`, then sends each case's requests one after another on
@@ -8,6 +9,12 @@ one kept-alive connection and divides the CPU time the server's processes and th
 used meanwhile by the number of requests. Throughput and latency on a shared machine depend on
 what else runs; the CPU a request costs hardly does, so this is how a change to the request
 path is judged before the benchmark is run again on a quiet machine.
+
+With ``--against DIR`` (a source tree of other code, e.g. ``git archive main server loadtests |
+tar -x -C DIR``), that code and this one are each served by a private store and measured in
+turns, ``--rounds`` times, each round running every case on both: the machine's changes from
+one moment to the next then move both figures of a round alike, and the medians of the rounds
+compare the two.
 
 With ``--profile DIR``, ``py-spy`` (when installed) samples the worker during each case and
 writes its collapsed stacks to ``DIR/<case>.txt``; the ten functions with the most samples (own
@@ -20,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import http.client
 import json
 import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,10 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a pass more per case with track_functions = all: the SQL functions' time",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a source tree of other code (`git archive main server loadtests | tar -x -C"
+        " DIR`), served side by side with this one, rounds alternating: a before/after that"
+        " a shared machine does not spoil",
+    )
+    parser.add_argument("--rounds", type=int, default=6, help="with --against: rounds per case")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if args.profile and not Path(py_spy).exists():
         parser.error("--profile needs py-spy (pip install py-spy)")
+    if args.against:
+        if not (args.against / "server" / "shopkeep_server").is_dir():
+            parser.error(f"{args.against} has no server/shopkeep_server")
+        return _compare(args)
     with (
         tempfile.TemporaryDirectory(prefix="shopkeep-probe-") as work,
         PrivateStore(workers=1, log_dir=Path(work)) as store,
@@ -131,10 +152,82 @@ def main(argv: list[str] | None = None) -> int:
         return _probe(store, args, py_spy)
 
 
-def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
-    _, made = seed_bench_game(store, players=args.players, name="probe")
-    tokens = [token for _, token in made.roster]
-    host, port = store.url.removeprefix("http://").split(":")
+def _compare(args: argparse.Namespace) -> int:
+    """The code of ``--against`` and this code, each served by a private store of its own (the
+    other code first on its server's PYTHONPATH), measured in turns: every round runs each case
+    on both, in an order that swaps every round. Medians of the rounds."""
+    other = args.against.resolve()
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shopkeep-probe-")))
+        stores = {
+            "against": stack.enter_context(
+                PrivateStore(
+                    workers=1,
+                    log_dir=work / "against",
+                    env={"PYTHONPATH": f"{other / 'server'}{os.pathsep}{other}"},
+                )
+            ),
+            "this": stack.enter_context(PrivateStore(workers=1, log_dir=work / "this")),
+        }
+        sides = {}
+        for side, store in stores.items():
+            _, made = seed_bench_game(store, players=args.players, name="probe")
+            cases = {
+                name: make()
+                for name, make in _cases(store, [token for _, token in made.roster])
+                if "personal" not in name and (not args.only or args.only in name)
+            }
+            sides[side] = (store, cases, _workers(store))
+        figures: dict[tuple[str, str], list[tuple[float, float]]] = collections.defaultdict(list)
+        for store, cases, _ in sides.values():
+            for requests in cases.values():
+                _run(*_host_port(store), requests, max(50, args.requests // 5))  # warm-up
+        loads = []
+        for round_number in range(args.rounds):
+            for name in sides["this"][1]:
+                order = ("against", "this") if round_number % 2 == 0 else ("this", "against")
+                for side in order:
+                    store, cases, workers = sides[side]
+                    server_before, db_before = _spent(store, workers)
+                    _run(*_host_port(store), cases[name], args.requests)
+                    server_after, db_after = _spent(store, workers)
+                    per = 1000 / args.requests
+                    figures[(side, name)].append(
+                        ((server_after - server_before) * per, (db_after - db_before) * per)
+                    )
+            loads.append(os.getloadavg()[0])
+    print(
+        f"CPU per request, one request at a time, 1 worker each: {other} against this code,"
+        f" {args.rounds} rounds of {args.requests} per case and side, load average"
+        f" {min(loads):.1f} to {max(loads):.1f}; medians of the rounds, ms"
+    )
+    print(f"{'case':30} {'server then':>11} {'now':>7} {'change':>7} {'db then':>8} {'now':>7}")
+    for name in sides["this"][1]:
+        then = figures[("against", name)]
+        now = figures[("this", name)]
+        server_then = statistics.median(f[0] for f in then)
+        server_now = statistics.median(f[0] for f in now)
+        lower = sum(n[0] < t[0] for t, n in zip(then, now, strict=True))
+        print(
+            f"{name:30} {server_then:11.3f} {server_now:7.3f}"
+            f" {100 * (server_now - server_then) / server_then:+6.1f}%"
+            f" {statistics.median(f[1] for f in then):8.3f}"
+            f" {statistics.median(f[1] for f in now):7.3f}"
+            f"   (lower in {lower} of {len(now)} rounds)"
+        )
+    print("server ms of each round, then / now:")
+    for name in sides["this"][1]:
+        rounds = zip(figures[("against", name)], figures[("this", name)], strict=True)
+        print(f"  {name:30} " + " ".join(f"{t[0]:.2f}/{n[0]:.2f}" for t, n in rounds))
+    return 0
+
+
+Case = tuple[str, Callable[[], Callable[[int], Request]]]
+
+
+def _cases(store: PrivateStore, tokens: list[str]) -> list[Case]:
+    """The measured requests on ``store``, each a maker of its requests by index (the personal
+    catalog's last: they need the catalog with offers published first)."""
 
     def auth(index: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[index % len(tokens)]}"}
@@ -165,7 +258,7 @@ def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
         i["prices"][0]["amount"] for i in bench_catalog()["items"] if i["sku"] == BENCH_DROP
     )
     shared_etag = catalog_etag()
-    cases: list[tuple[str, Callable[[], Callable[[int], Request]]]] = [
+    return [
         ("GET /healthz", lambda: lambda i: ("GET", "/healthz", {}, None)),
         ("GET /v1/catalog", lambda: lambda i: ("GET", "/v1/catalog", auth(i), None)),
         (
@@ -185,9 +278,30 @@ def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
         ("GET /v1/catalog (personal)", lambda: lambda i: ("GET", "/v1/catalog", auth(i), None)),
         ("GET /v1/catalog (personal, 304)", lambda: _personal_304(store.url, auth, len(tokens))),
     ]
+
+
+def _host_port(store: PrivateStore) -> tuple[str, int]:
+    host, port = store.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _spent(store: PrivateStore, workers: list[int]) -> tuple[float, float]:
+    """CPU seconds so far of the server's workers and of the database's processes."""
+    return _cpu(lambda: workers), _cpu(lambda: [p.pid for p in store.database_processes()])
+
+
+def _workers(store: PrivateStore) -> list[int]:
     server = store.process
     assert server is not None
-    workers = [p.pid for p in process_tree(server.pid) if p.pid != server.pid]
+    return [p.pid for p in process_tree(server.pid) if p.pid != server.pid]
+
+
+def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
+    _, made = seed_bench_game(store, players=args.players, name="probe")
+    tokens = [token for _, token in made.roster]
+    cases = _cases(store, tokens)
+    host, port = _host_port(store)
+    workers = _workers(store)
 
     def database() -> list[int]:
         return [p.pid for p in store.database_processes()]
@@ -202,9 +316,9 @@ def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
         if args.only and args.only not in name:
             continue
         requests = make()
-        _run(host, int(port), requests, max(50, args.requests // 5))  # warm-up
+        _run(host, port, requests, max(50, args.requests // 5))  # warm-up
         server_before, db_before = _cpu(lambda: workers), _cpu(database)
-        bad, seconds = _run(host, int(port), requests, args.requests)
+        bad, seconds = _run(host, port, requests, args.requests)
         server_cpu = _cpu(lambda: workers) - server_before
         db_cpu = _cpu(database) - db_before
         per = 1000 / args.requests
@@ -226,12 +340,12 @@ def _probe(store: PrivateStore, args: argparse.Namespace, py_spy: str) -> int:
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
-            _run(host, int(port), requests, args.requests)
+            _run(host, port, requests, args.requests)
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
             print("\n".join(_top(out)), flush=True)
         if args.functions:
-            print("\n".join(_functions(store.database_url, host, int(port), requests, args)))
+            print("\n".join(_functions(store.database_url, host, port, requests, args)))
     return 0
 
 

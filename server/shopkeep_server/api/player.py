@@ -16,6 +16,7 @@ from .common import (
     IDEMPOTENCY_HEADER,
     idempotent_request,
     json_response,
+    json_text_response,
     outcome_label,
     outcome_response,
     principal,
@@ -96,10 +97,12 @@ def get_stock(query: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/wallet", methods=["GET"])
 @requires("player")
 @blp.response(200, schemas.BalancesSchema)
-def get_wallet() -> dict[str, Any]:
+def get_wallet() -> Response:
     """The player's balances in every currency of the catalog, zeros included."""
     who = principal()
-    return with_connection(lambda conn: players.wallet(conn, who.game, who.subject))
+    return json_text_response(
+        with_connection(lambda conn: players.wallet_json(conn, who.game, who.subject))
+    )
 
 
 @blp.route("/wallet/ledger", methods=["GET"])

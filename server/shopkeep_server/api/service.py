@@ -15,6 +15,7 @@ from . import schemas
 from .common import (
     IDEMPOTENCY_HEADER,
     idempotent_request,
+    json_text_response,
     outcome_response,
     principal,
     requires,
@@ -66,10 +67,12 @@ def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:
 @requires("service")
 @blp.response(200, schemas.BalancesSchema)
 @schemas.fails_with(blp, "validation_failed")  # a malformed player id
-def player_wallet(player_id: str) -> dict[str, Any]:
+def player_wallet(player_id: str) -> Response:
     """A player's balances."""
     check_player_id(player_id)
-    return with_connection(lambda conn: players.wallet(conn, principal().game, player_id))
+    return json_text_response(
+        with_connection(lambda conn: players.wallet_json(conn, principal().game, player_id))
+    )
 
 
 @blp.route("/players/<string:player_id>/inventory", methods=["GET"])

@@ -9,6 +9,7 @@ a grant or a refund.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, TypedDict
 
@@ -135,16 +136,25 @@ def consume(
 # ---------------------------------------------------------------------------------------------
 
 
-def wallet(conn: psycopg.Connection, game: str, player: str) -> dict[str, Any]:
-    """Balances in every currency of the live catalog, zeros included."""
+def wallet_json(conn: psycopg.Connection, game: str, player: str) -> str:
+    """The wallet's answer (api.schemas.BalancesSchema), rendered by the database: balances in
+    every currency of the live catalog, zeros included. The API sends it as it comes, without
+    parsing it into Python and writing it again (a sixth of a wallet read's Python)."""
     row = conn.execute(
-        "SELECT CASE WHEN g.live_version_id IS NULL THEN '[]'::jsonb"
-        " ELSE sk_balances_json(g.id, %s, g.live_version_id) END FROM games g WHERE g.id = %s",
+        "SELECT jsonb_build_object('balances', CASE WHEN g.live_version_id IS NULL THEN"
+        " '[]'::jsonb ELSE sk_balances_json(g.id, %s, g.live_version_id) END)::text"
+        " FROM games g WHERE g.id = %s",
         (player, game),
     ).fetchone()
     if row is None:
         raise NotFound("no such game")
-    return {"balances": row[0]}
+    return str(row[0])
+
+
+def wallet(conn: psycopg.Connection, game: str, player: str) -> dict[str, Any]:
+    """Balances in every currency of the live catalog, zeros included."""
+    answer: dict[str, Any] = json.loads(wallet_json(conn, game, player))
+    return answer
 
 
 def inventory(conn: psycopg.Connection, game: str, player: str) -> dict[str, Any]:

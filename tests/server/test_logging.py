@@ -73,7 +73,7 @@ def test_an_unhandled_error_logs_the_request_id_of_the_response(
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("the wallet broke")
 
-    monkeypatch.setattr(players, "wallet", broken)
+    monkeypatch.setattr(players, "wallet_json", broken)
     response = client.get("/v1/wallet", headers=game.headers())
     assert response.status_code == 500
     request_id = response.headers["X-Request-Id"]

@@ -82,7 +82,7 @@ BEGIN
              WHERE game_id = p_game AND player_id = v_purchase.player_id
                AND seq = v_purchase.seq
             RETURNING * INTO v_purchase;
-            PERFORM sk_purchase_event('purchase.refunded', v_purchase);
+            PERFORM sk_refund_event(v_purchase);
             body := jsonb_build_object('purchase', sk_purchase_json(v_purchase))::text;
         END IF;
     EXCEPTION WHEN SQLSTATE 'SKB01' THEN

@@ -46,27 +46,6 @@ BEGIN
     END IF;
 END $$;
 
--- The ledger rows of a receipt's event (sql/70_events.sql's shape): the rows written under any
--- of p_references, oldest first, reading back at most p_currency_rows / p_item_rows of the
--- player's newest rows (as sk_event_ledger does).
-CREATE OR REPLACE FUNCTION sk_receipt_event_ledgers(
-    p_game text, p_player text, p_references text[], p_currency_rows integer,
-    p_item_rows integer
-) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'ledger', (SELECT coalesce(jsonb_agg(sk_ledger_entry_json(e) ORDER BY e.id), '[]')
-                     FROM (SELECT * FROM ledger_entries
-                            WHERE game_id = p_game AND player_id = p_player
-                              AND reference = ANY(p_references)
-                            ORDER BY id DESC LIMIT p_currency_rows) e),
-        'item_ledger', (SELECT coalesce(jsonb_agg(sk_item_ledger_entry_json(e) ORDER BY e.id),
-                                        '[]')
-                          FROM (SELECT * FROM item_ledger
-                                 WHERE game_id = p_game AND player_id = p_player
-                                   AND reference = ANY(p_references)
-                                 ORDER BY id DESC LIMIT p_item_rows) e))
-$$;
-
 -- A chargeback as events show it: what a store took back, from which receipt, and why.
 CREATE OR REPLACE FUNCTION sk_chargeback_json(c chargebacks, r receipts) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -292,7 +271,7 @@ BEGIN
         -- receipt's) and the ledger rows of the top-up and of the debt it repaid.
         PERFORM sk_emit_event(p_game, 'receipt.redeemed', p_player,
             ((body::jsonb) - 'balances')
-            || sk_receipt_event_ledgers(p_game, p_player,
+            || sk_event_ledgers(p_game, p_player,
                    ARRAY[v_reference, 'repay:' || v_id],
                    2 * sk_granted_rows(v_granted, 'currency'),
                    sk_granted_rows(v_granted, 'sku')));
@@ -387,7 +366,7 @@ BEGIN
             'chargeback', sk_chargeback_json(v_row, v_receipt),
             'receipt', sk_receipt_json(v_receipt),
             'debts', sk_debts_json(p_game, v_receipt.player_id))
-        || sk_receipt_event_ledgers(p_game, v_receipt.player_id, ARRAY[v_reference],
+        || sk_event_ledgers(p_game, v_receipt.player_id, ARRAY[v_reference],
                sk_granted_rows(v_taken, 'currency'), sk_granted_rows(v_taken, 'sku')));
     RETURN to_jsonb(v_row);
 END $$;

@@ -2,7 +2,7 @@
 -- positioned afterwards by the sequencer, so the feed (store/events.py) never skips one.
 --
 -- Each operation adds one call line: sk_purchase calls sk_emit_purchase_event, sk_refund
--- sk_purchase_event, sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py
+-- sk_refund_event, sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py
 -- calls sk_emit_event for publish, rollback and restock. An operation that is refused raises
 -- before its call line (or rolls its subtransaction back), so a refusal writes no effect event
 -- (a limit_exceeded writes its risk decision's, 65_risk.sql). The types written here and
@@ -17,30 +17,32 @@ CREATE OR REPLACE FUNCTION sk_emit_event(
     INSERT INTO events (game_id, type, player_id, data) VALUES (p_game, p_type, p_player, p_data);
 $$;
 
--- The ledger rows an operation wrote for a player, oldest first, in the API's ledger shape.
--- p_rows is how many the operation wrote at most: the newest rows of the player are read
--- backwards through the primary key and the scan stops there, so the cost does not grow with
--- the player's history (a reference names one operation, so every row found is its own).
-CREATE OR REPLACE FUNCTION sk_event_ledger(
-    p_game text, p_player text, p_reference text, p_rows integer
+-- The rows an operation wrote for a player under any of p_references, oldest first, in the
+-- API's ledger shapes: {ledger, item_ledger}, for the events of the operations that do not
+-- have their rows in hand (a refund, a receipt's redemption and chargeback). p_currency_rows
+-- and p_item_rows are how many the operation wrote at most: the newest rows of the player are
+-- read backwards through the primary key and the scan stops there, so the cost does not grow
+-- with the player's history (a reference names one operation, so every row found is its own).
+CREATE OR REPLACE FUNCTION sk_event_ledgers(
+    p_game text, p_player text, p_references text[], p_currency_rows integer,
+    p_item_rows integer
 ) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(sk_ledger_entry_json(e) ORDER BY e.id), '[]')
-      FROM (SELECT * FROM ledger_entries
-             WHERE game_id = p_game AND player_id = p_player AND reference = p_reference
-             ORDER BY id DESC LIMIT p_rows) e
-$$;
-
-CREATE OR REPLACE FUNCTION sk_event_item_ledger(
-    p_game text, p_player text, p_reference text, p_rows integer
-) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(sk_item_ledger_entry_json(e) ORDER BY e.id), '[]')
-      FROM (SELECT * FROM item_ledger
-             WHERE game_id = p_game AND player_id = p_player AND reference = p_reference
-             ORDER BY id DESC LIMIT p_rows) e
+    SELECT jsonb_build_object(
+        'ledger', (SELECT coalesce(jsonb_agg(sk_ledger_entry_json(e) ORDER BY e.id), '[]')
+                     FROM (SELECT * FROM ledger_entries
+                            WHERE game_id = p_game AND player_id = p_player
+                              AND reference = ANY(p_references)
+                            ORDER BY id DESC LIMIT p_currency_rows) e),
+        'item_ledger', (SELECT coalesce(jsonb_agg(sk_item_ledger_entry_json(e) ORDER BY e.id),
+                                        '[]')
+                          FROM (SELECT * FROM item_ledger
+                                 WHERE game_id = p_game AND player_id = p_player
+                                   AND reference = ANY(p_references)
+                                 ORDER BY id DESC LIMIT p_item_rows) e))
 $$;
 
 -- How many currency rows (price and granted currencies) and item rows (granted items) a
--- purchase, its refund or a grant writes at most: what sk_event_ledger may stop after.
+-- purchase, its refund or a grant writes at most: what sk_event_ledgers may stop after.
 CREATE OR REPLACE FUNCTION sk_granted_rows(p_granted jsonb, p_key text) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
     SELECT count(*)::integer FROM jsonb_array_elements(p_granted) e WHERE e ? p_key
@@ -49,7 +51,7 @@ $$;
 -- purchase.completed or purchase.refunded (p_type): the purchase as the API shows it
 -- (sk_purchase_json) and the ledger rows the operation wrote, in the API's ledger shapes.
 -- sk_purchase passes the rows it has just written; a refund reads its rows back
--- (sk_purchase_event below).
+-- (sk_refund_event below).
 CREATE OR REPLACE FUNCTION sk_emit_purchase_event(
     p_type text, p_game text, p_player text, p_purchase jsonb, p_ledger jsonb,
     p_item_ledger jsonb
@@ -59,28 +61,17 @@ CREATE OR REPLACE FUNCTION sk_emit_purchase_event(
                            'item_ledger', p_item_ledger))
 $$;
 
--- purchase.refunded, with the rows the refund wrote read back. A sale that may have sold a
--- limited item out (p_may_sell_out) checks with sk_check_sold_out.
-CREATE OR REPLACE FUNCTION sk_purchase_event(
-    p_type text, p_purchase purchases, p_may_sell_out boolean DEFAULT false
-) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    -- The references the operations wrote their rows under (an offer's purchase names it).
-    v_reference text := CASE p_type WHEN 'purchase.refunded' THEN 'refund:' || p_purchase.id
-                        ELSE sk_purchase_reference(p_purchase.id, p_purchase.offer_id) END;
-    v_currency_rows integer := (p_purchase.total_price > 0)::integer
-                               + sk_granted_rows(p_purchase.granted, 'currency');
-BEGIN
-    PERFORM sk_emit_purchase_event(p_type, p_purchase.game_id, p_purchase.player_id,
-        sk_purchase_json(p_purchase),
-        sk_event_ledger(p_purchase.game_id, p_purchase.player_id, v_reference,
-                        v_currency_rows),
-        sk_event_item_ledger(p_purchase.game_id, p_purchase.player_id, v_reference,
-                             sk_granted_rows(p_purchase.granted, 'sku')));
-    IF p_may_sell_out THEN
-        PERFORM sk_check_sold_out(p_purchase.game_id, p_purchase.sku, p_purchase.player_id);
-    END IF;
-END $$;
+-- purchase.refunded: the purchase as it stands and the rows the refund wrote, read back.
+CREATE OR REPLACE FUNCTION sk_refund_event(p_purchase purchases) RETURNS void
+LANGUAGE sql AS $$
+    SELECT sk_emit_purchase_event('purchase.refunded', p_purchase.game_id,
+        p_purchase.player_id, sk_purchase_json(p_purchase), l->'ledger', l->'item_ledger')
+      FROM sk_event_ledgers(p_purchase.game_id, p_purchase.player_id,
+               ARRAY['refund:' || p_purchase.id::text],
+               (p_purchase.total_price > 0)::integer
+                   + sk_granted_rows(p_purchase.granted, 'currency'),
+               sk_granted_rows(p_purchase.granted, 'sku')) AS l
+$$;
 
 -- grant.created: the grant as the API shows it (sk_grant_json) and the rows it wrote (in the
 -- API's ledger shapes, from sk_grant).

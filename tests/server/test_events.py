@@ -670,14 +670,15 @@ def test_a_limited_item_sells_out_once_per_sell_out(live_server: LiveServer) -> 
     assert len(sold_out) == 1
     assert sold_out[0]["data"] == {"sku": "drop", "remaining": 0}
     # It comes after every sale (the sale that found nothing left waited in the sold-out line
-    # until every other sale had committed), and its player is the buyer of one of them. Not
-    # necessarily right after its own purchase: another buyer's event may be inserted while the
-    # last buyer waits in that line, and positions follow insertion order.
+    # until every other sale had committed). Not necessarily right after its own purchase in the
+    # game's feed: another buyer's event may be inserted while the last buyer waits in that line.
     at = feed.index(sold_out[0])
     sales = [e for e in feed if e["type"] == "purchase.completed"]
     assert len(sales) == stock
     assert all(feed.index(sale) < at for sale in sales)
-    assert sold_out[0]["player_id"] in {sale["player_id"] for sale in sales}
+    # Among its buyer's own events, it is right after the purchase that took the last unit.
+    own = [e for e in feed if e["player_id"] == sold_out[0]["player_id"]]
+    assert [e["type"] for e in own][-2:] == ["purchase.completed", "stock.sold_out"]
 
     restocked = _post(live_server, "/v1/admin/stock/drop", {"add": 3}, game.token("studio", "d"))
     assert restocked.json() == {"sku": "drop", "remaining": 3}

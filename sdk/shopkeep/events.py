@@ -55,6 +55,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "risk.tier_changed",
     "receipt.redeemed",
     "receipt.charged_back",
+    "code.redeemed",
 )
 
 # The types whose data is a risk event of the player, as StoreClient.player_risk lists them.

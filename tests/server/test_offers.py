@@ -15,6 +15,7 @@ import pytest
 
 from shopkeep_server.store import segments
 from support import Game, buy, coins_item, grant, make_game, post
+from support.events import event_mismatches, stored_events
 
 DAY = dt.timedelta(days=1)
 
@@ -394,6 +395,22 @@ def test_a_code_unlocks_its_offer_once_per_player(client: Any, conn: psycopg.Con
     assert conn.execute(
         "SELECT redeemed, budget FROM promo_code_budgets WHERE game_id = %s", (game.id,)
     ).fetchone() == (2, 2)
+    # One code.redeemed per redemption: the replay and the refusals wrote none.
+    redemptions = [e for e in stored_events(conn, game.id) if e["type"] == "code.redeemed"]
+    assert [(e["player_id"], e["data"]) for e in redemptions] == [
+        (
+            player,
+            {
+                "code": "STREAM-42",
+                "offer_id": "stream",
+                "granted": [],
+                "ledger": [],
+                "item_ledger": [],
+            },
+        )
+        for player in ("p1", "p2")
+    ]
+    assert event_mismatches(conn, game.id) == []
 
 
 def test_a_code_grants_contents_inside_its_window_and_segment(
@@ -441,6 +458,20 @@ def test_a_code_grants_contents_inside_its_window_and_segment(
     ]
     assert {"currency": "COINS", "amount": 50} in body["balances"]
     assert body["inventory"] == [{"sku": "potion", "quantity": 2}]
+    # Its event carries what it granted and the rows it wrote, as the ledgers hold them.
+    (event,) = [e for e in stored_events(conn, game.id) if e["type"] == "code.redeemed"]
+    assert event["player_id"] == "p1"
+    data = event["data"]
+    assert (data["code"], data["offer_id"], data["granted"]) == ("BRASIL", None, body["granted"])
+    assert [
+        (r["currency"], r["delta"], r["balance_after"], r["kind"], r["reference"])
+        for r in data["ledger"]
+    ] == [("COINS", 50, 50, "grant", "promo:BRASIL")]
+    assert [
+        (r["sku"], r["delta"], r["quantity_after"], r["kind"], r["reference"])
+        for r in data["item_ledger"]
+    ] == [("potion", 2, 2, "grant", "promo:BRASIL")]
+    assert event_mismatches(conn, game.id) == []
 
 
 def test_player_attributes_are_validated_and_read_back(

@@ -52,7 +52,7 @@ def stored_events(conn: psycopg.Connection, game_id: str) -> list[dict[str, Any]
 
 def event_mismatches(conn: psycopg.Connection, game_id: str) -> list[str]:
     """Where the events of ``game_id`` differ from its tables: one event per purchase, refund,
-    grant, consumption and risk decision, each ledger and item-ledger row in exactly one event,
+    grant, consumption, code redemption and risk decision, each ledger and item-ledger row in exactly one event,
     with the same content, and nothing else. Empty when they agree."""
     problems: list[str] = []
     written = stored_events(conn, game_id)
@@ -91,6 +91,11 @@ def event_mismatches(conn: psycopg.Connection, game_id: str) -> list[str]:
         "consumptions",
         Counter(e["data"]["item_ledger"][0]["reference"] for e in by_type.get("item.consumed", [])),
         ids("SELECT reference FROM item_ledger WHERE game_id = %s AND kind = 'consume'"),
+    )
+    compare(
+        "code redemptions",
+        Counter(f"{e['player_id']}/{e['data']['code']}" for e in by_type.get("code.redeemed", [])),
+        ids("SELECT player_id || '/' || code FROM promo_redemptions WHERE game_id = %s"),
     )
     for event in by_type.get("purchase.completed", []):
         if event["data"]["purchase"]["status"] != "completed":

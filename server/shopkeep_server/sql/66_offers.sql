@@ -284,7 +284,10 @@ DECLARE
     v_live record;
     v_promo catalog_promo_codes;
     v_contents catalog_items;
+    v_written record;
     v_granted jsonb := '[]';
+    v_ledger jsonb := '[]';
+    v_item_ledger jsonb := '[]';
     v_redeemed bigint;
     v_code text;
     v_message text;
@@ -333,11 +336,20 @@ BEGIN
             v_contents := ROW(v_live.version_id, 'promo:' || v_promo.code, 'bundle', '[]',
                               v_promo.grant_contents, NULL, NULL, NULL, NULL)::catalog_items;
             PERFORM sk_lock_wallets(p_game, p_player, sk_contents_currencies(v_contents));
-            v_granted := (sk_grant_contents(p_game, p_player, v_live.version_id, v_contents, 1,
-                                            'grant', 'promo:' || v_promo.code)).granted;
+            SELECT * INTO v_written
+              FROM sk_grant_contents(p_game, p_player, v_live.version_id, v_contents, 1,
+                                     'grant', 'promo:' || v_promo.code);
+            v_granted := v_written.granted;
+            v_ledger := v_written.ledger;
+            v_item_ledger := v_written.item_ledger;
             UPDATE promo_redemptions SET granted = v_granted
              WHERE game_id = p_game AND player_id = p_player AND code = v_promo.code;
         END IF;
+        -- code.redeemed: the answer without balances and inventory, and the rows it wrote.
+        PERFORM sk_emit_event(p_game, 'code.redeemed', p_player,
+            jsonb_build_object('code', v_promo.code, 'offer_id', v_promo.offer_id,
+                               'granted', v_granted, 'ledger', v_ledger,
+                               'item_ledger', v_item_ledger));
         status := 200;
         body := jsonb_build_object(
             'code', v_promo.code, 'offer_id', v_promo.offer_id, 'granted', v_granted,

@@ -49,6 +49,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "risk.tier_changed",
     "receipt.redeemed",
     "receipt.charged_back",
+    "code.redeemed",
 )
 
 # Events one sequencer pass positions at most (one transaction).

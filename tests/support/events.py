@@ -52,8 +52,8 @@ def stored_events(conn: psycopg.Connection, game_id: str) -> list[dict[str, Any]
 
 def event_mismatches(conn: psycopg.Connection, game_id: str) -> list[str]:
     """Where the events of ``game_id`` differ from its tables: one event per purchase, refund,
-    grant, consumption, code redemption and risk decision, each ledger and item-ledger row in exactly one event,
-    with the same content, and nothing else. Empty when they agree."""
+    grant, consumption, code redemption and risk decision, each ledger and item-ledger row in
+    exactly one event, with the same content, and nothing else. Empty when they agree."""
     problems: list[str] = []
     written = stored_events(conn, game_id)
     by_type: dict[str, list[dict[str, Any]]] = {}

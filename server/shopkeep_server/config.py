@@ -91,7 +91,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "each worker delivers webhooks (endpoints are shared out with FOR UPDATE SKIP LOCKED);"
         " `off` leaves delivery to other processes",
     ),
-    "SHOPKEEP_WEBHOOK_POLL_MS": ("500", "how often an idle delivery worker looks for events"),
+    "SHOPKEEP_WEBHOOK_POLL_MS": (
+        "500",
+        "how often an idle delivery worker looks for events (its process's sequencer also wakes"
+        " it when it positions some)",
+    ),
     "SHOPKEEP_WEBHOOK_TIMEOUT_MS": ("10000", "longest one webhook attempt may take"),
     "SHOPKEEP_WEBHOOK_BACKOFF_BASE_MS": (
         "5000",

@@ -78,6 +78,11 @@ class Deliverer(threading.Thread):
         self.config = config
         self.metrics = metrics
         self._stopping = threading.Event()
+        # Set by wake() (this process's sequencer, after it positioned events) or stop():
+        # ends the wait between polls early.
+        self._woken = threading.Event()
+        # Set once it has looked and is waiting for its next turn (tests wait for it).
+        self.waiting = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._http = httpx.Client(
             timeout=config.webhook_timeout_ms / 1000,
@@ -88,9 +93,17 @@ class Deliverer(threading.Thread):
 
     def stop(self) -> None:
         self._stopping.set()
+        self._woken.set()
+
+    def wake(self) -> None:
+        """New events have positions: look for due endpoints now, not at the next poll."""
+        self._woken.set()
 
     def run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before looking: a wake that comes while this pass runs makes the next
+            # wait return at once, so no positioned event waits for a poll.
+            self._woken.clear()
             try:
                 busy = self.deliver_once()
             except Exception:
@@ -98,7 +111,8 @@ class Deliverer(threading.Thread):
                 self._drop_connection()
                 busy = False
             if not busy:
-                self._stopping.wait(self.config.webhook_poll_ms / 1000 * random.uniform(0.8, 1.2))
+                self.waiting.set()
+                self._woken.wait(self.config.webhook_poll_ms / 1000 * random.uniform(0.8, 1.2))
         self._drop_connection()
         self._http.close()
 

@@ -360,12 +360,16 @@ class StoreServer(BaseApplication):
         app = create_app(self.store_config)
         if self.store_config.purge_interval:
             Janitor(self.store_config, app.extensions[EXTENSION].metrics).start()
-        if self.store_config.database_url:
-            EventSequencer(self.store_config, app.extensions[EXTENSION].metrics).start()
+        metrics = app.extensions[EXTENSION].metrics
+        wake_deliverer = None
         if self.store_config.webhook_delivery and self.store_config.database_url:
             from .delivery import Deliverer
 
-            Deliverer(self.store_config, app.extensions[EXTENSION].metrics).start()
+            deliverer = Deliverer(self.store_config, metrics)
+            deliverer.start()
+            wake_deliverer = deliverer.wake
+        if self.store_config.database_url:
+            EventSequencer(self.store_config, metrics, on_positioned=wake_deliverer).start()
         # The worker hears of publishes, so GET /v1/catalog needs no round trip. Not through a
         # pooler in transaction mode, which does not deliver notifications to an idle client:
         # there SHOPKEEP_CATALOG_LISTEN=off, and each read asks which version is live.

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import psycopg
-from psycopg import sql as psql
 
 from shopkeep_server import db
 from shopkeep_server.metrics import Metrics
@@ -29,6 +28,7 @@ from support import (
     coins_catalog,
     coins_item,
     create_database,
+    drop_database,
     grant,
     lock_held,
     make_config,
@@ -794,9 +794,4 @@ def test_a_workers_sequencer_positions_an_event_after_it_commits(database_server
             )
     finally:
         sequencer.stop()
-        with psycopg.connect(database_server, autocommit=True) as admin:
-            admin.execute(
-                psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    psql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
-                )
-            )
+        drop_database(database_server, psycopg.conninfo.conninfo_to_dict(url)["dbname"])

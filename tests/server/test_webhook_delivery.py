@@ -30,8 +30,17 @@ from shopkeep_server.app import create_app
 from shopkeep_server.config import Config
 from shopkeep_server.delivery import Deliverer, backoff
 from shopkeep_server.metrics import Metrics
+from shopkeep_server.sequencer import EventSequencer
 from shopkeep_server.store import events, webhooks
-from support import Game, app_database_url, make_config, post
+from support import (
+    Game,
+    app_database_url,
+    create_database,
+    drop_database,
+    make_config,
+    make_game,
+    post,
+)
 from support.events import position_everything
 from support.receiver import Misbehaviour, Receiver
 
@@ -398,3 +407,44 @@ def test_the_back_off_doubles_is_capped_and_jittered() -> None:
         low, high = dt.timedelta(milliseconds=ceiling / 2), dt.timedelta(milliseconds=ceiling)
         assert all(low <= wait <= high for wait in waits), failures
         assert len(set(waits)) > 40  # jittered: endpoints that failed together spread out
+
+
+def test_a_sequencer_pass_wakes_its_process_deliverer(database_server: str) -> None:
+    """The deliverer polls every ten minutes here, so the event reaches the receiver within
+    the test's bound only if the sequencer's pass that positioned it wakes the deliverer. On
+    a database of its own: no other process's workers are there to deliver it."""
+    name = f"shopkeep_wake_{uuid.uuid4().hex[:8]}"
+    url = create_database(database_server, name)
+    app = create_app(make_config(app_database_url(url)))
+    config = delivery_config(url, webhook_poll_ms=600_000, event_poll_ms=20)
+    deliverer = Deliverer(config, Metrics())
+    sequencer = EventSequencer(config, Metrics(), on_positioned=deliverer.wake)
+    try:
+        client = app.test_client()
+        with db.connect(url) as conn:
+            game = make_game(conn)
+        with Receiver([]) as receiver:
+            made = add_webhook(client, game, receiver.url, types=["grant.created"])
+            receiver.secrets.append(made["secret"])
+            deliverer.start()
+            assert deliverer.waiting.wait(timeout=DEADLINE_SECONDS)  # in its ten-minute wait
+            sequencer.start()
+            granted = post(
+                client,
+                "/v1/players/ann/grants",
+                {"currency": "COINS", "amount": 5, "reason": "welcome"},
+                game,
+                role="service",
+                sub="backend",
+            )
+            assert granted.status_code == 201, granted.get_json()
+            grant_id = granted.get_json()["grant"]["id"]
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while not receiver.events and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert [e.data["grant"]["id"] for e in receiver.events.values()] == [grant_id]
+    finally:
+        sequencer.stop()
+        deliverer.stop()
+        app.extensions["shopkeep"].db.close()
+        drop_database(database_server, name)

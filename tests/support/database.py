@@ -14,13 +14,20 @@ from shopkeep_server import db, roles
 from shopkeep_server.store.audit import audit
 
 
-def create_database(server_url: str, name: str) -> str:
-    """Create ``name`` afresh (dropping an older one) on the server of ``server_url``, apply
-    the migrations, and return its URL."""
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database ``name`` of the server of ``server_url`` if it is there, closing whatever
+    sessions it still has."""
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create ``name`` afresh (dropping an older one) on the server of ``server_url``, apply
+    the migrations, and return its URL."""
+    drop_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_database(server_url, name)
     with db.connect(url) as conn:

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from ..auth import Principal
 from ..runtime import services, with_connection
@@ -14,6 +13,7 @@ from ..store import catalog, offers, players
 from . import schemas
 from .common import (
     IDEMPOTENCY_HEADER,
+    Blueprint,
     idempotent_request,
     json_response,
     json_text_response,

@@ -50,10 +50,6 @@ ARRIVED = "shopkeep.arrived"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-# How often a worker tells the master it is alive: the master stops a worker silent for
-# `timeout` (60 s), and a worker's loop turns at least once a second even when idle.
-HEARTBEAT_SECONDS = 1.0
-
 # Malformed requests gunicorn refuses before the application sees them.
 _MALFORMED = (
     http_errors.InvalidRequestLine,
@@ -212,15 +208,6 @@ class StoreWorker(ThreadWorker):
     envelope with an X-Request-Id, and it closes a connection when the application asks."""
 
     _current = threading.local()  # the gunicorn request this thread is serving
-    _notified_at = -HEARTBEAT_SECONDS  # time.monotonic() of the last heartbeat
-
-    def notify(self) -> None:
-        # gunicorn's threaded worker writes its heartbeat (a timestamp on a file: a system
-        # call) on every turn of its loop, two or more per request; once a second is enough.
-        now = time.monotonic()
-        if now - self._notified_at >= HEARTBEAT_SECONDS:
-            self._notified_at = now
-            super().notify()
 
     def accept(self, listener: Any) -> None:
         # gunicorn hands a new connection to a handler thread at once, and the thread waits

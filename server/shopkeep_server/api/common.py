@@ -23,6 +23,12 @@ from ..store.idempotency import IdempotencyKey, Outcome
 from ..store.rules import check_idempotency_key
 
 T = TypeVar("T")
+S = TypeVar("S", bound=marshmallow.Schema)
+
+# The arguments of a remembered schema's bodies (see remembered), kept by the body's bytes: at
+# most this many bodies per schema (then they are forgotten all at once), each this long at most.
+REMEMBERED_BODIES = 1024
+REMEMBERED_BODY_BYTES = 1024
 
 IDEMPOTENCY_HEADER = {
     "in": "header",
@@ -33,39 +39,59 @@ IDEMPOTENCY_HEADER = {
 }
 
 
-class CachedJsonParser(FlaskParser):
-    """webargs' Flask parser, taking the JSON body as Flask already parsed it: app._check_body
-    parses every API body before the handler runs (``request.get_json``, which Flask caches),
-    and webargs would decode the same bytes a second time.
+class RememberingParser(FlaskParser):
+    """webargs' Flask parser, remembering the arguments of the valid JSON bodies of the
+    schemas given to :func:`remembered`, by the bodies' bytes."""
 
-    Only where the two decoders read the bytes alike: webargs decodes strict UTF-8, Flask's
-    provider also UTF-16 and 32, a byte order mark and encoded surrogates. Such a body goes to
-    webargs as before, which answers it with the same 400."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._remembered: dict[marshmallow.Schema, dict[bytes, Any]] = {}
 
-    def load_json(self, req: Request, schema: marshmallow.Schema) -> Any:
-        data = req.get_data(cache=True)
-        if data and is_json_request(req) and _decoded_alike(data):
-            return req.get_json(cache=True)
-        return super().load_json(req, schema)
+    def remember(self, schema: marshmallow.Schema) -> None:
+        self._remembered.setdefault(schema, {})
+
+    def parse(self, argmap: Any, req: Request | None = None, **kwargs: Any) -> Any:
+        """webargs' parse; for a remembered schema's JSON body, the arguments its bytes gave
+        before, if they were valid (an invalid body is loaded every time: same 422)."""
+        loads = self._remembered.get(argmap) if isinstance(argmap, marshmallow.Schema) else None
+        location = kwargs.get("location") or self.location
+        if loads is None or location != "json" or kwargs.get("validate"):
+            return super().parse(argmap, req, **kwargs)
+        req = req if req is not None else self.get_default_request()
+        body = req.get_data(cache=True)
+        known = loads.get(body)
+        if known is not None and is_json_request(req):
+            return _copied(known)
+        parsed = super().parse(argmap, req, **kwargs)
+        if body and len(body) <= REMEMBERED_BODY_BYTES and is_json_request(req):
+            if len(loads) >= REMEMBERED_BODIES:
+                loads.clear()
+            loads[body] = _copied(parsed)
+        return parsed
 
 
-def _decoded_alike(data: bytes) -> bool:
-    """Whether webargs' decoding (strict UTF-8) and Flask's give ``data`` the same text."""
-    if json.detect_encoding(data) != "utf-8":  # UTF-16 or 32, or "utf-8-sig": a byte order mark
-        return False
-    if data.isascii():
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:  # Flask decodes with surrogatepass
-        return False
-    return True
+def _copied(value: Any) -> Any:
+    """``value`` with its dicts and lists new: a handler gets arguments of its own."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint with the parser above (its documented ARGUMENTS_PARSER)."""
 
-    ARGUMENTS_PARSER = CachedJsonParser()
+    ARGUMENTS_PARSER = RememberingParser()
+
+
+def remembered(schema: S) -> S:
+    """``schema``, its valid JSON bodies' arguments remembered by the bodies' bytes: a game's
+    purchases are a few bodies sent again and again (an item at its price), and marshmallow
+    loaded each anew. Only for a schema whose load depends on the body alone (no context,
+    clock or database) and gives dicts, lists and immutable values."""
+    Blueprint.ARGUMENTS_PARSER.remember(schema)
+    return schema
 
 
 def principal() -> Principal:

@@ -20,6 +20,7 @@ from .common import (
     outcome_label,
     outcome_response,
     principal,
+    remembered,
     requires,
 )
 
@@ -132,7 +133,7 @@ def get_inventory() -> dict[str, Any]:
 @requires("player", idempotent=True)
 # An instance, built once: given the class, webargs builds the schema (and its nested price
 # schema) again for every request, a fifth of a purchase's CPU in Python.
-@blp.arguments(schemas.PurchaseRequestSchema())
+@blp.arguments(remembered(schemas.PurchaseRequestSchema()))
 @blp.response(201, schemas.PurchaseResultSchema)
 @schemas.fails_with(
     blp,

@@ -109,6 +109,9 @@ END $$;
 -- Credits the store transaction p_transaction_id (of p_store, for the store's product
 -- p_store_product_id) to p_player, exactly once per idempotency key and once per transaction:
 --   0. the key: a stored outcome is replayed;
+--  0a. account_frozen (403, not stored): the player is frozen (sk_risk_admit, as a purchase's;
+--      store/receipts.py asks the same before the store is: a frozen player's proof is left
+--      unconfirmed there, and this one catches a freeze that came in between);
 --   1. not_found: the game has no published catalog;
 --   2. receipt_invalid (unknown_product): no product of the live catalog has this store id;
 --  2a. with p_hold_id: not_found / validation_failed (hold_id) from sk_receipt_hold;
@@ -155,6 +158,12 @@ DECLARE
     v_message text;
     v_details text;
 BEGIN
+    SELECT a.status, a.body INTO status, body                                   -- account_frozen
+      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'receipt', p_request_id) a;
+    replayed := false;
+    IF status IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT b.status, b.body INTO status, body
       FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
                                 p_wait_ms) b;

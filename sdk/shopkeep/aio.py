@@ -368,8 +368,8 @@ class AsyncStoreClient:
     async def freeze_player(
         self, player_id: str, *, reason: str, idempotency_key: str | None = None
     ) -> PlayerRisk:
-        """Freeze a player: its purchases, consumes, grants, code redemptions and holds are
-        refused (service)."""
+        """Freeze a player: its purchases, consumes, grants, code and receipt redemptions and
+        holds are refused (service)."""
         key = check_idempotency_key(idempotency_key)
         return await self._run(op_freeze(player_id, frozen=True, reason=reason, key=key))
 

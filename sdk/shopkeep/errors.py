@@ -204,9 +204,9 @@ class PermissionDenied(ShopkeepError):
 
 
 class AccountFrozenError(PermissionDenied):
-    """The player is frozen by the studio: purchases, consumes, grants, code redemptions and
-    holds are refused, reads still work. Not stored with the idempotency key: the same call
-    runs once unfrozen."""
+    """The player is frozen by the studio: purchases, consumes, grants, code and receipt
+    redemptions and holds are refused, reads still work. Not stored with the idempotency
+    key: the same call runs once unfrozen."""
 
 
 class NotFound(ShopkeepError):

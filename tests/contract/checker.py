@@ -2,9 +2,10 @@
 
 The contract is the OpenAPI document flask-smorest builds from the routes' decorators (and the
 shared responses of api/openapi.py): for an operation and a status, the marshmallow schema its
-body must load through (unknown fields refused, required fields present) and the headers it
-declares. Nothing here restates a shape: the schema class is found through the document's
-``$ref`` in the marshmallow plugin's own registry.
+body must load through (unknown fields refused, required fields present), the headers it
+declares and, for an error, the codes its description names. Nothing here restates a shape:
+the schema class is found through the document's ``$ref`` in the marshmallow plugin's own
+registry.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -23,10 +25,14 @@ from flask_smorest.spec.plugins import FlaskPlugin
 from marshmallow import RAISE, Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from shopkeep_server.api.schemas import ErrorSchema
 from shopkeep_server.app import create_app
 from shopkeep_server.config import Config
 
 from .sdk_view import sdk_problems
+
+# How a response's description names an error code (api/schemas.describe_codes).
+DOCUMENTED_CODE = re.compile(r"`([a-z_]+)`:")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Documented:
     schema: type[Schema] | None
     headers: frozenset[str]  # lower-case names
     required_headers: frozenset[str]
+    # The error codes the description names for this status (api/schemas.describe_codes
+    # writes each as "`code`: message"): an error answer must carry one of them.
+    codes: frozenset[str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +123,7 @@ class Contract:
             required_headers=frozenset(
                 name.lower() for name, header in headers.items() if header.get("required")
             ),
+            codes=frozenset(DOCUMENTED_CODE.findall(response.get("description", ""))),
         )
 
     def operation_for(self, method: str, path: str) -> Operation | None:
@@ -150,6 +160,13 @@ class Contract:
                 f"{where}: body does not match {documented.schema.__name__}: {error.messages}"
                 f"\n    body: {answer.body[:2000].decode(errors='replace')}"
             )
+        else:
+            code = body["error"]["code"] if documented.schema is ErrorSchema else None
+            if code is not None and code not in documented.codes:
+                problems.append(
+                    f"{where}: error code {code} is not documented for status {answer.status}"
+                    f" (documented: {', '.join(sorted(documented.codes))})"
+                )
         response = httpx.Response(
             answer.status,
             headers=answer.headers,

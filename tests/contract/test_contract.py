@@ -153,6 +153,20 @@ def test_an_undocumented_status_or_header_is_caught(purchase: Answer) -> None:
     )
 
 
+def test_an_error_code_the_operation_does_not_document_is_caught(shop: Shop) -> None:
+    refused = shop.call("POST", "/v1/purchases", body={"sku": "sword", "quantity": 2}, keyed=True)
+    assert refused.status == 409 and contract().problems(refused) == []
+    body = json.loads(refused.body)
+    body["error"]["code"] = "receipt_already_used"  # a 409, but not one a purchase answers
+    assert contract().problems(_with_body(refused, body)) == [
+        "POST /v1/purchases -> 409 (edited) [player.create_purchase]: error code"
+        " receipt_already_used is not documented for status 409 (documented:"
+        " balance_cap_exceeded, debt_outstanding, hold_expired, idempotency_key_in_use,"
+        " insufficient_funds, item_unavailable, limit_exceeded, price_changed,"
+        " purchase_limit_reached, sold_out)"
+    ]
+
+
 def test_an_error_body_is_held_to_the_envelope(shop: Shop) -> None:
     refused = shop.call("POST", "/v1/purchases", body={"sku": "sword", "quantity": 2}, keyed=True)
     assert refused.status == 409 and contract().problems(refused) == []

@@ -336,7 +336,7 @@ def _upgrade_and_compare(
 
     # The upgrade, with today's code: the migration has the function files applied again for
     # the new table (and their privileges with them), as they already were today's.
-    assert db.migrate(conn) == ["0016_partition_events.sql"]
+    assert db.migrate(conn) == [name for number, name, _ in shipped if number >= 16]
 
     kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")
     assert kind.fetchone() == ("p",)

@@ -4,6 +4,7 @@ acknowledged; Google down gives 503 and changes nothing, and the retry succeeds 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,8 @@ from flask import Flask
 
 from shopkeep_server import db, roles
 from shopkeep_server.app import create_app
+from shopkeep_server.store import receipts, risk
+from shopkeep_server.store.idempotency import IdempotencyKey
 from support import Game, balances, make_config, make_game, new_key, post
 from support import stores as s
 
@@ -165,3 +168,55 @@ def test_a_token_redeemed_by_another_player_is_refused(
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "receipt_already_used"
     assert s.money_state(conn, shop.id) == before
+
+
+def test_a_frozen_players_receipt_is_refused_before_google_hears_of_it(
+    client: Any, conn: psycopg.Connection, shop: Game, google: s.FakeGooglePlay
+) -> None:
+    frozen = post(client, "/v1/players/p1/freeze", {"reason": "bot"}, shop, role="service")
+    assert frozen.status_code == 200, frozen.get_json()
+    token = google.add(PRODUCT)
+    before = s.money_state(conn, shop.id)
+    asked = len(google.server.requests)  # type: ignore[union-attr]
+    key = new_key()
+    refused = redeem(client, shop, token, key=key)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "account_frozen"
+    # Nothing changed, Google was not asked (nor told the purchase is taken: it stays theirs
+    # to refund), and the refusal is the player's risk event of the operation `receipt`.
+    assert s.money_state(conn, shop.id) == before
+    assert len(google.server.requests) == asked  # type: ignore[union-attr]
+    assert google.purchases[token]["acknowledgementState"] == 0
+    assert conn.execute(
+        "SELECT kind, operation, code FROM risk_events WHERE game_id = %s AND player_id = 'p1'"
+        " ORDER BY id DESC LIMIT 1",
+        (shop.id,),
+    ).fetchone() == ("refused", "receipt", "account_frozen")
+
+    # Not stored with the key: once unfrozen, the same request credits.
+    unfrozen = post(client, "/v1/players/p1/unfreeze", {"reason": "human"}, shop, role="studio")
+    assert unfrozen.status_code == 200, unfrozen.get_json()
+    credited = redeem(client, shop, token, key=key)
+    assert credited.status_code == 201, credited.get_json()
+    assert balances(client, shop) == {"COINS": 0, "USD": 50_000}
+    assert acknowledgements(google) == 1
+
+
+def test_a_freeze_after_the_look_is_caught_where_the_receipt_is_credited(
+    conn: psycopg.Connection, shop: Game
+) -> None:
+    """The frozen look before the store is asked and the credit are two transactions: a freeze
+    that lands between them is refused by sk_redeem_receipt itself, and nothing is credited."""
+    with conn.transaction():
+        risk.freeze(conn, shop.id, "p1", actor="fraud", reason="chargeback")
+    before = s.money_state(conn, shop.id)
+    key = IdempotencyKey(new_key(), "fingerprint", "request-1", 86_400, 1_000)
+    verified = receipts.VerifiedPurchase("google_play", "GPA.1234-5678", PRODUCT)
+    with conn.transaction():
+        outcome = receipts.credit(conn, shop.id, "p1", verified, key=key)
+    assert (outcome.status, outcome.replayed) == (403, False)
+    assert json.loads(outcome.body)["error"]["code"] == "account_frozen"
+    assert s.money_state(conn, shop.id) == before
+    assert conn.execute(
+        "SELECT count(*) FROM idempotency_keys WHERE game_id = %s", (shop.id,)
+    ).fetchone() == (0,)

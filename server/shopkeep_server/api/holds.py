@@ -24,7 +24,13 @@ blp = Blueprint(
 @blp.arguments(schemas.HoldRequestSchema)
 @blp.response(201, schemas.HoldEnvelopeSchema)
 @schemas.fails_with(
-    blp, "not_found", "item_unavailable", "sold_out", "purchase_limit_reached", "hold_limit_reached"
+    blp,
+    "not_found",
+    "item_unavailable",
+    "sold_out",
+    "purchase_limit_reached",
+    "hold_limit_reached",
+    "account_frozen",
 )
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def place_hold(body: dict[str, Any]) -> Response:

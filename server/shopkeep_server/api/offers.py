@@ -24,7 +24,12 @@ blp = Blueprint(
 @blp.arguments(schemas.RedeemRequestSchema)
 @blp.response(200, schemas.RedeemResultSchema)
 @schemas.fails_with(
-    blp, "not_found", "code_exhausted", "code_already_redeemed", "balance_cap_exceeded"
+    blp,
+    "not_found",
+    "code_exhausted",
+    "code_already_redeemed",
+    "balance_cap_exceeded",
+    "account_frozen",
 )
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def redeem_code(body: dict[str, Any]) -> Response:

@@ -145,6 +145,9 @@ def get_inventory() -> dict[str, Any]:
     "price_changed",
     "balance_cap_exceeded",
     "hold_expired",
+    "debt_outstanding",
+    "limit_exceeded",
+    "account_frozen",
 )
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_purchase(body: dict[str, Any]) -> Response:
@@ -188,7 +191,7 @@ def get_purchase(purchase_id: uuid.UUID) -> dict[str, Any]:
 @requires("player", idempotent=True)
 @blp.arguments(schemas.ConsumeRequestSchema)
 @blp.response(200, schemas.ConsumeResultSchema)
-@schemas.fails_with(blp, "not_found", "not_enough_items")
+@schemas.fails_with(blp, "not_found", "not_enough_items", "account_frozen")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def consume(body: dict[str, Any], sku: str) -> Response:
     """Uses up owned units of a consumable; answers with what is left."""

@@ -115,6 +115,7 @@ class ReceiptResultSchema(Schema):
     "purchase_limit_reached",
     "balance_cap_exceeded",
     "store_unavailable",
+    "account_frozen",
 )
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def redeem_receipt(body: dict[str, Any]) -> Response:

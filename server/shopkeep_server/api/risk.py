@@ -168,8 +168,8 @@ def get_player_risk(player_id: str) -> dict[str, Any]:
 @blp.response(200, PlayerRiskSchema)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def freeze(body: dict[str, Any], player_id: str) -> Response:
-    """Freezes a player: purchases, consumes, grants, code redemptions and holds get 403
-    account_frozen; reads and refunds still work."""
+    """Freezes a player: purchases, consumes, grants, code and receipt redemptions and holds
+    get 403 account_frozen; reads and refunds still work."""
     check_player_id(player_id)
     who = principal()
     return _operation(

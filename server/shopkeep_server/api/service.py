@@ -28,7 +28,14 @@ blp = Blueprint("service", __name__, url_prefix="/v1", description="Studio backe
 @requires("service", idempotent=True)
 @blp.arguments(schemas.GrantRequestSchema)
 @blp.response(201, schemas.GrantResultSchema)
-@schemas.fails_with(blp, "not_found", "balance_cap_exceeded", "purchase_limit_reached")
+@schemas.fails_with(
+    blp,
+    "not_found",
+    "balance_cap_exceeded",
+    "purchase_limit_reached",
+    "limit_exceeded",
+    "account_frozen",
+)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_grant(body: dict[str, Any], player_id: str) -> Response:
     """Gives a player currency or an item, exactly once per Idempotency-Key."""
@@ -48,7 +55,12 @@ def create_grant(body: dict[str, Any], player_id: str) -> Response:
 @blp.arguments(schemas.RefundRequestSchema)
 @blp.response(200, schemas.PurchaseEnvelopeSchema)
 @schemas.fails_with(
-    blp, "not_found", "not_enough_items", "insufficient_funds", "balance_cap_exceeded"
+    blp,
+    "not_found",
+    "not_enough_items",
+    "insufficient_funds",
+    "balance_cap_exceeded",
+    "limit_exceeded",
 )
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def refund(body: dict[str, Any], purchase_id: uuid.UUID) -> Response:

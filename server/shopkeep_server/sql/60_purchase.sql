@@ -60,6 +60,7 @@ DECLARE
     v_currency text := p_currency;
     v_unit bigint;
     v_offer_id text;
+    v_offer record;
     v_total bigint;
     v_balance bigint;
     v_remaining bigint;
@@ -76,22 +77,18 @@ DECLARE
     v_code text;
     v_message text;
     v_details text;
+    v_start record;
 BEGIN
-    SELECT a.status, a.body INTO status, body                                   -- account_frozen
-      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'purchase', p_request_id) a;
-    replayed := false;
+    v_start := sk_operation_start(p_game, p_player, p_player, p_key, p_fingerprint,  -- 0, 0a
+                                  p_ttl_seconds, p_wait_ms, 'purchase', p_request_id);
+    status := v_start.status;
+    body := v_start.body;
+    replayed := v_start.replayed;
     IF status IS NOT NULL THEN
         RETURN;
     END IF;
-    SELECT b.status, b.body INTO status, body
-      FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
-                                p_wait_ms) b;
-    replayed := status IS NOT NULL;
-    IF replayed THEN
-        RETURN;
-    END IF;
     BEGIN
-        SELECT * INTO v_live FROM sk_live_version(p_game);                                 -- 1
+        v_live := sk_live_version(p_game);                                                 -- 1
         SELECT * INTO v_item FROM catalog_items
          WHERE version_id = v_live.version_id AND sku = p_sku;
         IF NOT FOUND                                                                      -- 2
@@ -112,9 +109,10 @@ BEGIN
         IF p_hold_id IS NOT NULL THEN                                                     -- 4a
             v_hold := sk_hold_for(p_game, p_player, p_hold_id, v_item.sku, p_quantity, false);
         END IF;
-        SELECT o.amount, o.offer_id INTO v_unit, v_offer_id
-          FROM sk_offer_price(p_game, p_player, v_live.version_id, v_item.sku, v_currency,
-                              v_unit, now(), NULL) o;
+        v_offer := sk_offer_price(p_game, p_player, v_live.version_id, v_item.sku, v_currency,
+                                  v_unit, now(), NULL);
+        v_unit := v_offer.amount;
+        v_offer_id := v_offer.offer_id;
 
         PERFORM sk_check_debt(p_game, p_player);                                         -- 4b
         IF p_expected_currency IS NOT NULL                                                -- 5
@@ -208,9 +206,8 @@ BEGIN
                 sk_wallet_write(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
                                 v_reference)));
         END IF;
-        SELECT * INTO v_contents                                                          -- 12, 13
-          FROM sk_grant_contents(p_game, p_player, v_live.version_id, v_item, p_quantity,
-                                 'purchase', v_reference);
+        v_contents := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,   -- 12, 13
+                                        p_quantity, 'purchase', v_reference);
         INSERT INTO purchases (id, game_id, player_id, sku, quantity, currency, unit_price,
                                total_price, catalog_version, status, granted, idempotency_key,
                                offer_id)

@@ -24,22 +24,18 @@ DECLARE
     v_code text;
     v_message text;
     v_details text;
+    v_start record;
 BEGIN
-    SELECT a.status, a.body INTO status, body                                   -- account_frozen
-      FROM sk_risk_admit(p_game, p_player, p_actor, p_key, 'grant', p_request_id) a;
-    replayed := false;
+    v_start := sk_operation_start(p_game, p_player, p_actor, p_key, p_fingerprint,  -- 0, 0a
+                                  p_ttl_seconds, p_wait_ms, 'grant', p_request_id);
+    status := v_start.status;
+    body := v_start.body;
+    replayed := v_start.replayed;
     IF status IS NOT NULL THEN
         RETURN;
     END IF;
-    SELECT b.status, b.body INTO status, body
-      FROM sk_idempotency_begin(p_game, p_actor, p_key, p_fingerprint, p_ttl_seconds,
-                                p_wait_ms) b;
-    replayed := status IS NOT NULL;
-    IF replayed THEN
-        RETURN;
-    END IF;
     BEGIN
-        SELECT * INTO v_live FROM sk_live_version(p_game);
+        v_live := sk_live_version(p_game);
         v_id := gen_random_uuid();
         v_reference := 'grant:' || v_id;
         IF p_currency IS NOT NULL THEN
@@ -62,9 +58,8 @@ BEGIN
                 PERFORM sk_not_found(format('no item %s in the live catalog', p_sku));
             END IF;
             PERFORM sk_lock_wallets(p_game, p_player, sk_contents_currencies(v_item));
-            SELECT * INTO v_contents
-              FROM sk_grant_contents(p_game, p_player, v_live.version_id, v_item, p_quantity,
-                                     'grant', v_reference);
+            v_contents := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,
+                                            p_quantity, 'grant', v_reference);
             v_granted := v_contents.granted;
             v_ledger := v_contents.ledger;
             v_item_ledger := v_contents.item_ledger;

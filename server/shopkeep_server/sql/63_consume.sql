@@ -15,22 +15,18 @@ DECLARE
     v_code text;
     v_message text;
     v_details text;
+    v_start record;
 BEGIN
-    SELECT a.status, a.body INTO status, body                                   -- account_frozen
-      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'consume', p_request_id) a;
-    replayed := false;
+    v_start := sk_operation_start(p_game, p_player, p_player, p_key, p_fingerprint,  -- 0, 0a
+                                  p_ttl_seconds, p_wait_ms, 'consume', p_request_id);
+    status := v_start.status;
+    body := v_start.body;
+    replayed := v_start.replayed;
     IF status IS NOT NULL THEN
         RETURN;
     END IF;
-    SELECT b.status, b.body INTO status, body
-      FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
-                                p_wait_ms) b;
-    replayed := status IS NOT NULL;
-    IF replayed THEN
-        RETURN;
-    END IF;
     BEGIN
-        SELECT * INTO v_live FROM sk_live_version(p_game);
+        v_live := sk_live_version(p_game);
         SELECT kind INTO v_kind FROM catalog_items
          WHERE version_id = v_live.version_id AND sku = p_sku;
         IF NOT FOUND THEN

@@ -109,6 +109,9 @@ END $$;
 -- Credits the store transaction p_transaction_id (of p_store, for the store's product
 -- p_store_product_id) to p_player, exactly once per idempotency key and once per transaction:
 --   0. the key: a stored outcome is replayed;
+--  0a. account_frozen (403, not stored): the player is frozen (sk_risk_admit, as a purchase's;
+--      store/receipts.py asks the same before the store is: a frozen player's proof is left
+--      unconfirmed there, and this one catches a freeze that came in between);
 --   1. not_found: the game has no published catalog;
 --   2. receipt_invalid (unknown_product): no product of the live catalog has this store id;
 --  2a. with p_hold_id: not_found / validation_failed (hold_id) from sk_receipt_hold;
@@ -154,16 +157,18 @@ DECLARE
     v_code text;
     v_message text;
     v_details text;
+    v_start record;
 BEGIN
-    SELECT b.status, b.body INTO status, body
-      FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
-                                p_wait_ms) b;
-    replayed := status IS NOT NULL;
-    IF replayed THEN
+    v_start := sk_operation_start(p_game, p_player, p_player, p_key, p_fingerprint,  -- 0, 0a
+                                  p_ttl_seconds, p_wait_ms, 'receipt', p_request_id);
+    status := v_start.status;
+    body := v_start.body;
+    replayed := v_start.replayed;
+    IF status IS NOT NULL THEN
         RETURN;
     END IF;
     BEGIN
-        SELECT * INTO v_live FROM sk_live_version(p_game);                                 -- 1
+        v_live := sk_live_version(p_game);                                                 -- 1
         SELECT * INTO v_product FROM catalog_products
          WHERE version_id = v_live.version_id AND store = p_store
            AND store_product_id = p_store_product_id;

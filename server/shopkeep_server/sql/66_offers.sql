@@ -292,22 +292,18 @@ DECLARE
     v_code text;
     v_message text;
     v_details text;
+    v_start record;
 BEGIN
-    SELECT a.status, a.body INTO status, body                                   -- account_frozen
-      FROM sk_risk_admit(p_game, p_player, p_player, p_key, 'redeem', p_request_id) a;
-    replayed := false;
+    v_start := sk_operation_start(p_game, p_player, p_player, p_key, p_fingerprint,  -- 0, 0a
+                                  p_ttl_seconds, p_wait_ms, 'redeem', p_request_id);
+    status := v_start.status;
+    body := v_start.body;
+    replayed := v_start.replayed;
     IF status IS NOT NULL THEN
         RETURN;
     END IF;
-    SELECT b.status, b.body INTO status, body
-      FROM sk_idempotency_begin(p_game, p_player, p_key, p_fingerprint, p_ttl_seconds,
-                                p_wait_ms) b;
-    replayed := status IS NOT NULL;
-    IF replayed THEN
-        RETURN;
-    END IF;
     BEGIN
-        SELECT * INTO v_live FROM sk_live_version(p_game);                                 -- 1
+        v_live := sk_live_version(p_game);                                 -- 1
         SELECT * INTO v_promo FROM catalog_promo_codes
          WHERE version_id = v_live.version_id AND code = upper(p_code);
         IF NOT FOUND
@@ -336,9 +332,8 @@ BEGIN
             v_contents := ROW(v_live.version_id, 'promo:' || v_promo.code, 'bundle', '[]',
                               v_promo.grant_contents, NULL, NULL, NULL, NULL)::catalog_items;
             PERFORM sk_lock_wallets(p_game, p_player, sk_contents_currencies(v_contents));
-            SELECT * INTO v_written
-              FROM sk_grant_contents(p_game, p_player, v_live.version_id, v_contents, 1,
-                                     'grant', 'promo:' || v_promo.code);
+            v_written := sk_grant_contents(p_game, p_player, v_live.version_id, v_contents, 1,
+                                           'grant', 'promo:' || v_promo.code);
             v_granted := v_written.granted;
             v_ledger := v_written.ledger;
             v_item_ledger := v_written.item_ledger;

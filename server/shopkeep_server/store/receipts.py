@@ -3,7 +3,9 @@
 A redemption is four short steps, never one long transaction around a call to a store:
 
 1. the idempotency key's stored outcome, read without claiming it: a replay never asks the
-   store again;
+   store again; without one, a frozen player is refused (``account_frozen``, not stored)
+   before the store is asked, so the proof stays unconfirmed there and redeems once the
+   player is unfrozen;
 2. the store checks the proof (App Store offline, Google Play and Steam over HTTP). A store that
    does not answer is ``store_unavailable`` (503, Retry-After) and nothing has changed;
 3. the product must be one of the live catalog's (and a hold the request names one that
@@ -104,6 +106,20 @@ def stored_outcome(
     return None if status is None else Outcome(status=status, body=body, replayed=True)
 
 
+def frozen_refusal(
+    conn: psycopg.Connection, game: str, player: str, key: IdempotencyKey
+) -> Outcome | None:
+    """403 account_frozen when the player is frozen (recorded as a refused `receipt`, as
+    sk_risk_admit records every operation's), else None. sk_redeem_receipt asks again in the
+    transaction that credits, for a freeze that comes after this look."""
+    row = conn.execute(
+        "SELECT status, body FROM sk_risk_admit(%s, %s, %s, %s, 'receipt', %s)",
+        (game, player, player, key.value, key.request_id),
+    ).fetchone()
+    assert row is not None
+    return None if row[0] is None else Outcome(status=row[0], body=row[1], replayed=False)
+
+
 def product_of(
     conn: psycopg.Connection,
     game: str,
@@ -201,6 +217,9 @@ def redeem(
     stored: Outcome | None = run(lambda conn: stored_outcome(conn, game, player, key))
     if stored is not None:
         return stored
+    frozen: Outcome | None = run(lambda conn: frozen_refusal(conn, game, player, key))
+    if frozen is not None:
+        return frozen
     account: StoreAccount = run(lambda conn: load_account(conn, game, proof["store"]))
     if proof["store"] == "steam":
         owner, trans_id = steam.order_owner(run, game, proof["order_id"])

@@ -136,9 +136,9 @@ def _locked_player(conn: psycopg.Connection, game: str, player: str) -> tuple[An
 def freeze(
     conn: psycopg.Connection, game: str, player: str, *, actor: str, reason: str
 ) -> dict[str, Any]:
-    """Freezes a player: purchases, consumes, grants, code redemptions and holds are refused
-    (403 account_frozen), reads and refunds still work. Freezing a frozen player changes
-    nothing."""
+    """Freezes a player: purchases, consumes, grants, code redemptions, holds and receipt
+    redemptions are refused (403 account_frozen), reads and refunds still work. Freezing a
+    frozen player changes nothing."""
     with conn.transaction():
         frozen_at, _, _ = _locked_player(conn, game, player)
         if frozen_at is None:

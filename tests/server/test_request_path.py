@@ -12,7 +12,7 @@ import pytest
 
 from shopkeep_server import db
 from shopkeep_server.api import schemas
-from shopkeep_server.api.common import Blueprint, remembered
+from shopkeep_server.api.common import REMEMBERED_BODY_BYTES, Blueprint, remembered
 from shopkeep_server.app import create_app
 from shopkeep_server.runtime import fingerprint
 from support import Game, balances, buy, grant, inventory, make_config, new_key, snapshot
@@ -90,6 +90,30 @@ def test_a_body_sent_again_is_not_loaded_again(client, game: Game, monkeypatch) 
     assert len(loads) == 1
     assert inventory(client, game) == {"potion": 3}
     assert balances(client, game)["COINS"] == 0
+
+
+def test_a_long_body_is_loaded_every_time(client, game: Game, monkeypatch) -> None:
+    grant(client, game, "p1", "COINS", 100)
+    loads: list[Any] = []
+    original = schemas.PurchaseRequestSchema.load
+
+    def counting(self: Any, data: Any, **kwargs: Any) -> Any:
+        loads.append(data)
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(schemas.PurchaseRequestSchema, "load", counting)
+    raw = b'{"sku": "potion"}'.ljust(REMEMBERED_BODY_BYTES + 1)  # valid, but too long to keep
+    for _ in range(2):
+        response = client.post(
+            "/v1/purchases",
+            data=raw,
+            headers=game.headers(
+                **{"Idempotency-Key": new_key(), "Content-Type": "application/json"}
+            ),
+        )
+        assert response.status_code == 201, response.get_json()
+    assert len(loads) == 2
+    assert inventory(client, game) == {"potion": 2}
 
 
 def test_an_invalid_body_is_loaded_and_refused_every_time(client, game: Game) -> None:

@@ -59,14 +59,15 @@ class RememberingParser(FlaskParser):
             return super().parse(argmap, req, **kwargs)
         req = req if req is not None else self.get_default_request()
         body = req.get_data(cache=True)
+        if not body or len(body) > REMEMBERED_BODY_BYTES or not is_json_request(req):
+            return super().parse(argmap, req, **kwargs)
         known = loads.get(body)
-        if known is not None and is_json_request(req):
+        if known is not None:
             return _copied(known)
         parsed = super().parse(argmap, req, **kwargs)
-        if body and len(body) <= REMEMBERED_BODY_BYTES and is_json_request(req):
-            if len(loads) >= REMEMBERED_BODIES:
-                loads.clear()
-            loads[body] = _copied(parsed)
+        if len(loads) >= REMEMBERED_BODIES:
+            loads.clear()
+        loads[body] = _copied(parsed)
         return parsed
 
 

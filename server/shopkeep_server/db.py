@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -39,6 +39,31 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+class StoreConnection(psycopg.Connection[tuple[Any, ...]]):
+    """The pool's connections: a psycopg connection that keeps one cursor for the store's
+    one-statement operations (:func:`statement_cursor`). ``conn.execute`` makes a cursor for
+    every statement, and with it a new transformer that looks up the dumper of each parameter
+    and the loader of each column again: for a purchase's fourteen parameters that was a fifth
+    of the client's CPU per statement (about 20 µs of 90 measured)."""
+
+    _kept_cursor: psycopg.Cursor[tuple[Any, ...]] | None = None
+
+    def kept_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        cursor = self._kept_cursor
+        if cursor is None or cursor.closed:
+            cursor = self._kept_cursor = self.cursor()
+        return cursor
+
+
+def statement_cursor(conn: psycopg.Connection) -> psycopg.Cursor[Any]:
+    """A cursor to run one statement on ``conn`` with: the pooled connection's kept one (a
+    connection serves one unit of work at a time, so its cursor does too), a new one on any
+    other connection (the tests' shared one, the command line's)."""
+    if isinstance(conn, StoreConnection):
+        return conn.kept_cursor()
+    return conn.cursor()
+
+
 def _configure(conn: psycopg.Connection, statement_timeout_ms: int) -> None:
     conn.execute(
         "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false)",
@@ -52,8 +77,9 @@ class PooledDatabase:
 
     def __init__(self, config: Config, url: str, *, open_wait: bool = False) -> None:
         self._timeout = config.pool_timeout
-        self.pool = ConnectionPool(
+        self.pool: ConnectionPool[StoreConnection] = ConnectionPool(
             url,
+            connection_class=StoreConnection,
             min_size=config.pool_min,
             max_size=max(config.pool_max, config.pool_min, 1),
             kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(config)},

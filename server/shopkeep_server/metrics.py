@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -201,7 +201,7 @@ class Metrics:
             multiprocess_mode="livemostrecent",
         )
         self._webhooks_shown: set[tuple[str, str]] = set()
-        self._pool: ConnectionPool | None = None
+        self._pool: ConnectionPool[Any] | None = None
         self._pool_lock = threading.Lock()
         self._pool_shown: tuple[int, int, int, int] | None = None
         # (method, route, status) -> the request counter's and latency histogram's children:
@@ -226,7 +226,7 @@ class Metrics:
         for event_type, count in positioned.items():
             self.events_written.labels(event_type).inc(count)
 
-    def watch_pool(self, pool: ConnectionPool) -> None:
+    def watch_pool(self, pool: ConnectionPool[Any]) -> None:
         """Reports ``pool`` in the pool gauges (refreshed after every request and on a scrape)."""
         self._pool = pool
         self.refresh_pool()

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from ..auth import Principal
 from ..runtime import services, with_connection
@@ -14,12 +13,14 @@ from ..store import catalog, offers, players
 from . import schemas
 from .common import (
     IDEMPOTENCY_HEADER,
+    Blueprint,
     idempotent_request,
     json_response,
     json_text_response,
     outcome_label,
     outcome_response,
     principal,
+    remembered,
     requires,
 )
 
@@ -132,7 +133,7 @@ def get_inventory() -> dict[str, Any]:
 @requires("player", idempotent=True)
 # An instance, built once: given the class, webargs builds the schema (and its nested price
 # schema) again for every request, a fifth of a purchase's CPU in Python.
-@blp.arguments(schemas.PurchaseRequestSchema())
+@blp.arguments(remembered(schemas.PurchaseRequestSchema()))
 @blp.response(201, schemas.PurchaseResultSchema)
 @schemas.fails_with(
     blp,

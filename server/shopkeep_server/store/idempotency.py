@@ -24,6 +24,7 @@ import psycopg
 import psycopg.errors
 
 from ..config import MIN_IDEMPOTENCY_TTL
+from ..db import statement_cursor
 from ..errors import STORED_REJECTIONS, StoreError, error_body, from_database
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,10 @@ def run_operation(
     conn: psycopg.Connection, statement: LiteralString, params: tuple[Any, ...]
 ) -> Outcome:
     """Runs one of the SQL money operations: ``statement`` selects (status, body, replayed)
-    from it. One statement: one transaction, one round trip."""
+    from it. One statement: one transaction, one round trip (on the pooled connection's kept
+    cursor: db.statement_cursor)."""
     with domain_errors():
-        row = conn.execute(statement, params).fetchone()
+        row = statement_cursor(conn).execute(statement, params).fetchone()
     assert row is not None
     return Outcome(status=row[0], body=row[1], replayed=row[2])
 

@@ -34,18 +34,21 @@ OTHER_ENCODINGS = {
 }
 
 
+def _post_raw(client: Any, game: Game, raw: bytes) -> Any:
+    """A purchase sent as exactly these body bytes, under a fresh key."""
+    return client.post(
+        "/v1/purchases",
+        data=raw,
+        headers=game.headers(**{"Idempotency-Key": new_key(), "Content-Type": "application/json"}),
+    )
+
+
 @pytest.mark.parametrize("raw", OTHER_ENCODINGS.values(), ids=OTHER_ENCODINGS.keys())
 def test_a_body_not_in_plain_utf8_is_refused_as_before(client, conn, game: Game, raw) -> None:
     grant(client, game, "p1", "COINS", 100)
     before = snapshot(conn, game.id)
     for _ in range(2):
-        response = client.post(
-            "/v1/purchases",
-            data=raw,
-            headers=game.headers(
-                **{"Idempotency-Key": new_key(), "Content-Type": "application/json"}
-            ),
-        )
+        response = _post_raw(client, game, raw)
         assert response.status_code == 400
         body = response.get_json()
         assert body["error"]["code"] == "bad_request"
@@ -66,8 +69,9 @@ def test_a_body_with_unicode_text_reaches_the_schema_as_sent(client, game: Game)
 # --- a body's arguments, remembered by its bytes ----------------------------------------------
 
 
-def test_a_body_sent_again_is_not_loaded_again(client, game: Game, monkeypatch) -> None:
-    grant(client, game, "p1", "COINS", 150)
+@pytest.fixture
+def schema_loads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every body the purchase schema loads from now on, in order."""
     loads: list[Any] = []
     original = schemas.PurchaseRequestSchema.load
 
@@ -76,43 +80,28 @@ def test_a_body_sent_again_is_not_loaded_again(client, game: Game, monkeypatch) 
         return original(self, data, **kwargs)
 
     monkeypatch.setattr(schemas.PurchaseRequestSchema, "load", counting)
+    return loads
+
+
+def test_a_body_sent_again_is_not_loaded_again(
+    client: Any, game: Game, schema_loads: list[Any]
+) -> None:
+    grant(client, game, "p1", "COINS", 150)
     # Bytes no other test sends: this body is new to the process's parser.
     raw = b'{"sku": "potion", "expected_price": {"currency": "COINS", "amount": 50}}' + b" " * 41
     for _ in range(3):
-        response = client.post(
-            "/v1/purchases",
-            data=raw,
-            headers=game.headers(
-                **{"Idempotency-Key": new_key(), "Content-Type": "application/json"}
-            ),
-        )
-        assert response.status_code == 201, response.get_json()
-    assert len(loads) == 1
+        assert _post_raw(client, game, raw).status_code == 201
+    assert len(schema_loads) == 1
     assert inventory(client, game) == {"potion": 3}
     assert balances(client, game)["COINS"] == 0
 
 
-def test_a_long_body_is_loaded_every_time(client, game: Game, monkeypatch) -> None:
+def test_a_long_body_is_loaded_every_time(client: Any, game: Game, schema_loads: list[Any]) -> None:
     grant(client, game, "p1", "COINS", 100)
-    loads: list[Any] = []
-    original = schemas.PurchaseRequestSchema.load
-
-    def counting(self: Any, data: Any, **kwargs: Any) -> Any:
-        loads.append(data)
-        return original(self, data, **kwargs)
-
-    monkeypatch.setattr(schemas.PurchaseRequestSchema, "load", counting)
     raw = b'{"sku": "potion"}'.ljust(REMEMBERED_BODY_BYTES + 1)  # valid, but too long to keep
     for _ in range(2):
-        response = client.post(
-            "/v1/purchases",
-            data=raw,
-            headers=game.headers(
-                **{"Idempotency-Key": new_key(), "Content-Type": "application/json"}
-            ),
-        )
-        assert response.status_code == 201, response.get_json()
-    assert len(loads) == 2
+        assert _post_raw(client, game, raw).status_code == 201
+    assert len(schema_loads) == 2
     assert inventory(client, game) == {"potion": 2}
 
 
@@ -120,13 +109,7 @@ def test_an_invalid_body_is_loaded_and_refused_every_time(client, game: Game) ->
     raw = b'{"sku": "potion", "quantity": 0, "expected_price": {"currency": "COINS"}}'
     answers = []
     for _ in range(3):
-        response = client.post(
-            "/v1/purchases",
-            data=raw,
-            headers=game.headers(
-                **{"Idempotency-Key": new_key(), "Content-Type": "application/json"}
-            ),
-        )
+        response = _post_raw(client, game, raw)
         assert response.status_code == 422
         answers.append(response.get_json()["error"]["details"])
     assert answers[0] == {

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from support import ROOT, pgbouncer
+from support import ROOT, drop_database, pgbouncer
 
 pytestmark = pytest.mark.slow
 
@@ -61,5 +60,4 @@ def test_a_violation_left_in_the_database_fails_the_run(
     finally:
         planted = (pytester.path / "database_url.txt").read_text()
         name = str(psycopg.conninfo.conninfo_to_dict(planted)["dbname"])
-        with psycopg.connect(database_server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(database_server, name)

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from loadtests.rehearsal import PgBouncer, RehearsalError, find_tool
 from shopkeep_server import db
 from shopkeep_server.config import Config
-from support import pgbouncer
+from support import drop_database, pgbouncer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,12 +162,7 @@ def test_a_slice_of_the_suite_passes_through_pgbouncer(direct_database_server: s
     finally:
         child.kill()  # if still running (a timeout)
         # The child's session database (tests/conftest.py names it by the process id).
-        with psycopg.connect(direct_database_server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(f"shopkeep_test_{child.pid}")
-                )
-            )
+        drop_database(direct_database_server, f"shopkeep_test_{child.pid}")
     tail = "\n".join(output.splitlines()[-30:])
     assert child.returncode == 0, tail
     summary = output.strip().splitlines()[-1]

@@ -29,7 +29,7 @@ from shopkeep_server.launcher import StoreServer
 from shopkeep_server.store import players
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import IdempotencyKey
-from support import ROOT, LiveServer, buy, free_port, grant, make_game
+from support import ROOT, LiveServer, buy, drop_database, free_port, grant, make_game
 from support.events import position_everything
 
 CLI = str(Path(sys.executable).parent / "shopkeep-server")
@@ -226,10 +226,7 @@ def test_migrate_purge_and_audit(database_url: str) -> None:
             in failed.stdout
         )
     finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(database_url, name)
 
 
 def test_audit_lines_print_money_as_people_read_it(client, conn, game) -> None:  # type: ignore[no-untyped-def]

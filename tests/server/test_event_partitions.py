@@ -17,7 +17,7 @@ from psycopg import sql
 
 from shopkeep_server import db
 from shopkeep_server.store import events
-from support import Game, app_database_url, create_database, lock_held, make_game
+from support import Game, app_database_url, create_database, drop_database, lock_held, make_game
 
 DAY = dt.timedelta(days=1)
 # Every column of an event, in a stable order.
@@ -32,10 +32,7 @@ def fresh_url(database_server: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        with psycopg.connect(database_server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(database_server, name)
 
 
 def utc_midnight(conn: psycopg.Connection, days_ago: int) -> dt.datetime:
@@ -288,10 +285,7 @@ def test_an_outbox_at_the_previous_migration_upgrades_row_for_row(
         with db.connect(url) as conn:
             _upgrade_and_compare(conn, url, monkeypatch)
     finally:
-        with psycopg.connect(database_server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(database_server, name)
 
 
 def _upgrade_and_compare(

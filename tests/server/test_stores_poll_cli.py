@@ -18,7 +18,7 @@ from shopkeep_server import db
 from shopkeep_server.store import store_accounts
 from shopkeep_server.store.idempotency import IdempotencyKey
 from shopkeep_server.store.receipts import VerifiedPurchase, credit
-from support import ROOT, make_game
+from support import ROOT, drop_database, make_game
 from support import stores as s
 
 CLI = str(Path(sys.executable).with_name("shopkeep-server"))
@@ -36,8 +36,7 @@ def fresh_database(database_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(database_url, name)
 
 
 def test_the_poll_takes_back_what_google_voided(fresh_database: str) -> None:

@@ -28,7 +28,7 @@ from shopkeep_server.demo import demo_catalog
 from shopkeep_server.store import catalog, events, games, rules
 from shopkeep_server.store.audit import audit
 from shopkeep_server.store.idempotency import purge_expired
-from support import ROOT, Game, make_config, make_game, new_key
+from support import ROOT, Game, drop_database, make_config, make_game, new_key
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +48,7 @@ def scratch_database(database_url: str) -> Iterator[str]:
     try:
         yield psycopg.conninfo.make_conninfo(**info)
     finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(database_url, name)
 
 
 def migrate_as_release_0_1_0(conn: psycopg.Connection) -> None:

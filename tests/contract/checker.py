@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -25,14 +24,11 @@ from flask_smorest.spec.plugins import FlaskPlugin
 from marshmallow import RAISE, Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from shopkeep_server.api.schemas import ErrorSchema
+from shopkeep_server.api.schemas import ErrorSchema, documented_codes
 from shopkeep_server.app import create_app
 from shopkeep_server.config import Config
 
 from .sdk_view import sdk_problems
-
-# How a response's description names an error code (api/schemas.describe_codes).
-DOCUMENTED_CODE = re.compile(r"`([a-z_]+)`:")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +57,8 @@ class Documented:
     schema: type[Schema] | None
     headers: frozenset[str]  # lower-case names
     required_headers: frozenset[str]
-    # The error codes the description names for this status (api/schemas.describe_codes
-    # writes each as "`code`: message"): an error answer must carry one of them.
+    # The error codes the description names for this status (api/schemas.documented_codes):
+    # an error answer must carry one of them.
     codes: frozenset[str]
 
 
@@ -123,7 +119,7 @@ class Contract:
             required_headers=frozenset(
                 name.lower() for name, header in headers.items() if header.get("required")
             ),
-            codes=frozenset(DOCUMENTED_CODE.findall(response.get("description", ""))),
+            codes=documented_codes(response.get("description", "")),
         )
 
     def operation_for(self, method: str, path: str) -> Operation | None:

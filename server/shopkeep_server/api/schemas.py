@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -474,6 +475,15 @@ def codes_by_status(codes: list[str] | tuple[str, ...]) -> dict[int, list[str]]:
 def describe_codes(codes: list[str]) -> str:
     """A response's description: each code with its default message."""
     return "; ".join(f"`{code}`: {ERROR_TABLE[code][1].default_message}" for code in codes)
+
+
+# How describe_codes names a code, read back by documented_codes.
+_DESCRIBED_CODE = re.compile(r"`([a-z_]+)`:")
+
+
+def documented_codes(description: str) -> frozenset[str]:
+    """The error codes a response's description names (as describe_codes writes them)."""
+    return frozenset(_DESCRIBED_CODE.findall(description))
 
 
 def fails_with(blp: Blueprint, *codes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

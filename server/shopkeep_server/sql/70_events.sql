@@ -2,8 +2,9 @@
 -- positioned afterwards by the sequencer, so the feed (store/events.py) never skips one.
 --
 -- Each operation adds one call line: sk_purchase calls sk_emit_purchase_event, sk_refund
--- sk_refund_event, sk_grant sk_grant_event, sk_consume sk_consume_event; store/catalog.py
--- calls sk_emit_event for publish, rollback and restock. An operation that is refused raises
+-- sk_refund_event, sk_grant sk_grant_event, sk_consume sk_consume_event; sk_redeem_code
+-- (66_offers.sql) and the receipts (64_receipts.sql) call sk_emit_event with their answers;
+-- store/catalog.py calls sk_emit_event for publish, rollback and restock. An operation that is refused raises
 -- before its call line (or rolls its subtransaction back), so a refusal writes no effect event
 -- (a limit_exceeded writes its risk decision's, 65_risk.sql). The types written here and
 -- there are the ones store/events.py lists (EVENT_TYPES), and a test checks both agree.

@@ -19,6 +19,8 @@ CREATE OR REPLACE FUNCTION sk_grant_contents(
 DECLARE
     c record;
     v_kind text;
+    v_entry ledger_entries;
+    v_item_entry item_ledger;
 BEGIN
     granted := '[]';
     ledger := '[]';
@@ -30,8 +32,9 @@ BEGIN
                 format('%s is durable and already owned', p_item.sku),
                 jsonb_build_object('sku', p_item.sku, 'limit', 1));
         END IF;
-        item_ledger := jsonb_build_array(sk_item_ledger_entry_json(
-            sk_inventory_write(p_game, p_player, p_item.sku, p_times, p_kind, p_reference)));
+        v_item_entry := sk_inventory_write(p_game, p_player, p_item.sku, p_times, p_kind,
+                                           p_reference);
+        item_ledger := jsonb_build_array(sk_item_ledger_entry_json(v_item_entry));
         granted := jsonb_build_array(jsonb_build_object('sku', p_item.sku, 'quantity', p_times));
         RETURN;
     END IF;
@@ -45,9 +48,9 @@ BEGIN
                 format('the bundle holds %s, which is durable and already owned', c.sku),
                 jsonb_build_object('sku', c.sku, 'limit', 1));
         END IF;
-        item_ledger := item_ledger || sk_item_ledger_entry_json(
-            sk_inventory_write(p_game, p_player, c.sku, c.quantity * p_times, p_kind,
-                               p_reference));
+        v_item_entry := sk_inventory_write(p_game, p_player, c.sku, c.quantity * p_times,
+                                           p_kind, p_reference);
+        item_ledger := item_ledger || sk_item_ledger_entry_json(v_item_entry);
         granted := granted || jsonb_build_object('sku', c.sku, 'quantity', c.quantity * p_times);
     END LOOP;
     FOR c IN SELECT e->>'currency' AS currency, (e->>'amount')::bigint AS amount, cc.max_balance
@@ -55,9 +58,9 @@ BEGIN
                JOIN catalog_currencies cc
                  ON cc.version_id = p_version_id AND cc.code = e->>'currency'
               ORDER BY 1 LOOP
-        ledger := ledger || sk_ledger_entry_json(
-            sk_wallet_write(p_game, p_player, c.currency, c.amount * p_times, c.max_balance,
-                            p_kind, p_reference));
+        v_entry := sk_wallet_write(p_game, p_player, c.currency, c.amount * p_times,
+                                   c.max_balance, p_kind, p_reference);
+        ledger := ledger || sk_ledger_entry_json(v_entry);
         granted := granted
                    || jsonb_build_object('currency', c.currency, 'amount', c.amount * p_times);
     END LOOP;

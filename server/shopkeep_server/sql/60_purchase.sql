@@ -72,6 +72,7 @@ DECLARE
     v_reference text;
     v_contents record;
     v_ledger jsonb := '[]';
+    v_entry ledger_entries;
     v_purchase_json jsonb;
     v_may_sell_out boolean := false;
     v_code text;
@@ -202,9 +203,9 @@ BEGIN
             v_may_sell_out := sk_take_stock(p_game, v_item.sku, p_quantity);
         END IF;
         IF v_total > 0 THEN
-            v_ledger := jsonb_build_array(sk_ledger_entry_json(
-                sk_wallet_write(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
-                                v_reference)));
+            v_entry := sk_wallet_write(p_game, p_player, v_currency, -v_total, NULL, 'purchase',
+                                       v_reference);
+            v_ledger := jsonb_build_array(sk_ledger_entry_json(v_entry));
         END IF;
         v_contents := sk_grant_contents(p_game, p_player, v_live.version_id, v_item,   -- 12, 13
                                         p_quantity, 'purchase', v_reference);

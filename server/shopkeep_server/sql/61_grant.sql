@@ -18,6 +18,7 @@ DECLARE
     v_reference text;
     v_granted jsonb;
     v_ledger jsonb := '[]';
+    v_entry ledger_entries;
     v_item_ledger jsonb := '[]';
     v_contents record;
     v_grant jsonb;
@@ -46,9 +47,9 @@ BEGIN
                     format('%s is not a currency of the live catalog', p_currency));
             END IF;
             PERFORM sk_lock_wallets(p_game, p_player, ARRAY[v_currency.code]);
-            v_ledger := jsonb_build_array(sk_ledger_entry_json(
-                sk_wallet_write(p_game, p_player, v_currency.code, p_amount,
-                                v_currency.max_balance, 'grant', v_reference)));
+            v_entry := sk_wallet_write(p_game, p_player, v_currency.code, p_amount,
+                                       v_currency.max_balance, 'grant', v_reference);
+            v_ledger := jsonb_build_array(sk_ledger_entry_json(v_entry));
             v_granted := jsonb_build_array(jsonb_build_object('currency', v_currency.code,
                                                               'amount', p_amount));
         ELSE

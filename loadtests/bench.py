@@ -1,7 +1,8 @@
 """Requests per second and latency per endpoint, against one private store, in one run.
 
 ``python -m loadtests.bench [--duration 10] [--connections 32] [--workers 2]
-[--generator auto|wrk|locust] [--players 200] [--rebalance-tries 3] [--out DIR]``
+[--generator auto|wrk|locust] [--players 200] [--rebalance-tries 3] [--out DIR]
+[--against DIR] [--against-env NAME=VALUE ...] [--rounds 3]``
 
 Cases, each measured for ``--duration`` seconds after a short warm-up, closed loop (every
 connection sends its next request when the answer arrives), as a ratio to ``/healthz``:
@@ -39,11 +40,21 @@ The table shows each side's CPU seconds during the measurement, and the rest of 
 (other processes), so a reader can see whether the store or the generator was the bottleneck
 (a warning says so when the generator used most of a core), then the ratios the performance
 goals are stated in.
+
+With ``--against DIR`` (another source tree: ``git archive REV server loadtests | tar -x -C
+DIR``) or ``--against-env NAME=VALUE`` (a setting, e.g. ``SHOPKEEP_THREADS=4``), or both, the
+run is a comparison instead: two private stores, the other side's and this checkout's, each
+HTTP case measured on both in turns for ``--rounds`` rounds (loadtests.paired), and the medians
+of req/s and of CPU per request printed side by side with how many rounds each side won. The
+same comparison one request at a time is ``loadtests.cpu_probe --against``; this one is under
+load, where threads, locks and the interpreter's lock count too.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import csv
 import dataclasses
 import json
@@ -62,6 +73,7 @@ import httpx
 import psutil
 
 from .common import COMMON_ITEMS, CURRENCY, DROP_SKU, SEED_ENV, load_catalog
+from .paired import check_tree, describe_other_side, order_of_round, other_side_env, paired
 from .seed import SeededGame, create_and_seed, plan, publish_catalog
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
 
@@ -643,7 +655,27 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="measure a case again (at most this often) when one worker got every connection",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another source tree, measured in turns beside this one",
+    )
+    parser.add_argument(
+        "--against-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the other side's store (repeatable)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --against(-env): rounds per case"
+    )
     args = parser.parse_args(argv)
+    check_tree(parser, args.against)
+    try:
+        other_env = other_side_env(args.against, args.against_env)
+    except ValueError as exc:
+        parser.error(str(exc))
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "locust"
@@ -654,6 +686,15 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, Any] = {"machine": machine()}
     with signals_raise(), tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
         work = Path(tmp)
+        if args.against or args.against_env:
+            try:
+                text = _compare(args, generator, work, out, other_env)
+            except KeyboardInterrupt:
+                print("\ninterrupted: the stores and their databases were stopped", file=sys.stderr)
+                return 130
+            (out / "compare.txt").write_text(text + "\n")
+            print(text)
+            return 0
         try:
             with PrivateStore(workers=args.workers, log_dir=out) as store:
                 results = _run_cases(store, args, generator, work, info)
@@ -771,6 +812,84 @@ def _run_cases(
         result.one_worker_runs = discarded
         results.append(result)
     return results
+
+
+def _compare(
+    args: argparse.Namespace, generator: str, work: Path, out: Path, other_env: dict[str, str]
+) -> str:
+    """The HTTP cases on two stores, the other side's and this checkout's, in turns."""
+    with contextlib.ExitStack() as stack:
+        sides: dict[str, tuple[PrivateStore, list[str], list[Case]]] = {}
+        for side, env in (("against", other_env), ("this", {})):
+            store = stack.enter_context(
+                PrivateStore(workers=args.workers, log_dir=out / side, env=env)
+            )
+            _, made = seed_bench_game(store, players=args.players, name="bench")
+            tokens = [token for _, token in made.roster]
+            etag = httpx.get(
+                f"{store.url}/v1/catalog", headers={"Authorization": f"Bearer {tokens[0]}"}
+            ).headers["ETag"]
+            http_cases = cases(etag)[:-1]  # /healthz again: the table compares, no drift to see
+            for case in http_cases:  # cold caches, plans and pools are not what is compared
+                measure(
+                    store,
+                    case,
+                    tokens,
+                    generator=generator,
+                    seconds=1,
+                    connections=args.connections,
+                    work=work,
+                )
+            sides[side] = (store, tokens, http_cases)
+        runs: dict[tuple[str, str], list[Result]] = collections.defaultdict(list)
+        loads = []
+        for round_number in range(args.rounds):
+            for index in range(len(sides["this"][2])):
+                for side in order_of_round(round_number + index):
+                    store, tokens, own_cases = sides[side]
+                    case = own_cases[index]  # each side's own (the 304's ETag is its store's)
+                    print(
+                        f"round {round_number + 1}: {case.name} ({side}) ...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    runs[(side, case.name)].append(
+                        measure(
+                            store,
+                            case,
+                            tokens,
+                            generator=generator,
+                            seconds=args.duration,
+                            connections=args.connections,
+                            work=work,
+                        )
+                    )
+            loads.append(os.getloadavg()[0])
+    other = describe_other_side(args.against, args.against_env)
+    lines = [
+        f"Shopkeep bench, paired: {other} against this checkout; {args.workers} server workers"
+        f" each, {generator}, {args.connections} connections, {args.duration:g} s per case,"
+        f" {args.rounds} rounds in turns, load average {min(loads):.1f} to {max(loads):.1f};"
+        " medians of the rounds",
+        "",
+        f"{'case':30} {'req/s then':>10} {'now':>6} {'CPU ms then':>11} {'now':>6}"
+        f" {'change':>7}  {'lower CPU':>9}  one-worker runs",
+    ]
+    for case in sides["this"][2]:
+        then, now = runs[("against", case.name)], runs[("this", case.name)]
+        rps = paired([r.rps for r in then], [r.rps for r in now])
+        cpu = paired([store_cpu_ms(r) for r in then], [store_cpu_ms(r) for r in now])
+        lines.append(
+            f"{case.name:30} {rps.then:10.0f} {rps.now:6.0f} {cpu.then:11.2f} {cpu.now:6.2f}"
+            f" {cpu.change:+6.1f}%  {cpu.lower:>3} of {cpu.rounds:<3}"
+            f"  {sum(map(one_worker, then))} / {sum(map(one_worker, now))}"
+        )
+    lines.append(
+        "CPU ms: server + database per request; lower CPU: rounds in which this checkout's was"
+        " the lower; one-worker runs (then / now): runs in which one worker got every"
+        " connection, kept here (each side had the same chance of one)."
+    )
+    return "\n".join(lines)
 
 
 def _wrk_version() -> str:

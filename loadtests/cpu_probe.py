@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import psycopg
 
 from .bench import BENCH_DROP, bench_catalog, bench_offers_catalog, seed_bench_game
 from .common import COMMON_ITEMS, CURRENCY
+from .paired import check_tree, describe_other_side, order_of_round, other_side_env, paired
 from .seed import publish_catalog
 from .stack import PrivateStore, process_tree
 
@@ -136,15 +136,28 @@ def main(argv: list[str] | None = None) -> int:
         " DIR`), served side by side with this one, rounds alternating: a before/after that"
         " a shared machine does not spoil",
     )
-    parser.add_argument("--rounds", type=int, default=6, help="with --against: rounds per case")
+    parser.add_argument(
+        "--against-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the other side's store (repeatable): this code against itself"
+        " with another setting, or with --against, the other code with it",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="with --against(-env): rounds per case"
+    )
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if args.profile and not Path(py_spy).exists():
         parser.error("--profile needs py-spy (pip install py-spy)")
-    if args.against:
-        if not (args.against / "server" / "shopkeep_server").is_dir():
-            parser.error(f"{args.against} has no server/shopkeep_server")
-        return _compare(args)
+    if args.against or args.against_env:
+        check_tree(parser, args.against)
+        try:
+            other_env = other_side_env(args.against, args.against_env)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return _compare(args, other_env)
     with (
         tempfile.TemporaryDirectory(prefix="shopkeep-probe-") as work,
         PrivateStore(workers=1, log_dir=Path(work)) as store,
@@ -152,20 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         return _probe(store, args, py_spy)
 
 
-def _compare(args: argparse.Namespace) -> int:
-    """The code of ``--against`` and this code, each served by a private store of its own (the
-    other code first on its server's PYTHONPATH), measured in turns: every round runs each case
-    on both, in an order that swaps every round. Medians of the rounds."""
-    other = args.against.resolve()
+def _compare(args: argparse.Namespace, other_env: dict[str, str]) -> int:
+    """The other side (the code of ``--against``, the settings of ``--against-env``) and this
+    code, each served by a private store of its own, measured in turns (loadtests.paired)."""
+    other = describe_other_side(args.against, args.against_env)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shopkeep-probe-")))
         stores = {
             "against": stack.enter_context(
-                PrivateStore(
-                    workers=1,
-                    log_dir=work / "against",
-                    env={"PYTHONPATH": f"{other / 'server'}{os.pathsep}{other}"},
-                )
+                PrivateStore(workers=1, log_dir=work / "against", env=other_env)
             ),
             "this": stack.enter_context(PrivateStore(workers=1, log_dir=work / "this")),
         }
@@ -185,8 +193,7 @@ def _compare(args: argparse.Namespace) -> int:
         loads = []
         for round_number in range(args.rounds):
             for name in sides["this"][1]:
-                order = ("against", "this") if round_number % 2 == 0 else ("this", "against")
-                for side in order:
+                for side in order_of_round(round_number):
                     store, cases, workers = sides[side]
                     server_before, db_before = _spent(store, workers)
                     _run(*_host_port(store), cases[name], args.requests)
@@ -205,15 +212,12 @@ def _compare(args: argparse.Namespace) -> int:
     for name in sides["this"][1]:
         then = figures[("against", name)]
         now = figures[("this", name)]
-        server_then = statistics.median(f[0] for f in then)
-        server_now = statistics.median(f[0] for f in now)
-        lower = sum(n[0] < t[0] for t, n in zip(then, now, strict=True))
+        server = paired([f[0] for f in then], [f[0] for f in now])
+        database = paired([f[1] for f in then], [f[1] for f in now])
         print(
-            f"{name:30} {server_then:11.3f} {server_now:7.3f}"
-            f" {100 * (server_now - server_then) / server_then:+6.1f}%"
-            f" {statistics.median(f[1] for f in then):8.3f}"
-            f" {statistics.median(f[1] for f in now):7.3f}"
-            f"   (lower in {lower} of {len(now)} rounds)"
+            f"{name:30} {server.then:11.3f} {server.now:7.3f} {server.change:+6.1f}%"
+            f" {database.then:8.3f} {database.now:7.3f}"
+            f"   (lower in {server.lower} of {server.rounds} rounds)"
         )
     print("server ms of each round, then / now:")
     for name in sides["this"][1]:

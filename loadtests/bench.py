@@ -73,7 +73,13 @@ import httpx
 import psutil
 
 from .common import COMMON_ITEMS, CURRENCY, DROP_SKU, SEED_ENV, load_catalog
-from .paired import check_tree, describe_other_side, order_of_round, other_side_env, paired
+from .paired import (
+    add_comparison_arguments,
+    comparison_env,
+    describe_other_side,
+    order_of_round,
+    paired,
+)
 from .seed import SeededGame, create_and_seed, plan, publish_catalog
 from .stack import CpuMeter, PrivateStore, process_tree, signals_raise, stop_group
 
@@ -655,27 +661,9 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="measure a case again (at most this often) when one worker got every connection",
     )
-    parser.add_argument(
-        "--against",
-        type=Path,
-        help="another source tree, measured in turns beside this one",
-    )
-    parser.add_argument(
-        "--against-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a setting of the other side's store (repeatable)",
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="with --against(-env): rounds per case"
-    )
+    add_comparison_arguments(parser, rounds=3)
     args = parser.parse_args(argv)
-    check_tree(parser, args.against)
-    try:
-        other_env = other_side_env(args.against, args.against_env)
-    except ValueError as exc:
-        parser.error(str(exc))
+    other_env = comparison_env(parser, args)
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "locust"
@@ -686,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, Any] = {"machine": machine()}
     with signals_raise(), tempfile.TemporaryDirectory(prefix="shopkeep-bench-") as tmp:
         work = Path(tmp)
-        if args.against or args.against_env:
+        if other_env is not None:
             try:
                 text = _compare(args, generator, work, out, other_env)
             except KeyboardInterrupt:

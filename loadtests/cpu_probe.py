@@ -47,7 +47,13 @@ import psycopg
 
 from .bench import BENCH_DROP, bench_catalog, bench_offers_catalog, seed_bench_game
 from .common import COMMON_ITEMS, CURRENCY
-from .paired import check_tree, describe_other_side, order_of_round, other_side_env, paired
+from .paired import (
+    add_comparison_arguments,
+    comparison_env,
+    describe_other_side,
+    order_of_round,
+    paired,
+)
 from .seed import publish_catalog
 from .stack import PrivateStore, process_tree
 
@@ -129,34 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a pass more per case with track_functions = all: the SQL functions' time",
     )
-    parser.add_argument(
-        "--against",
-        type=Path,
-        help="a source tree of other code (`git archive main server loadtests | tar -x -C"
-        " DIR`), served side by side with this one, rounds alternating: a before/after that"
-        " a shared machine does not spoil",
-    )
-    parser.add_argument(
-        "--against-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a setting of the other side's store (repeatable): this code against itself"
-        " with another setting, or with --against, the other code with it",
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=6, help="with --against(-env): rounds per case"
-    )
+    add_comparison_arguments(parser, rounds=6)
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if args.profile and not Path(py_spy).exists():
         parser.error("--profile needs py-spy (pip install py-spy)")
-    if args.against or args.against_env:
-        check_tree(parser, args.against)
-        try:
-            other_env = other_side_env(args.against, args.against_env)
-        except ValueError as exc:
-            parser.error(str(exc))
+    other_env = comparison_env(parser, args)
+    if other_env is not None:
         return _compare(args, other_env)
     with (
         tempfile.TemporaryDirectory(prefix="shopkeep-probe-") as work,

@@ -70,7 +70,39 @@ def describe_other_side(tree: Path | None, assignments: Sequence[str]) -> str:
     return f"{code} with {' '.join(assignments)}" if assignments else code
 
 
-def check_tree(parser: argparse.ArgumentParser, tree: Path | None) -> None:
-    """Refuses an ``--against`` directory that holds no server code."""
-    if tree is not None and not (tree / "server" / "shopkeep_server").is_dir():
-        parser.error(f"{tree} has no server/shopkeep_server")
+def add_comparison_arguments(parser: argparse.ArgumentParser, *, rounds: int) -> None:
+    """``--against DIR``, ``--against-env NAME=VALUE`` (repeatable) and ``--rounds``."""
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a source tree of other code (`git archive REV server loadtests | tar -x -C"
+        " DIR`), measured in turns beside this one: a before/after that a shared machine"
+        " does not spoil",
+    )
+    parser.add_argument(
+        "--against-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the other side's store (repeatable): this code against itself"
+        " with another setting, or with --against, the other code with it",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help="with --against(-env): rounds per case"
+    )
+
+
+def comparison_env(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> dict[str, str] | None:
+    """The other side's store environment when the arguments ask for a comparison, else None;
+    a directory without the server, or a setting that is not NAME=VALUE, is refused here,
+    before anything starts."""
+    if args.against is None and not args.against_env:
+        return None
+    if args.against is not None and not (args.against / "server" / "shopkeep_server").is_dir():
+        parser.error(f"{args.against} has no server/shopkeep_server")
+    try:
+        return other_side_env(args.against, args.against_env)
+    except ValueError as exc:
+        parser.error(str(exc))

@@ -698,13 +698,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_cases(
-    store: PrivateStore,
-    args: argparse.Namespace,
-    generator: str,
-    work: Path,
-    info: dict[str, Any],
-) -> list[Result]:
+def _prepare(
+    store: PrivateStore, args: argparse.Namespace, generator: str, work: Path
+) -> tuple[str, SeededGame, list[str], str]:
+    """Seeds the store's game, writes the Locust generator's seed file into ``work``, and warms
+    the store up; returns the game, what was seeded, the player tokens and the catalog's
+    ETag."""
     game, made = seed_bench_game(store, players=args.players, name="bench")
     player_tokens = [t for _, t in made.roster]
     # The Locust generator reads tokens from a seed file like the load test's.
@@ -724,15 +723,6 @@ def _run_cases(
     etag = httpx.get(
         f"{store.url}/v1/catalog", headers={"Authorization": f"Bearer {player_tokens[0]}"}
     ).headers["ETag"]
-    version = "wrk " + _wrk_version() if generator == "wrk" else "Locust FastHttpUser"
-    info.update(
-        workers=args.workers,
-        threads=int(store.env().get("SHOPKEEP_THREADS", "8")),
-        database="external PostgreSQL" if not store.embedded else "embedded PostgreSQL",
-        generator=version,
-        connections=args.connections,
-        seconds=args.duration,
-    )
     # The first measurement must not pay for cold caches, plans and connection pools.
     for case in cases(etag)[1:-1]:
         measure(
@@ -744,6 +734,26 @@ def _run_cases(
             connections=args.connections,
             work=work,
         )
+    return game, made, player_tokens, etag
+
+
+def _run_cases(
+    store: PrivateStore,
+    args: argparse.Namespace,
+    generator: str,
+    work: Path,
+    info: dict[str, Any],
+) -> list[Result]:
+    game, made, player_tokens, etag = _prepare(store, args, generator, work)
+    version = "wrk " + _wrk_version() if generator == "wrk" else "Locust FastHttpUser"
+    info.update(
+        workers=args.workers,
+        threads=int(store.env().get("SHOPKEEP_THREADS", "8")),
+        database="external PostgreSQL" if not store.embedded else "embedded PostgreSQL",
+        generator=version,
+        connections=args.connections,
+        seconds=args.duration,
+    )
     http_cases = cases(etag)
     common = next(c for c in http_cases if c.name == COMMON_PURCHASE)
     assert common.body is not None
@@ -807,34 +817,22 @@ def _compare(
 ) -> str:
     """The HTTP cases on two stores, the other side's and this checkout's, in turns."""
     with contextlib.ExitStack() as stack:
-        sides: dict[str, tuple[PrivateStore, list[str], list[Case]]] = {}
+        sides: dict[str, tuple[PrivateStore, list[str], list[Case], Path]] = {}
         for side, env in (("against", other_env), ("this", {})):
             store = stack.enter_context(
                 PrivateStore(workers=args.workers, log_dir=out / side, env=env)
             )
-            _, made = seed_bench_game(store, players=args.players, name="bench")
-            tokens = [token for _, token in made.roster]
-            etag = httpx.get(
-                f"{store.url}/v1/catalog", headers={"Authorization": f"Bearer {tokens[0]}"}
-            ).headers["ETag"]
-            http_cases = cases(etag)[:-1]  # /healthz again: the table compares, no drift to see
-            for case in http_cases:  # cold caches, plans and pools are not what is compared
-                measure(
-                    store,
-                    case,
-                    tokens,
-                    generator=generator,
-                    seconds=1,
-                    connections=args.connections,
-                    work=work,
-                )
-            sides[side] = (store, tokens, http_cases)
+            side_work = work / side  # the Locust generator's seed file is each store's own
+            side_work.mkdir()
+            _, _, tokens, etag = _prepare(store, args, generator, side_work)
+            # Without /healthz again: the table compares two sides, not a drift over the run.
+            sides[side] = (store, tokens, cases(etag)[:-1], side_work)
         runs: dict[tuple[str, str], list[Result]] = collections.defaultdict(list)
         loads = []
         for round_number in range(args.rounds):
             for index in range(len(sides["this"][2])):
                 for side in order_of_round(round_number + index):
-                    store, tokens, own_cases = sides[side]
+                    store, tokens, own_cases, side_work = sides[side]
                     case = own_cases[index]  # each side's own (the 304's ETag is its store's)
                     print(
                         f"round {round_number + 1}: {case.name} ({side}) ...",
@@ -849,7 +847,7 @@ def _compare(
                             generator=generator,
                             seconds=args.duration,
                             connections=args.connections,
-                            work=work,
+                            work=side_work,
                         )
                     )
             loads.append(os.getloadavg()[0])
